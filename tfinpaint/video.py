@@ -1,0 +1,375 @@
+"""Reading frames and masks (a folder of images or a video file) and writing PNG frames and mp4.
+
+Every problem with the user's files is an `InputError` whose message names the file and what is
+wrong, raised before anything is written. Everything written goes to a temporary name in the
+target folder first and is then renamed, so an interrupted run never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from tfinpaint.errors import InputError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+DEFAULT_FPS = 25.0
+
+
+@dataclass
+class Video:
+    """Decoded frames and what is needed to write them back out.
+
+    Attributes:
+        frames: uint8 [N, H, W, 3], RGB.
+        fps: frames per second; 25.0 for folders of images.
+        names: one output file stem per frame: the input stems for a folder of images,
+            zero-padded indices ("00000", ...) for a video file.
+    """
+
+    frames: np.ndarray
+    fps: float
+    names: list[str]
+
+
+# ----------------------------------------------------------------------------------------------
+# reading
+
+
+def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Video:
+    """Read a folder of frames (sorted naturally: frame2 before frame10) or a video file.
+
+    Grayscale, RGBA and 16-bit images become 8-bit RGB. At least two frames are needed, all of
+    one size. `max_frames` keeps only the first frames.
+    """
+    path = Path(path)
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        files = _image_files(path)
+        if not files:
+            raise InputError(f"{path}: folder holds no {'/'.join(IMAGE_EXTENSIONS)} frames")
+        files = files[:max_frames]
+        stems = [f.stem for f in files]
+        if len(set(stems)) < len(stems):
+            twins = sorted(f.name for f in files if stems.count(f.stem) > 1)
+            raise InputError(f"{path}: frames {', '.join(twins)} share a name, so their outputs "
+                             "would overwrite each other")
+        frames = _stack(path, files, (_rgb8(_read_image(f), f) for f in files))
+        video = Video(frames=frames, fps=DEFAULT_FPS, names=stems)
+    elif path.suffix.lower() in IMAGE_EXTENSIONS:
+        raise InputError(f"{path}: a single image is not a video; need a folder of at least 2 "
+                         "frames or a video file")
+    else:
+        frames, fps = _read_video_file(path, max_frames)
+        video = Video(frames=frames, fps=fps, names=[f"{i:05d}" for i in range(len(frames))])
+    if len(video.frames) < 2:
+        raise InputError(f"{path}: only 1 frame; need at least 2")
+    return video
+
+
+def read_masks(path: str | os.PathLike, num_frames: int, height: int, width: int, *,
+               threshold: int = 0, dilation: int = 0,
+               names: list[str] | None = None) -> np.ndarray:
+    """Read the hole masks for `num_frames` frames of `height` x `width`: uint8 [N, H, W, 1], 0/1.
+
+    `path` is a folder of mask images (one per frame), a single image (used for every frame) or a
+    mask video. In a folder, masks are matched to frames by file stem when `names` is given and
+    every name has a mask; otherwise they are taken in natural order and must number
+    `num_frames`. A pixel is hole (1) where any colour channel is above `threshold`; non-binary
+    masks and masks of another size (resized, nearest neighbour) are reported on stderr.
+    `dilation` grows the hole by that many pixels (elliptical kernel).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such mask file or folder")
+    if path.is_dir():
+        files = _mask_files(path, num_frames, names)
+        raw = [_gray8(_read_image(f), f) for f in files]
+        labels = [f.name for f in files]
+    elif path.suffix.lower() in IMAGE_EXTENSIONS:
+        raw = [_gray8(_read_image(path), path)]
+        labels = [path.name]
+    else:
+        frames, _ = _read_video_file(path, None, what="mask video")
+        if len(frames) != num_frames:
+            raise InputError(f"{path}: mask video has {len(frames)} frames but the video has "
+                             f"{num_frames}")
+        raw = [f.max(axis=-1) for f in frames]
+        labels = [f"frame {i}" for i in range(len(frames))]
+
+    values = np.flatnonzero(sum(np.bincount(m.ravel(), minlength=256) for m in raw))
+    if threshold == 0 and not (set(values) <= {0, 255} or set(values) <= {0, 1}):
+        _warn(f"{path}: masks are not binary (values other than 0 and 255 found); every pixel "
+              f"above {threshold} counts as hole (set the mask threshold to change this)")
+    sizes = {m.shape for m in raw} - {(height, width)}
+    if sizes:
+        h, w = sorted(sizes)[0]
+        _warn(f"{path}: masks are {w}x{h} but frames are {width}x{height}; resizing masks "
+              "(nearest neighbour)")
+    kernel = (cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1, 2 * dilation + 1))
+              if dilation > 0 else None)
+
+    masks = np.empty((len(raw), height, width), np.uint8)
+    for i, m in enumerate(raw):
+        hole = (m > threshold).astype(np.uint8)
+        if hole.shape != (height, width):
+            hole = cv2.resize(hole, (width, height), interpolation=cv2.INTER_NEAREST)
+        if kernel is not None:
+            hole = cv2.dilate(hole, kernel)
+        masks[i] = hole
+    if len(masks) == 1:
+        masks = np.repeat(masks, num_frames, axis=0)
+
+    if not masks.any():
+        raise InputError(f"{path}: mask is empty in every frame (no pixel above threshold "
+                         f"{threshold}); nothing to fill")
+    full = np.flatnonzero(masks.reshape(len(masks), -1).all(axis=1))
+    if len(full):
+        i = int(full[0])
+        grown = f" after dilating by {dilation} px" if dilation else ""
+        raise InputError(f"{path}: mask covers the whole frame{grown} in frame {i} "
+                         f"({labels[min(i, len(labels) - 1)]}); nothing left to fill it from")
+    return masks[..., None]
+
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = [f for f in folder.iterdir()
+             if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file() and not f.name.startswith(".")]
+    return sorted(files, key=lambda f: _natural_key(f.name))
+
+
+def _mask_files(folder: Path, num_frames: int, names: list[str] | None) -> list[Path]:
+    files = _image_files(folder)
+    if not files:
+        raise InputError(f"{folder}: mask folder holds no {'/'.join(IMAGE_EXTENSIONS)} images")
+    if names is not None and len(names) == num_frames:
+        by_stem = {f.stem: f for f in files}
+        if all(name in by_stem for name in names):
+            return [by_stem[name] for name in names]
+    if len(files) != num_frames:
+        raise InputError(f"{folder}: {len(files)} mask images but the video has {num_frames} "
+                         "frames; need one mask per frame (or a single mask image)")
+    return files
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """Decode one image as stored (any depth and channel count), refusing partial decodes."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"{path}: cannot read ({error.strerror})") from None
+    if not data:
+        raise InputError(f"{path}: image file is empty")
+    try:
+        with _quiet_opencv():
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        image = None
+    if image is None:
+        raise InputError(f"{path}: not a readable image (corrupt or unsupported format)")
+    # libjpeg fills a truncated JPEG with grey and only warns, so check that the file is whole.
+    if _is_truncated(path.suffix.lower(), data):
+        raise InputError(f"{path}: image is truncated (the file ends before the image data does)")
+    return image
+
+
+def _is_truncated(suffix: str, data: bytes) -> bool:
+    if suffix in (".jpg", ".jpeg"):
+        return b"\xff\xd9" not in data[-4096:]  # end-of-image marker
+    if suffix == ".png":
+        return b"IEND" not in data[-64:]
+    if suffix == ".bmp" and len(data) >= 6:
+        return len(data) < int.from_bytes(data[2:6], "little")  # header's file size
+    return False
+
+
+def _to_8bit(image: np.ndarray, path: Path) -> np.ndarray:
+    if image.dtype == np.uint16:
+        return np.round(image / 257.0).astype(np.uint8)
+    if image.dtype != np.uint8:
+        raise InputError(f"{path}: unsupported pixel type {image.dtype}; need 8- or 16-bit")
+    return image
+
+
+def _rgb8(image: np.ndarray, path: Path) -> np.ndarray:
+    image = _to_8bit(image, path)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _gray8(image: np.ndarray, path: Path) -> np.ndarray:
+    """A mask as one channel: the largest colour value, so any coloured label counts."""
+    image = _to_8bit(image, path)
+    if image.ndim == 2:
+        return image
+    colour = image[..., :3].max(axis=-1)
+    if image.shape[2] == 4 and not colour.any():
+        return image[..., 3]  # a mask drawn only in the alpha channel
+    return colour
+
+
+def _stack(source: Path, labels: list, frames: Iterator[np.ndarray]) -> np.ndarray:
+    """Stack frames into one preallocated array, refusing a frame of another size."""
+    out = None
+    for i, frame in enumerate(frames):
+        if out is None:
+            out = np.empty((len(labels), *frame.shape), np.uint8)
+        elif frame.shape != out.shape[1:]:
+            raise InputError(f"{labels[i]}: frame is {frame.shape[1]}x{frame.shape[0]} but the "
+                             f"first frame in {source} is {out.shape[2]}x{out.shape[1]}")
+        out[i] = frame
+    return out
+
+
+def _read_video_file(path: Path, max_frames: int | None,
+                     what: str = "video") -> tuple[np.ndarray, float]:
+    with _quiet_opencv():
+        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        if not capture.isOpened():
+            raise InputError(f"{path}: OpenCV cannot open this {what} (not a video, or an "
+                             "unsupported codec)")
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        frames = []
+        while max_frames is None or len(frames) < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(_to_8bit(frame, path), cv2.COLOR_BGR2RGB))
+    finally:
+        capture.release()
+    if not frames:
+        raise InputError(f"{path}: OpenCV decodes no frames from this {what}")
+    if max_frames is None and 0 < len(frames) < expected:
+        _warn(f"{path}: decoded {len(frames)} of the {expected} frames the {what} announces; "
+              "it may be truncated")
+    shapes = {f.shape for f in frames}
+    if len(shapes) > 1:
+        raise InputError(f"{path}: {what} changes frame size mid-stream ({sorted(shapes)})")
+    fps = float(fps) if np.isfinite(fps) and fps > 0 else DEFAULT_FPS
+    return np.stack(frames), fps
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Hold back OpenCV's own warnings, which only repeat the InputError that follows."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------------------------
+# writing
+
+
+def write_frames(directory: str | os.PathLike, frames: np.ndarray, names: list[str]) -> None:
+    """Write each RGB frame as `directory/<name>.png`, each file atomically."""
+    frames = _check_frames(frames)
+    if len(names) != len(frames) or len(set(names)) != len(names):
+        raise ValueError(f"need {len(frames)} distinct names, got {len(names)} "
+                         f"({len(set(names))} distinct)")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for frame, name in zip(frames, names):
+        _write_png(directory / f"{name}.png", frame)
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write one RGB image as PNG, atomically."""
+    image = np.asarray(image)
+    _check_frames(image[None])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_png(path, image)
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None:
+    """Write RGB frames as an mp4 (MPEG-4 part 2, 'mp4v'), atomically.
+
+    The encoder needs even sizes and OpenCV silently drops an odd last row or column, so odd
+    frames are padded by repeating their last row/column: nothing is lost, and the video is at
+    most one pixel taller and wider than the frames.
+    """
+    frames = _check_frames(frames)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _, height, width, _ = frames.shape
+    pad_h, pad_w = height % 2, width % 2
+    fps = float(fps) if np.isfinite(fps) and fps > 0 else DEFAULT_FPS
+
+    def write(temp: str) -> None:
+        writer = cv2.VideoWriter(temp, cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                 (width + pad_w, height + pad_h))
+        if not writer.isOpened():
+            raise InputError(f"{path}: OpenCV cannot open an mp4 ('mp4v') writer here")
+        try:
+            for frame in frames:
+                if pad_h or pad_w:
+                    frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
+        if os.path.getsize(temp) == 0:
+            raise InputError(f"{path}: OpenCV wrote an empty video")
+
+    _atomic(path, write)
+
+
+def _check_frames(frames: np.ndarray) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"need uint8 RGB frames [N,H,W,3], got {frames.dtype} {frames.shape}")
+    return frames
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"{path}: PNG encoding failed for an image of shape {rgb.shape}")
+
+    def write(temp: str) -> None:
+        # Python's own write, unlike cv2.imwrite, raises OSError (e.g. disk full) on failure.
+        with open(temp, "wb") as file:
+            file.write(encoded.tobytes())
+
+    _atomic(path, write)
+
+
+def _atomic(path: Path, write: Callable[[str], None]) -> None:
+    """Let `write` fill a temporary file beside `path`, then rename it over `path`."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
+                                dir=path.parent)
+    os.close(fd)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
