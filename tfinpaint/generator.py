@@ -1,0 +1,185 @@
+"""The generator networks of the paper (Appendix A.1): base, stacked and coarse-to-fine.
+
+The layer lists are the reference implementation's (they produced the paper's numbers and
+differ in small ways from the paper's listing); the trainable parameter counts with 4 input
+channels and `channels=48` pin them: base 1,629,951, stacked 2,895,390, coarse-to-fine 4,051,278.
+
+Notation (DESIGN.md): `G(c, k, s, d)` is `GatedConv2D`, `U(c)` is `GatedUpConv2D`, `Out` is a 3x3
+convolution followed by tanh. No losses live here.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tfinpaint.layers import GatedConv2D, GatedUpConv2D, PaddedConv2D
+
+ARCHITECTURES = ("base", "stacked", "coarse_to_fine")
+# Every branch has two stride-2 levels, so H and W must be divisible by 4 for the upsampled
+# features to line up with the input again.
+MULTIPLE = 4
+
+# One spec per gated layer: ("G", width, kernel, stride, dilation, activation) or ("U", width).
+# Widths are in units of `channels` (the paper's cnum = 48): 1 -> 48, 2 -> 96, 4 -> 192,
+# "half" -> 24.
+_HALF = "half"
+
+# The base network's encoder and dilated middle (everything before the output branch).
+_COARSE_TRUNK = (
+    ("G", 1, 5, 1, 1, "elu"), ("G", 2, 3, 2, 1, "elu"), ("G", 2, 3, 1, 1, "elu"),
+    ("G", 4, 3, 2, 1, "elu"), ("G", 4, 3, 1, 1, "elu"), ("G", 4, 3, 1, 1, "elu"),
+    ("G", 4, 3, 1, 2, "elu"), ("G", 4, 3, 1, 4, "elu"), ("G", 4, 3, 1, 8, "elu"),
+    ("G", 4, 3, 1, 16, "elu"),
+)
+# The output branch shared by every stage (followed by Out).
+_OUTPUT_BRANCH = (
+    ("G", 4, 3, 1, 1, "elu"), ("G", 4, 3, 1, 1, "elu"),
+    ("U", 2), ("G", 2, 3, 1, 1, "elu"),
+    ("U", 1), ("G", _HALF, 3, 1, 1, "elu"),
+)
+# The refiner's convolutional branch B (one ReLU layer, as in the reference implementation).
+_REFINE_BRANCH_B = (
+    ("G", 1, 5, 1, 1, "elu"), ("G", 1, 3, 2, 1, "elu"), ("G", 2, 3, 1, 1, "elu"),
+    ("G", 4, 3, 2, 1, "elu"), ("G", 4, 3, 1, 1, "elu"), ("G", 4, 3, 1, 1, "relu"),
+    ("G", 4, 3, 1, 1, "elu"), ("G", 4, 3, 1, 1, "elu"),
+)
+# The coarse-to-fine refiner's dilated branch A.
+_REFINE_BRANCH_A = (
+    ("G", 1, 5, 1, 1, "elu"), ("G", 1, 3, 2, 1, "elu"), ("G", 2, 3, 1, 1, "elu"),
+    ("G", 2, 3, 2, 1, "elu"), ("G", 4, 3, 1, 1, "elu"), ("G", 4, 3, 1, 1, "elu"),
+    ("G", 4, 3, 1, 2, "elu"), ("G", 4, 3, 1, 4, "elu"), ("G", 4, 3, 1, 8, "elu"),
+    ("G", 4, 3, 1, 16, "elu"),
+)
+
+
+def _width(unit, channels: int) -> int:
+    return channels // 2 if unit == _HALF else unit * channels
+
+
+def _apply(x, specs, *, channels: int, padding: str, prefix: str):
+    for i, spec in enumerate(specs, start=1):
+        if spec[0] == "U":
+            x = GatedUpConv2D(_width(spec[1], channels), padding=padding,
+                              name=f"{prefix}_up{i}")(x)
+        else:
+            _, unit, kernel, stride, dilation, activation = spec
+            x = GatedConv2D(_width(unit, channels), kernel, strides=stride,
+                            dilation_rate=dilation, padding=padding, activation=activation,
+                            name=f"{prefix}_conv{i}")(x)
+    return x
+
+
+def _output(x, *, channels, padding, out_channels, out_activation, prefix):
+    x = _apply(x, _OUTPUT_BRANCH, channels=channels, padding=padding, prefix=f"{prefix}_head")
+    x = PaddedConv2D(out_channels, 3, padding=padding, name=f"{prefix}_out")(x)
+    # float32 even under mixed precision: losses and compositing read the outputs directly.
+    return keras.layers.Activation(out_activation, dtype="float32", name=f"{prefix}_output")(x)
+
+
+@keras.saving.register_keras_serializable(package="tfinpaint")
+class Generator(keras.Model):
+    """A functional model whose call always returns the list of stage outputs.
+
+    Keras unpacks a functional model's one-element output list into a bare tensor; the base
+    network would then differ in kind from the two-stage ones. This subclass keeps the list, so
+    callers can always take `outputs[-1]` as the final result and put a loss on every stage.
+    Build it with `build_generator`.
+    """
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        return _as_list(super().call(inputs, training=training, mask=mask, **kwargs))
+
+    def compute_output_spec(self, inputs, training=None, mask=None):
+        return _as_list(super().compute_output_spec(inputs, training=training, mask=mask))
+
+
+def _as_list(outputs):
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding: str = "zero",
+                    in_channels: int = 4, out_channels: int = 3, out_activation: str = "tanh",
+                    name: str | None = None) -> keras.Model:
+    """Build one of the paper's generators as a functional `keras.Model`.
+
+    Args:
+        arch: "base", "stacked" or "coarse_to_fine" (the paper's default).
+        channels: the width unit (the paper's cnum, 48); every width scales with it, so it must
+            be divisible by 4 (the last gated layer has channels // 2 outputs, split in two).
+        padding: "zero" (the reference implementation's default) or "reflect" (the paper's).
+            Reflection with dilation 16 at the quarter-resolution level needs inputs of at least
+            68 px.
+        in_channels: input channels. [0:3] are the masked frame `frame * (1 - hole)` in [-1, 1],
+            [3] the hole mask (1 = hole); any further channels are extra conditioning (the
+            upsampled prior of progressive high resolution), seen by the first stage only.
+        out_channels: channels of each stage's output (3 for RGB; 1 for mask propagation).
+        out_activation: the output activation ("tanh"; "sigmoid" for a mask).
+        name: the model's name (defaults to `arch`).
+
+    Returns:
+        A `Generator` (a functional `keras.Model`) taking `[batch, H, W, in_channels]` with H and W divisible by `MULTIPLE`, and
+        returning a list of float32 stage outputs `[batch, H, W, out_channels]`: `[y1]` for
+        "base", `[y1, y2]` (coarse, refined) for the two-stage networks. The refiner sees the
+        composite `y1 * hole + x * (1 - hole)`, where x is the masked frame (channels 0:3).
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
+    if channels % 4 or channels <= 0:
+        raise ValueError(f"channels must be a positive multiple of 4, got {channels}")
+    if in_channels < 4:
+        raise ValueError(f"in_channels must be at least 4 (masked RGB + hole), got {in_channels}")
+    if arch != "base" and out_channels not in (1, 3):
+        raise ValueError("a two-stage generator composites its first output over the 3 frame "
+                         f"channels, so out_channels must be 1 or 3, got {out_channels}")
+    common = dict(channels=channels, padding=padding)
+    head = dict(out_channels=out_channels, out_activation=out_activation)
+
+    inputs = keras.Input(shape=(None, None, in_channels), name="masked_frame_and_hole")
+    # coarse stage: the base network
+    features = _apply(inputs, _COARSE_TRUNK, **common, prefix="coarse")
+    coarse = _output(features, **common, **head, prefix="coarse")
+    outputs = [coarse]
+
+    if arch != "base":
+        # refinement stage on the composite: known pixels from the input, the hole from y1
+        masked_frame = inputs[..., 0:3]
+        hole = inputs[..., 3:4]
+        composite = coarse * hole + masked_frame * (1.0 - hole)
+        features = _apply(composite, _REFINE_BRANCH_B, **common, prefix="refine_b")
+        if arch == "coarse_to_fine":
+            dilated = _apply(composite, _REFINE_BRANCH_A, **common, prefix="refine_a")
+            features = keras.layers.Concatenate(name="refine_concat")([dilated, features])
+        outputs.append(_output(features, **common, **head, prefix="refine"))
+
+    return Generator(inputs, outputs, name=name or arch)
+
+
+def pad_to_multiple(x, multiple: int = MULTIPLE, mode: str = "REFLECT"):
+    """Pad the bottom and right of `[..., H, W, C]` images so that H and W divide `multiple`.
+
+    Works with unknown shapes inside `tf.function`. REFLECT needs H and W of at least
+    `multiple`; use "SYMMETRIC" or "CONSTANT" for smaller images.
+
+    Returns:
+        `(padded, (H, W))`: the padded images and the original size, as Python ints where the
+        static shape knows them and as scalar tensors otherwise. `crop_to(padded, size)` undoes
+        the padding.
+    """
+    x = tf.convert_to_tensor(x)
+    rank = x.shape.rank
+    if rank is None or rank < 3:
+        raise ValueError(f"pad_to_multiple expects [..., H, W, C] images, got shape {x.shape}")
+    dynamic = tf.shape(x)
+    height = x.shape[-3] if x.shape[-3] is not None else dynamic[-3]
+    width = x.shape[-2] if x.shape[-2] is not None else dynamic[-2]
+    pad_h = (-height) % multiple
+    pad_w = (-width) % multiple
+    paddings = [[0, 0]] * (rank - 3) + [[0, pad_h], [0, pad_w], [0, 0]]
+    return tf.pad(x, paddings, mode=mode), (height, width)
+
+
+def crop_to(x, size):
+    """Crop `[..., H', W', C]` images to the top-left `size = (H, W)` (undoes `pad_to_multiple`)."""
+    height, width = size
+    return x[..., :height, :width, :]
