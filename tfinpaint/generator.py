@@ -118,8 +118,8 @@ def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding
         name: the model's name (defaults to `arch`).
 
     Returns:
-        A `Generator` (a functional `keras.Model`) taking `[batch, H, W, in_channels]` with H and W divisible by `MULTIPLE`, and
-        returning a list of float32 stage outputs `[batch, H, W, out_channels]`: `[y1]` for
+        A `Generator` (a functional `keras.Model`) taking `[batch, H, W, in_channels]` with H
+        and W divisible by `MULTIPLE`, and returning a list of float32 stage outputs `[batch, H, W, out_channels]`: `[y1]` for
         "base", `[y1, y2]` (coarse, refined) for the two-stage networks. The refiner sees the
         composite `y1 * hole + x * (1 - hole)`, where x is the masked frame (channels 0:3).
     """
