@@ -13,6 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from tfinpaint.video import dilate_masks
+
 
 def fixed_masks(num_frames: int, height: int, width: int) -> np.ndarray:
     """A centred rectangle of width // 4 by height // 4 on every frame."""
@@ -56,10 +58,4 @@ def object_masks(source: np.ndarray, num_frames: int, height: int, width: int,
 
 def dilate(masks: np.ndarray, pixels: int) -> np.ndarray:
     """Grow each frame's hole by `pixels` (a disc), as the paper does to cover object borders."""
-    if pixels <= 0:
-        return masks
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
-    grown = np.empty_like(masks)
-    for t, mask in enumerate(masks):
-        grown[t, ..., 0] = cv2.dilate(mask[..., 0], kernel)
-    return grown
+    return dilate_masks(masks, pixels)

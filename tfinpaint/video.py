@@ -118,17 +118,13 @@ def read_masks(path: str | os.PathLike, num_frames: int, height: int, width: int
         h, w = sorted(sizes)[0]
         _warn(f"{path}: masks are {w}x{h} but frames are {width}x{height}; resizing masks "
               "(nearest neighbour)")
-    kernel = (cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1, 2 * dilation + 1))
-              if dilation > 0 else None)
-
     masks = np.empty((len(raw), height, width), np.uint8)
     for i, m in enumerate(raw):
         hole = (m > threshold).astype(np.uint8)
         if hole.shape != (height, width):
             hole = cv2.resize(hole, (width, height), interpolation=cv2.INTER_NEAREST)
-        if kernel is not None:
-            hole = cv2.dilate(hole, kernel)
         masks[i] = hole
+    masks = dilate_masks(masks[..., None], dilation)[..., 0]
     if len(masks) == 1:
         masks = np.repeat(masks, num_frames, axis=0)
 
@@ -142,6 +138,14 @@ def read_masks(path: str | os.PathLike, num_frames: int, height: int, width: int
         raise InputError(f"{path}: mask covers the whole frame{grown} in frame {i} "
                          f"({labels[min(i, len(labels) - 1)]}); nothing left to fill it from")
     return masks[..., None]
+
+
+def dilate_masks(masks: np.ndarray, pixels: int) -> np.ndarray:
+    """Grows each frame's hole ([N, H, W, 1] 0/1) by `pixels` with a disc, to cover object edges."""
+    if pixels <= 0:
+        return masks
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    return np.stack([cv2.dilate(mask[..., 0], kernel) for mask in masks])[..., None]
 
 
 def _natural_key(name: str) -> list:

@@ -1,0 +1,245 @@
+"""Typed configuration: the single place where defaults live.
+
+A config is built from the dataclass defaults, then each YAML file in order, then dotted overrides
+(`train.steps=200`). Unknown keys and values of the wrong type are errors, so a typo never silently
+runs the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from tfinpaint.errors import InputError
+
+
+@dataclass
+class DataConfig:
+    """What the network sees: working resolution, masks, and how translated masks are drawn."""
+
+    # Working resolution of the fit (0 = the video's own). Frames are resized to it; only the hole
+    # is upsampled back and pasted into the native-resolution frame.
+    working_height: int = 240
+    working_width: int = 432
+    # Masks: a pixel is hole where its value exceeds `mask_threshold`; then dilated by this many px.
+    mask_threshold: int = 0
+    mask_dilation: int = 3
+    # Translated masks (eq. 1-2): "uniform" over the whole frame (reference implementation) or
+    # "boundary" (Appendix A.4): offsets that put the moved mask's centre near the real mask's
+    # boundary are `boundary_weight` times as likely. Band sizes are in pixels at 480p, scaled.
+    translation: str = "uniform"
+    boundary_band_y: float = 45.0
+    boundary_band_x: float = 80.0
+    boundary_weight: float = 5.0
+    # Crops of the working frame for training (0 = whole frame). The network is fully convolutional.
+    crop_height: int = 0
+    crop_width: int = 0
+
+
+@dataclass
+class GeneratorConfig:
+    """The network of Appendix A.1 (see tfinpaint.generator)."""
+
+    arch: str = "coarse_to_fine"
+    channels: int = 48
+    padding: str = "zero"
+
+
+@dataclass
+class LossConfig:
+    """Loss weights (eq. 7): reconstruction, anti-ambiguity (lambda_a), stabilisation (lambda_s)."""
+
+    reconstruction: float = 1.0
+    ambiguity: float = 0.0
+    stabilization: float = 0.0
+    # VGG-19 ImageNet weights for the anti-ambiguity loss ("" = Keras' cache / download).
+    vgg_weights: str = ""
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation schedule and what is logged and saved while fitting."""
+
+    steps: int = 60000
+    batch_size: int = 5
+    learning_rate: float = 2e-4
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    # Cosine decay to `learning_rate * final_lr_fraction` over `steps` (1.0 = constant, the paper).
+    final_lr_fraction: float = 1.0
+    # "auto" = mixed_bfloat16 on CPUs with AVX-512/AMX, mixed_float16 on GPUs, else float32.
+    precision: str = "auto"
+    seed: int = 0
+    steps_per_execution: int = 1
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    image_every: int = 500
+    # Self-check: reconstruction PSNR of known pixels under a fixed held-out set of translated masks.
+    selfcheck_every: int = 250
+    selfcheck_frames: int = 4
+    # Stop when the self-check PSNR has not improved by `early_stop_min_delta` dB for this many
+    # self-checks (0 = never stop early).
+    early_stop_patience: int = 0
+    early_stop_min_delta: float = 0.05
+    # Wall-clock budget in minutes (0 = none): the fit stops cleanly and still writes its result.
+    time_budget_minutes: float = 0.0
+
+
+@dataclass
+class InferConfig:
+    """How the result is rendered."""
+
+    batch_size: int = 4
+    write_video: bool = True
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    losses: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
+
+
+_CHOICES = {
+    ("data", "translation"): ("uniform", "boundary"),
+    ("generator", "arch"): ("base", "stacked", "coarse_to_fine"),
+    ("generator", "padding"): ("zero", "reflect"),
+    ("train", "precision"): ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+}
+
+
+def _coerce(value: Any, kind: type, where: str) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise InputError(f"config {where}: expected true/false, got {value!r}")
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is str and isinstance(value, str):
+        return value
+    if isinstance(value, str):  # from the command line
+        try:
+            return kind(yaml.safe_load(value)) if kind is not str else value
+        except (TypeError, ValueError, yaml.YAMLError):
+            pass
+    raise InputError(f"config {where}: expected {kind.__name__}, got {value!r}")
+
+
+def _merge(obj: Any, updates: dict, prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(obj))
+    for key, value in updates.items():
+        where = f"{prefix}{key}"
+        if key not in hints:
+            known = ", ".join(sorted(hints))
+            raise InputError(f"config: unknown key '{where}' (known: {known})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise InputError(f"config {where}: expected a mapping, got {value!r}")
+            _merge(current, value, prefix=f"{where}.")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], where))
+
+
+def _validate(config: Config) -> None:
+    for (section, key), choices in _CHOICES.items():
+        value = getattr(getattr(config, section), key)
+        if value not in choices:
+            raise InputError(f"config {section}.{key}: {value!r} is not one of {', '.join(choices)}")
+    t = config.train
+    if t.steps < 0 or t.batch_size < 1 or t.learning_rate <= 0 or t.steps_per_execution < 1:
+        raise InputError("config train: steps >= 0, batch_size >= 1, learning_rate > 0 and "
+                         "steps_per_execution >= 1 are required")
+    for name in ("working_height", "working_width", "crop_height", "crop_width"):
+        if getattr(config.data, name) < 0:
+            raise InputError(f"config data.{name} must be >= 0")
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict:
+    """`["train.steps=10", "losses.ambiguity=0.1"]` -> nested dict of raw strings."""
+    nested: dict = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InputError(f"--set {pair!r}: expected key=value, e.g. train.steps=200")
+        key, value = pair.split("=", 1)
+        node = nested
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value.strip()
+    return nested
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle) or {}
+    except FileNotFoundError:
+        raise InputError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise InputError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_config(yaml_paths: Sequence[str | os.PathLike] = (), overrides: Sequence[str] = ()) -> Config:
+    """Defaults, then each YAML file, then dotted `key=value` overrides; validated."""
+    config = Config()
+    for path in yaml_paths:
+        _merge(config, read_yaml(path))
+    _merge(config, parse_overrides(overrides))
+    _validate(config)
+    return config
+
+
+def config_from_dict(data: dict) -> Config:
+    config = Config()
+    _merge(config, data)
+    _validate(config)
+    return config
+
+
+def to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def diff(a: Config, b: Config) -> list[str]:
+    """Dotted keys whose values differ between two configs."""
+    flat_a, flat_b = _flatten(to_dict(a)), _flatten(to_dict(b))
+    return sorted(key for key in flat_a if flat_a[key] != flat_b.get(key))
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def save_config(config: Config, path: str | os.PathLike) -> None:
+    """Write the resolved config as YAML, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+        yaml.safe_dump(to_dict(config), handle, sort_keys=False)
+    os.replace(handle.name, path)
+
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"

@@ -1,0 +1,69 @@
+"""Translated masks (eq. 1-2) and boundary-aware translation sampling (Appendix A.4).
+
+Every op here is a TensorFlow op driven by a stateless seed, so it runs inside `tf.data` or a
+compiled step with no Python per sample, and the same seed always gives the same mask.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+
+def boundary_band(masks: np.ndarray, band_y: int, band_x: int) -> np.ndarray:
+    """Per frame, the pixels within (band_y, band_x) of the mask's boundary, inside or outside.
+
+    Args:
+        masks: uint8 [N, H, W, 1], 1 = hole.
+        band_y, band_x: half-sizes of the band in pixels at the masks' resolution.
+
+    Returns:
+        uint8 [N, H, W], 1 where a translated mask's centre counts as "near the boundary".
+        A frame without a hole has an empty band (its translations stay uniform).
+    """
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band_x + 1, 2 * band_y + 1))
+    bands = []
+    for mask in masks[..., 0]:
+        grown = cv2.dilate(mask, kernel)
+        shrunk = cv2.erode(mask, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=1)
+        bands.append((grown - shrunk).astype(np.uint8))
+    return np.stack(bands)
+
+
+def mask_centres(masks: np.ndarray) -> np.ndarray:
+    """float32 [N, 2] (y, x) centre of each mask's bounding box; the frame centre if empty."""
+    n, h, w, _ = masks.shape
+    centres = np.empty((n, 2), np.float32)
+    for index, mask in enumerate(masks[..., 0]):
+        ys, xs = np.nonzero(mask)
+        if len(ys) == 0:
+            centres[index] = (h / 2, w / 2)
+        else:
+            centres[index] = ((ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2)
+    return centres
+
+
+def uniform_offset(seed: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    """A translation (dy, dx) drawn uniformly over the whole frame (the reference's sampler)."""
+    limits = tf.stack([height, width])
+    return tf.random.stateless_uniform([2], seed, minval=0, maxval=tf.int32.max, dtype=tf.int32) % limits
+
+
+def boundary_offset(seed: tf.Tensor, band: tf.Tensor, centre: tf.Tensor, weight: float) -> tf.Tensor:
+    """A translation that puts the moved mask's centre on a pixel drawn with probability
+    `weight` times higher inside `band` (uint8 [H, W]) than elsewhere.
+
+    `centre` is the (y, x) centre of the mask being moved; the result is (dy, dx) modulo the frame.
+    """
+    height, width = tf.shape(band)[0], tf.shape(band)[1]
+    logits = tf.math.log(1.0 + (weight - 1.0) * tf.cast(tf.reshape(band, [1, -1]), tf.float32))
+    flat = tf.random.stateless_categorical(logits, 1, seed, dtype=tf.int32)[0, 0]
+    target = tf.stack([flat // width, flat % width])
+    offset = target - tf.cast(tf.round(centre), tf.int32)
+    return offset % tf.stack([height, width])
+
+
+def translate(mask: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
+    """Moves an [H, W, C] mask by (dy, dx), circularly (as `tf.roll` in the reference)."""
+    return tf.roll(mask, shift=offset, axis=[0, 1])

@@ -1,0 +1,228 @@
+"""Fitting one video: precision, device strategy, checkpoints, monitoring and stopping rules."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfinpaint.config import Config
+from tfinpaint.data.pipeline import MaskSampler, Sampling
+from tfinpaint.generator import build_generator
+from tfinpaint.inpainter import Inpainter, to_uint8
+from tfinpaint.run import RunDir
+
+
+def cpu_supports_bfloat16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose_precision(requested: str) -> str:
+    """The Keras dtype policy: as configured, or for "auto" what is fastest on this machine."""
+    if requested != "auto":
+        return requested
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_bfloat16"
+    return "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"
+
+
+def choose_strategy() -> tf.distribute.Strategy:
+    """Mirrored over all GPUs when there are several; the default strategy otherwise."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def sampling_from(config: Config) -> Sampling:
+    data = config.data
+    return Sampling(translation=data.translation, band_y=data.boundary_band_y,
+                    band_x=data.boundary_band_x, boundary_weight=data.boundary_weight,
+                    crop_height=data.crop_height, crop_width=data.crop_width)
+
+
+def learning_rate(config: Config):
+    train = config.train
+    if train.final_lr_fraction >= 1.0 or train.steps == 0:
+        return train.learning_rate
+    return keras.optimizers.schedules.CosineDecay(train.learning_rate, decay_steps=train.steps,
+                                                  alpha=train.final_lr_fraction)
+
+
+def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
+    """The generator and its trainer, compiled with Adam as configured (call in strategy scope)."""
+    generator = build_generator(config.generator.arch, channels=config.generator.channels,
+                                padding=config.generator.padding, in_channels=in_channels)
+    model = Inpainter(generator, reconstruction=config.losses.reconstruction)
+    optimizer = keras.optimizers.Adam(learning_rate(config), beta_1=config.train.beta_1,
+                                      beta_2=config.train.beta_2)
+    model.compile(optimizer=optimizer, steps_per_execution=config.train.steps_per_execution)
+    optimizer.build(generator.trainable_variables)
+    return model
+
+
+class Checkpoints:
+    """Model and optimizer (with its step count) under `checkpoints/`; written atomically by TF."""
+
+    def __init__(self, model: Inpainter, directory, keep: int = 3):
+        self.checkpoint = tf.train.Checkpoint(generator=model.generator, optimizer=model.optimizer)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)
+        self.model = model
+
+    def restore_latest(self) -> int:
+        """Restores the newest checkpoint, if any; returns the step it holds."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return int(self.model.optimizer.iterations.numpy())
+
+    def save(self) -> None:
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
+            return
+        self.manager.save(checkpoint_number=step)
+
+
+def _grid(images: list[tf.Tensor], rows: int) -> tf.Tensor:
+    """Side by side, for TensorBoard: [rows, H, W * len(images), 3] uint8."""
+    return to_uint8(tf.concat([image[:rows] for image in images], axis=2))
+
+
+class Monitor(keras.callbacks.Callback):
+    """TensorBoard scalars and images, the self-check, checkpoints, early stop and time budget."""
+
+    def __init__(self, *, config: Config, run: RunDir, checkpoints: Checkpoints,
+                 selfcheck_batch: dict, verbose: bool):
+        super().__init__()
+        self.train = config.train
+        self.checkpoints = checkpoints
+        self.selfcheck_batch = selfcheck_batch
+        self.writer = tf.summary.create_file_writer(str(run.logs))
+        self.verbose = verbose
+        self.history: list[tuple[int, float, float]] = []  # (step, seconds, self-check PSNR)
+        self.best = -math.inf
+        self.since_best = 0
+        self.stop_reason = ""
+        self._selfcheck = tf.function(self._selfcheck_images)
+
+    def _selfcheck_images(self, batch):
+        return self.model.selfcheck(batch)
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+        self.last_time, self.last_step = self.start, self._step()
+        self.elapsed_before = 0.0
+
+    def _step(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def _due(self, step: int, every: int) -> bool:
+        spe = self.train.steps_per_execution
+        return every > 0 and (step // every) != ((step - spe) // every)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._step()
+        if self._due(step, self.train.log_every):
+            self._log_scalars(step, logs or {})
+        if self._due(step, self.train.selfcheck_every):
+            self.run_selfcheck(step, images=self._due(step, self.train.image_every))
+        if self._due(step, self.train.checkpoint_every):
+            self.checkpoints.save()
+        budget = self.train.time_budget_minutes * 60.0
+        if budget and time.perf_counter() - self.start >= budget:
+            self.stop_reason = f"time budget of {self.train.time_budget_minutes:g} min spent"
+            self.model.stop_training = True
+
+    def _log_scalars(self, step: int, logs: dict) -> None:
+        now = time.perf_counter()
+        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        self.last_time, self.last_step = now, step
+        lr = self.model.optimizer.learning_rate
+        with self.writer.as_default(step=step):
+            for name, value in logs.items():
+                tf.summary.scalar(f"loss/{name}", float(value))
+            tf.summary.scalar("train/learning_rate", float(np.asarray(lr)))
+            tf.summary.scalar("train/steps_per_second", rate)
+        self.model.reset_metrics()
+        if self.verbose:
+            text = " ".join(f"{k}={float(v):.4f}" for k, v in logs.items())
+            print(f"step {step}/{self.train.steps} {text} {rate:.2f} steps/s", file=sys.stderr)
+
+    def run_selfcheck(self, step: int, images: bool = False) -> float:
+        result = self._selfcheck(self.selfcheck_batch)
+        psnr = float(result["psnr"])
+        self.history.append((step, time.perf_counter() - self.start, psnr))
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("selfcheck/psnr", psnr)
+            if images:
+                grid = _grid([result["input"], *result["stages"], result["composite"]], rows=2)
+                tf.summary.image("selfcheck/input_coarse_refined_composite", grid, max_outputs=2)
+        self.writer.flush()
+        if psnr > self.best + self.train.early_stop_min_delta:
+            self.best, self.since_best = psnr, 0
+        else:
+            self.since_best += 1
+            if self.train.early_stop_patience and self.since_best >= self.train.early_stop_patience:
+                self.stop_reason = f"self-check PSNR stopped improving at {self.best:.2f} dB"
+                self.model.stop_training = True
+        return psnr
+
+    def on_train_end(self, logs=None):
+        self.checkpoints.save()
+        self.writer.flush()
+
+
+@dataclass
+class FitOutcome:
+    model: Inpainter
+    steps: int
+    seconds: float
+    stop_reason: str = ""
+    selfcheck: list[tuple[int, float, float]] = field(default_factory=list)
+
+
+def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
+        verbose: bool = True, callbacks: tuple = ()) -> FitOutcome:
+    """Fits (or resumes fitting) a generator to `frames` (uint8 [N,H,W,3] at working resolution).
+
+    Resumes from the newest checkpoint in the run folder, if any, drawing exactly the samples an
+    uninterrupted fit would have drawn from there on.
+    """
+    keras.mixed_precision.set_global_policy(choose_precision(config.train.precision))
+    keras.utils.set_random_seed(config.train.seed)
+    strategy = choose_strategy()
+    with strategy.scope():
+        model = build_inpainter(config)
+        checkpoints = Checkpoints(model, run.checkpoints)
+        start = checkpoints.restore_latest()
+    sampler = MaskSampler(frames, masks, sampling_from(config))
+    selfcheck_batch = sampler.fixed_batch(config.train.selfcheck_frames, seed=config.train.seed)
+    monitor = Monitor(config=config, run=run, checkpoints=checkpoints,
+                      selfcheck_batch=selfcheck_batch, verbose=verbose and not sys.stdout.isatty())
+    began = time.perf_counter()
+    remaining = config.train.steps - start
+    if remaining > 0:
+        spe = config.train.steps_per_execution
+        remaining = math.ceil(remaining / spe) * spe
+        dataset = sampler.dataset(batch_size=config.train.batch_size, seed=config.train.seed,
+                                  start_step=start)
+        if verbose:
+            print(f"fitting steps {start}..{config.train.steps}", file=sys.stderr)
+        model.fit(dataset, epochs=1, steps_per_epoch=remaining // spe * spe,
+                  callbacks=[monitor, *callbacks], verbose=1 if verbose and sys.stdout.isatty() else 0)
+        monitor.run_selfcheck(monitor._step(), images=True)
+    elif verbose:
+        print(f"already fitted to step {start}", file=sys.stderr)
+    return FitOutcome(model=model, steps=int(model.optimizer.iterations.numpy()),
+                      seconds=time.perf_counter() - began, stop_reason=monitor.stop_reason,
+                      selfcheck=monitor.history)

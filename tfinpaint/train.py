@@ -1,0 +1,243 @@
+"""Fit one network to one video and write the filled video at the video's own resolution.
+
+Examples:
+  python -m tfinpaint.train --video sample
+  python -m tfinpaint.train --video clip.mp4 --masks clip_masks/ --run-dir runs/clip
+  python -m tfinpaint.train --video frames/ --masks masks/ --config configs/quick.yaml --time-budget 10
+  python -m tfinpaint.train --run-dir runs/clip --resume --steps 80000 --set losses.stabilization=0.2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from tfinpaint import config as config_lib
+from tfinpaint.errors import InputError, cli
+
+SAMPLE = "sample"
+MIN_WORKING_SIZE = 16
+# Reflection padding of a dilation-16 convolution at 1/4 resolution needs 17 px there.
+MIN_WORKING_SIZE_REFLECT = 68
+
+
+@dataclass
+class Clip:
+    """A video to fill: native-resolution frames and masks, and the truth where it is known."""
+
+    frames: np.ndarray
+    masks: np.ndarray
+    fps: float
+    names: list[str]
+    truth: np.ndarray | None = None
+    source: str = ""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tfinpaint.train", description=__doc__.split("\n\n")[0],
+        epilog="Examples:\n" + __doc__.split("Examples:\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", help="a folder of frames, a video file, or 'sample' (built in)")
+    parser.add_argument("--masks", help="a folder of masks (one per frame), one mask image, or a mask video")
+    parser.add_argument("--config", action="append", default=[],
+                        help="YAML config (repeatable; later files override earlier ones)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.batch_size=4")
+    parser.add_argument("--run-dir", help="run folder (default runs/<video name>)")
+    parser.add_argument("--resume", action="store_true", help="continue the fit in --run-dir")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    parser.add_argument("--steps", type=int, help="total fitting steps (train.steps)")
+    parser.add_argument("--time-budget", type=float, metavar="MINUTES",
+                        help="stop fitting after this many minutes and write the result")
+    parser.add_argument("--mask-dilation", type=int, help="grow masks by N px (data.mask_dilation)")
+    parser.add_argument("--mask-threshold", type=int, help="hole where mask > T (data.mask_threshold)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> config_lib.Config:
+    """Defaults < YAML files (quick.yaml for the sample if none) < flags < --set."""
+    files = list(args.config)
+    if not files and args.video == SAMPLE and not args.resume:
+        files = [config_lib.CONFIG_DIR / "quick.yaml"]
+    overrides = list(args.set)
+    for flag, key in (("steps", "train.steps"), ("time_budget", "train.time_budget_minutes"),
+                      ("mask_dilation", "data.mask_dilation"), ("mask_threshold", "data.mask_threshold")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    if not args.resume:
+        return config_lib.load_config(files, overrides)
+    from tfinpaint.run import RunDir
+
+    saved = RunDir(args.run_dir).saved_config()
+    if files:
+        # A config file on resume must describe the same fit; explicit --set/flags may change it.
+        requested = config_lib.load_config(files, overrides)
+        changed = set(config_lib.diff(saved, config_lib.load_config(files, [])))
+        allowed = {key for key in config_lib._flatten(config_lib.parse_overrides(overrides))}
+        conflicts = sorted(changed - allowed)
+        if conflicts:
+            raise InputError(f"{args.run_dir}/config.yaml disagrees with --config on "
+                             f"{', '.join(conflicts)}; drop --config or use --set to change these")
+        return requested
+    merged = config_lib.config_from_dict(config_lib.to_dict(saved))
+    config_lib._merge(merged, config_lib.parse_overrides(overrides))
+    config_lib._validate(merged)
+    return merged
+
+
+def load_clip(video: str, masks: str | None, config: config_lib.Config) -> Clip:
+    """Reads (or generates) the clip and its masks; all input errors surface here, before writing."""
+    from tfinpaint import video as video_io
+
+    if video == SAMPLE:
+        from tfinpaint.sample import make_sample
+
+        sample = make_sample()
+        clip_masks = sample.masks
+        if config.data.mask_dilation:
+            clip_masks = video_io.dilate_masks(clip_masks, config.data.mask_dilation)
+        return Clip(sample.frames, clip_masks, sample.fps, [f"{i:05d}" for i in range(len(sample.frames))],
+                    truth=sample.truth, source=SAMPLE)
+    if not masks:
+        raise InputError("--masks is required with --video PATH (a folder, one image, or a mask video)")
+    clip = video_io.read_video(video)
+    height, width = clip.frames.shape[1:3]
+    clip_masks = video_io.read_masks(masks, len(clip.frames), height, width,
+                                     threshold=config.data.mask_threshold,
+                                     dilation=config.data.mask_dilation, names=clip.names)
+    return Clip(clip.frames, clip_masks, clip.fps, clip.names, source=str(video))
+
+
+def check_size(clip: Clip, config: config_lib.Config) -> tuple[int, int]:
+    from tfinpaint.inference import working_size
+
+    size = working_size(clip.frames.shape[1:3], (config.data.working_height, config.data.working_width))
+    minimum = MIN_WORKING_SIZE_REFLECT if config.generator.padding == "reflect" else MIN_WORKING_SIZE
+    if min(size) < minimum:
+        raise InputError(f"{clip.source}: frames of {size[1]}x{size[0]} at working resolution are too "
+                         f"small for the network (at least {minimum}x{minimum} px)")
+    crop = (config.data.crop_height, config.data.crop_width)
+    if any(crop) and (min(crop) < minimum or crop[0] % 4 or crop[1] % 4):
+        raise InputError(f"config data.crop_height/crop_width {crop}: must be multiples of 4 "
+                         f"and at least {minimum}")
+    return size
+
+
+def default_run_dir(video: str) -> Path:
+    return Path("runs") / (Path(video.rstrip("/")).stem or "clip")
+
+
+def write_result(result: Path, clip: Clip, filled: np.ndarray, *, logdir: Path | None,
+                 extra: dict) -> dict:
+    """Writes PNG frames, video.mp4, a side-by-side preview, the report and a summary into
+    `result`, staged beside it and swapped in whole."""
+    import shutil
+
+    from tfinpaint import video as video_io
+    from tfinpaint.metrics import psnr, telea_baseline
+    from tfinpaint.run import swap_in
+
+    staged = result.with_name(result.name + ".partial")
+    if staged.exists():
+        shutil.rmtree(staged)
+    video_io.write_frames(staged / "frames", filled, clip.names)
+    video_io.write_video(staged / "video.mp4", filled, clip.fps)
+    middle = len(filled) // 2
+    tinted = clip.frames[middle].copy()
+    hole = clip.masks[middle, ..., 0] > 0
+    tinted[hole] = (0.5 * tinted[hole] + [127, 0, 0]).astype(np.uint8)
+    video_io.write_image(staged / "preview.png", np.concatenate([tinted, filled[middle]], axis=1))
+    summary = dict(extra)
+    if clip.truth is not None:
+        telea = telea_baseline(clip.frames, clip.masks)
+        summary["psnr_hole"] = psnr(filled, clip.truth, clip.masks)
+        summary["psnr_hole_telea"] = psnr(telea, clip.truth, clip.masks)
+    try:
+        from tfinpaint.report import write_report
+
+        write_report(staged / "report.png", frames=clip.frames, masks=clip.masks, filled=filled,
+                     truth=clip.truth, logdir=str(logdir) if logdir else None)
+    except ImportError:
+        pass
+    (staged / "summary.json").write_text(json.dumps(summary, indent=2))
+    swap_in(staged, result)
+    return summary
+
+
+@cli
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.video and not args.resume:
+        raise InputError("--video is required (a folder of frames, a video file, or 'sample')")
+    if args.resume and not args.run_dir:
+        if not args.video:
+            raise InputError("--resume needs --run-dir (or --video to find runs/<name>)")
+    args.run_dir = args.run_dir or str(default_run_dir(args.video))
+
+    from tfinpaint.run import RunDir
+
+    run = RunDir(args.run_dir)
+    run.check(resume=args.resume, overwrite=args.overwrite)
+    config = resolve_config(args)
+    source = args.video or _saved_source(run)
+    clip = load_clip(source, args.masks or _saved_masks(run, args), config)
+    size = check_size(clip, config)
+
+    # Everything the user gave has been read and checked: only now is anything written.
+    run.create(config, overwrite=args.overwrite)
+    (run.path / "source.json").write_text(json.dumps({"video": source, "masks": args.masks or _saved_masks(run, args)}))
+
+    from tfinpaint.fitting import fit
+    from tfinpaint.inference import make_fill_fn, render, resize_frames, resize_masks
+
+    verbose = not args.quiet
+    outcome = fit(config, resize_frames(clip.frames, *size), resize_masks(clip.masks, *size), run,
+                  verbose=verbose)
+    if verbose:
+        why = f" ({outcome.stop_reason})" if outcome.stop_reason else ""
+        print(f"fitted to step {outcome.steps} in {outcome.seconds:.0f} s{why}; rendering", file=sys.stderr)
+    began = time.perf_counter()
+    filled = render(make_fill_fn(outcome.model.generator), clip.frames, clip.masks, size,
+                    batch_size=config.infer.batch_size)
+    summary = write_result(run.result, clip, filled, logdir=run.logs, extra={
+        "steps": outcome.steps, "fit_seconds": round(outcome.seconds, 1),
+        "render_seconds": round(time.perf_counter() - began, 1),
+        "working_size": list(size), "native_size": list(clip.frames.shape[1:3]),
+        "selfcheck_psnr": outcome.selfcheck[-1][2] if outcome.selfcheck else None,
+        "stop_reason": outcome.stop_reason,
+    })
+    print(f"result: {run.result}/video.mp4 ({len(filled)} frames at "
+          f"{clip.frames.shape[2]}x{clip.frames.shape[1]})")
+    if "psnr_hole" in summary:
+        print(f"hole PSNR against the truth: ours {summary['psnr_hole']:.2f} dB, "
+              f"OpenCV Telea {summary['psnr_hole_telea']:.2f} dB")
+    return 0
+
+
+def _saved_source(run) -> str:
+    try:
+        return json.loads((run.path / "source.json").read_text())["video"]
+    except (OSError, ValueError, KeyError):
+        raise InputError(f"{run.path}: no record of the video; pass --video") from None
+
+
+def _saved_masks(run, args) -> str | None:
+    if args.video == SAMPLE:
+        return None
+    try:
+        return json.loads((run.path / "source.json").read_text()).get("masks")
+    except (OSError, ValueError):
+        return None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
