@@ -101,12 +101,42 @@ class InferConfig:
 
 
 @dataclass
+class PropagateConfig:
+    """Mask propagation from one annotated frame (paper Sec. 4.2): its network and its fit.
+
+    The fit runs at the working resolution of `data`, with `train.precision` and `train.seed`.
+    """
+
+    # The same gated-convolution generator as inpainting, with a one-channel sigmoid head.
+    arch: str = "coarse_to_fine"
+    channels: int = 48
+    steps: int = 6000
+    batch_size: int = 5
+    learning_rate: float = 2e-4
+    # Eq. 6: weight of the background term. Below 1, calling background "object" costs less than
+    # missing object pixels, since extra hole is cheap for the inpainting that follows.
+    alpha: float = 0.8
+    # The pasted object is scaled by a factor drawn from [scale_min, scale_max] and mirrored with
+    # probability `flip` before its random translation.
+    scale_min: float = 0.9
+    scale_max: float = 1.1
+    flip: float = 0.5
+    # A pixel is object where the predicted probability exceeds this.
+    threshold: float = 0.5
+    log_every: int = 50
+    # TensorBoard: predicted masks over `image_frames` frames spread across the clip.
+    image_every: int = 500
+    image_frames: int = 6
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     losses: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     infer: InferConfig = field(default_factory=InferConfig)
+    propagate: PropagateConfig = field(default_factory=PropagateConfig)
 
 
 _CHOICES = {
@@ -114,6 +144,7 @@ _CHOICES = {
     ("generator", "arch"): ("base", "stacked", "coarse_to_fine"),
     ("generator", "padding"): ("zero", "reflect"),
     ("train", "precision"): ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+    ("propagate", "arch"): ("base", "stacked", "coarse_to_fine"),
 }
 
 
