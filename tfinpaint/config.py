@@ -61,6 +61,9 @@ class LossConfig:
     stabilization: float = 0.0
     # VGG-19 ImageNet weights for the anti-ambiguity loss ("" = Keras' cache / download).
     vgg_weights: str = ""
+    # Anti-ambiguity: at most this many relu3_4 positions per example are matched (all pairs of a
+    # 480p region would not fit in memory); see tfinpaint.losses.ambiguity_loss.
+    ambiguity_positions: int = 1024
 
 
 @dataclass

@@ -16,6 +16,7 @@ from tfinpaint.data.pipeline import MaskSampler, Sampling
 from tfinpaint.generator import build_generator
 from tfinpaint.inpainter import Inpainter, to_uint8
 from tfinpaint.run import RunDir
+from tfinpaint.vgg import build_feature_extractor, resolve_weights
 
 
 def cpu_supports_bfloat16() -> bool:
@@ -63,7 +64,13 @@ def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
     """The generator and its trainer, compiled with Adam as configured (call in strategy scope)."""
     generator = build_generator(config.generator.arch, channels=config.generator.channels,
                                 padding=config.generator.padding, in_channels=in_channels)
-    model = Inpainter(generator, reconstruction=config.losses.reconstruction)
+    losses = config.losses
+    # The VGG weights are checked here, before any step, so a missing file is one clear line.
+    extractor = (build_feature_extractor(resolve_weights(losses.vgg_weights))
+                 if losses.ambiguity > 0 else None)
+    model = Inpainter(generator, reconstruction=losses.reconstruction, ambiguity=losses.ambiguity,
+                      stabilization=losses.stabilization, feature_extractor=extractor,
+                      ambiguity_positions=losses.ambiguity_positions, seed=config.train.seed)
     optimizer = keras.optimizers.Adam(learning_rate(config), beta_1=config.train.beta_1,
                                       beta_2=config.train.beta_2)
     model.compile(optimizer=optimizer, steps_per_execution=config.train.steps_per_execution)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfinpaint import losses
+from tfinpaint import losses, vgg
+from tfinpaint.data import augment
 
 
 def to_signed(frames: tf.Tensor) -> tf.Tensor:
@@ -30,25 +31,52 @@ def composite(output: tf.Tensor, frames: tf.Tensor, hole: tf.Tensor) -> tf.Tenso
 
 
 class Inpainter(keras.Model):
-    """Fits a generator to one video with translated masks (paper Sec. 3).
+    """Fits a generator to one video with translated masks and the paper's regularisers (eq. 7).
 
     Args:
         generator: a network from `tfinpaint.generator.build_generator`, returning a list of stage
             outputs (coarse first, refined last).
         reconstruction: weight of the reconstruction loss (eq. 2).
+        ambiguity: lambda_a, weight of the anti-ambiguity loss (eq. 3, 8-9); needs
+            `feature_extractor`.
+        stabilization: lambda_s, weight of the stabilisation loss (eq. 4-5).
+        feature_extractor: the frozen VGG-19 of `tfinpaint.vgg.build_feature_extractor`.
+        ambiguity_positions: at most this many feature positions per example enter the
+            anti-ambiguity loss (see `losses.ambiguity_loss`).
+        perturbation: the ranges of the stabilisation loss's random perturbation g.
+        seed: with the optimizer's step, seeds g and the sampled positions, so that a resumed fit
+            draws what an uninterrupted one would have.
 
     Call arguments:
         inputs: float [B, H, W, 4], see `network_input`.
 
     Batches are dicts of uint8 tensors: `frames` [B, H, W, 3], `masks` (M_i) and `translated`
     (M'_t) [B, H, W, 1] with 1 = hole, as `tfinpaint.data.pipeline.MaskSampler` yields them.
+    A term whose weight is 0 is neither computed nor tracked: the choice is made in Python when
+    the step is traced, so a reconstruction-only fit pays nothing for the regularisers.
     """
 
-    def __init__(self, generator: keras.Model, *, reconstruction: float = 1.0, **kwargs):
+    def __init__(self, generator: keras.Model, *, reconstruction: float = 1.0,
+                 ambiguity: float = 0.0, stabilization: float = 0.0,
+                 feature_extractor: keras.Model | None = None, ambiguity_positions: int = 1024,
+                 perturbation: augment.Perturbation = augment.Perturbation(), seed: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
+        if ambiguity > 0 and feature_extractor is None:
+            raise ValueError("the anti-ambiguity loss needs a feature_extractor (tfinpaint.vgg)")
         self.generator = generator
         self.reconstruction = reconstruction
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("total", "reconstruction")}
+        self.ambiguity = ambiguity
+        self.stabilization = stabilization
+        self.feature_extractor = feature_extractor
+        self.ambiguity_positions = ambiguity_positions
+        self.perturbation = perturbation
+        self.seed = seed
+        self.weights_by_term = {name: weight for name, weight in (
+            ("reconstruction", reconstruction), ("ambiguity", ambiguity),
+            ("stabilization", stabilization)) if weight > 0}
+        self.trackers = {name: keras.metrics.Mean(name=name)
+                         for name in ("total", *self.weights_by_term)}
 
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
@@ -57,6 +85,11 @@ class Inpainter(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
+    def _step_seeds(self, count: int) -> tf.Tensor:
+        step = tf.cast(self.optimizer.iterations, tf.int64)
+        return tf.random.experimental.stateless_split(
+            tf.stack([tf.constant(self.seed, tf.int64) * 1000003 + 2, step]), count)
+
     def train_step(self, batch):
         frames = to_signed(batch["frames"])
         object_mask = tf.cast(batch["masks"], tf.float32)  # M_i
@@ -64,12 +97,47 @@ class Inpainter(keras.Model):
         # translated mask: the network sees neither M_i nor M'_t, and is scored on 1 - M_i
         hole = tf.maximum(object_mask, translated_mask)
         known = 1.0 - object_mask
+        inputs = network_input(frames, hole)
+        seeds = self._step_seeds(2)
+        terms = self.weights_by_term
+
+        if "stabilization" in terms:
+            # stabilization, the perturbed input: g(X_i) seen through g(M_i) ∪ g(M'_t)
+            shape = tf.shape(frames)
+            g = augment.draw(seeds[0], shape[0], shape[1], shape[2], self.perturbation)
+            perturbed_frames = augment.perturb_images(frames, g, self.perturbation)
+            perturbed_object = augment.perturb_masks(object_mask, g)
+            perturbed_hole = tf.maximum(perturbed_object, augment.perturb_masks(translated_mask, g))
+            outside = 1.0 - tf.maximum(object_mask, perturbed_object)
+            # One generator call on both batches: f(x) and f(g(x)) share the pass.
+            inputs = tf.concat([inputs, network_input(perturbed_frames, perturbed_hole)], axis=0)
+        if "ambiguity" in terms:
+            # anti-ambiguity target: another random frame X_t, the next example's (batches hold
+            # frames drawn at random from the video); its features take no gradient.
+            target_frames = tf.roll(frames, shift=1, axis=0)
+            target_blocked = tf.roll(object_mask, shift=1, axis=0)
+            target_features = vgg.relu3_4(self.feature_extractor, target_frames)
 
         with tf.GradientTape() as tape:
-            outputs = self.generator(network_input(frames, hole), training=True)
+            outputs = self.generator(inputs, training=True)
+            if "stabilization" in terms:
+                outputs, perturbed_outputs = zip(*[tf.split(output, 2, axis=0) for output in outputs])
+            values = {}
             # reconstruction (eq. 1-2)
-            reconstruction = losses.reconstruction_loss(outputs, frames, known)
-            total = self.reconstruction * reconstruction
+            if "reconstruction" in terms:
+                values["reconstruction"] = losses.reconstruction_loss(outputs, frames, known)
+            # anti-ambiguity (eq. 3, 8-9)
+            if "ambiguity" in terms:
+                values["ambiguity"] = losses.ambiguity_loss(
+                    outputs[-1], target_frames, translated_mask, target_blocked,
+                    features=lambda images: vgg.relu3_4(self.feature_extractor, images),
+                    max_positions=self.ambiguity_positions, seed=seeds[1],
+                    target_features=target_features)
+            # stabilization (eq. 4-5)
+            if "stabilization" in terms:
+                values["stabilization"] = losses.stabilization_loss(
+                    outputs, perturbed_outputs, frames, perturbed_frames, outside)
+            total = tf.add_n([terms[name] * value for name, value in values.items()])
             # Gradients are summed over replicas, so each replica's share is averaged here.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled = self.optimizer.scale_loss(total / replicas)
@@ -78,7 +146,8 @@ class Inpainter(keras.Model):
         self.optimizer.apply(gradients, self.generator.trainable_weights)
 
         self.trackers["total"].update_state(total)
-        self.trackers["reconstruction"].update_state(reconstruction)
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def selfcheck(self, batch) -> dict[str, tf.Tensor]:
