@@ -1,0 +1,26 @@
+import os
+
+import keras
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# A tiny network and short schedule for CLI tests: the behaviour, not the quality, is under test.
+TINY = [
+    "generator.channels=8", "train.batch_size=2", "train.log_every=2", "train.selfcheck_every=2",
+    "train.image_every=2", "train.checkpoint_every=2", "train.selfcheck_frames=2",
+]
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    """Tests that set a mixed-precision policy must not leak it into the next test."""
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def tiny_args(*extra: str) -> list[str]:
+    args = []
+    for pair in TINY:
+        args += ["--set", pair]
+    return args + list(extra)

@@ -1,0 +1,53 @@
+import pytest
+
+from tfinpaint import config as config_lib
+from tfinpaint.errors import InputError
+
+
+def test_defaults_are_the_papers():
+    config = config_lib.load_config()
+    assert config.generator.arch == "coarse_to_fine"
+    assert config.train.learning_rate == 2e-4 and config.train.batch_size == 5
+    assert (config.train.beta_1, config.train.beta_2) == (0.9, 0.999)
+
+
+def test_yaml_then_overrides_apply_in_order(tmp_path):
+    path = tmp_path / "a.yaml"
+    path.write_text("train:\n  steps: 10\n  learning_rate: 1.0e-3\ngenerator:\n  padding: reflect\n")
+    config = config_lib.load_config([path], ["train.steps=20", "data.translation=boundary"])
+    assert config.train.steps == 20
+    assert config.train.learning_rate == pytest.approx(1e-3)
+    assert config.generator.padding == "reflect"
+    assert config.data.translation == "boundary"
+
+
+@pytest.mark.parametrize("override, words", [
+    ("train.stepz=3", "unknown key 'train.stepz'"),
+    ("nothing.steps=3", "unknown key 'nothing'"),
+    ("train.steps=many", "expected int"),
+    ("generator.arch=unet", "not one of"),
+    ("train", "expected key=value"),
+])
+def test_bad_overrides_are_one_clear_error(override, words):
+    with pytest.raises(InputError, match=words.replace("(", r"\(")):
+        config_lib.load_config([], [override])
+
+
+def test_bad_yaml_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train: [1, 2\n")
+    with pytest.raises(InputError, match="bad.yaml"):
+        config_lib.load_config([path])
+
+
+def test_save_round_trip_and_diff(tmp_path):
+    config = config_lib.load_config([], ["train.steps=7", "losses.stabilization=0.2"])
+    config_lib.save_config(config, tmp_path / "config.yaml")
+    loaded = config_lib.config_from_dict(config_lib.read_yaml(tmp_path / "config.yaml"))
+    assert loaded == config
+    assert config_lib.diff(config, config_lib.load_config()) == ["losses.stabilization", "train.steps"]
+
+
+def test_shipped_configs_load():
+    for path in sorted(config_lib.CONFIG_DIR.glob("*.yaml")):
+        config_lib.load_config([path])

@@ -1,0 +1,157 @@
+"""The train and infer commands end to end, on tiny networks: outputs, resume, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import tiny_args
+from tfinpaint import infer, train
+from tfinpaint.sample import make_sample
+from tfinpaint.video import read_video, write_frames
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _clip_folders(tmp_path, frames=6, height=56, width=88):
+    sample = make_sample(num_frames=frames, height=height, width=width)
+    names = [f"f{i}" for i in range(frames)]
+    write_frames(tmp_path / "frames", sample.frames, names)
+    write_frames(tmp_path / "masks", np.repeat(sample.masks * 255, 3, axis=-1), names)
+    return sample
+
+
+def _tree(path):
+    return {p: p.stat().st_mtime_ns for p in Path(path).rglob("*")}
+
+
+@pytest.mark.slow
+def test_sample_fit_writes_the_result_and_compares_with_telea(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train.main(["--video", "sample", "--run-dir", str(run), "--steps", "4", *tiny_args()]) == 0
+    out = capsys.readouterr().out
+    assert "OpenCV Telea" in out and "hole PSNR" in out
+    for name in ("video.mp4", "preview.png", "report.png", "summary.json"):
+        assert (run / "result" / name).is_file(), name
+    assert (run / "config.yaml").is_file() and any((run / "logs").iterdir())
+    summary = json.loads((run / "result" / "summary.json").read_text())
+    assert summary["steps"] == 4 and np.isfinite(summary["psnr_hole"])
+    filled = read_video(run / "result" / "frames").frames
+    sample = make_sample()
+    known = sample.masks[..., 0] == 0
+    np.testing.assert_array_equal(filled[known], sample.frames[known])
+    assert len(read_video(run / "result" / "video.mp4").frames) == len(sample.frames)
+
+
+@pytest.mark.slow
+def test_folder_clip_at_lower_working_resolution_keeps_known_pixels_exact(tmp_path):
+    sample = _clip_folders(tmp_path)
+    run = tmp_path / "run"
+    code = train.main(["--video", str(tmp_path / "frames"), "--masks", str(tmp_path / "masks"),
+                       "--run-dir", str(run), "--steps", "2", "--mask-dilation", "1",
+                       "--set", "data.working_height=28", "--set", "data.working_width=44",
+                       *tiny_args()])
+    assert code == 0
+    result = read_video(run / "result" / "frames")
+    assert result.frames.shape == sample.frames.shape      # native resolution
+    assert result.names == [f"f{i}" for i in range(6)]
+    masks = read_video(tmp_path / "masks").frames[..., 0] > 0
+    grown = np.stack([__import__("cv2").dilate(m.astype(np.uint8), np.ones((3, 3), np.uint8)) for m in masks]) > 0
+    np.testing.assert_array_equal(result.frames[~grown], sample.frames[~grown])
+    assert (result.frames[grown] != sample.frames[grown]).any()
+
+    # infer re-renders the same clip from the checkpoint, into another folder
+    out = tmp_path / "again"
+    assert infer.main(["--run", str(run), "--out", str(out)]) == 0
+    again = read_video(out / "frames").frames
+    np.testing.assert_array_equal(again[~grown], sample.frames[~grown])
+    assert np.abs(again.astype(int) - result.frames.astype(int)).max() <= 2
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_continues_from_the_last_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "tfinpaint.train", "--video", "sample", "--run-dir", str(run),
+               "--steps", "400", *tiny_args()]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            index = run / "checkpoints" / "checkpoint"
+            if index.exists() and "ckpt-6" in index.read_text():
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("no checkpoint appeared")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert not (run / "result").exists()
+
+    resumed = subprocess.run([sys.executable, "-m", "tfinpaint.train", "--run-dir", str(run), "--resume",
+                              "--steps", "12"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    started = [line for line in resumed.stderr.splitlines() if line.startswith("fitting steps")]
+    first_step = int(started[0].split()[2].split("..")[0])
+    assert first_step >= 6
+    summary = json.loads((run / "result" / "summary.json").read_text())
+    assert summary["steps"] == 12
+
+
+def _fails_cleanly(argv, capsys, words):
+    code = train.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) >= 1 and err[-1].startswith("error: ") and words in err[-1], err
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_existing_run_folder_is_refused_and_untouched(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "keep.txt").write_text("mine")
+    before = _tree(run)
+    _fails_cleanly(["--video", "sample", "--run-dir", str(run)], capsys, "--resume")
+    assert _tree(run) == before
+
+
+@pytest.mark.parametrize("case, words", [
+    ("no_video", "--video is required"),
+    ("missing", "not found"),
+    ("no_masks", "--masks is required"),
+    ("count", "6"),
+    ("empty_mask", "empty"),
+    ("too_small", "too small"),
+    ("nothing_to_resume", "nothing to resume"),
+    ("bad_key", "unknown key"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case, words):
+    _clip_folders(tmp_path)
+    frames, masks, run = str(tmp_path / "frames"), str(tmp_path / "masks"), tmp_path / "run"
+    if case == "count":
+        os.remove(tmp_path / "masks" / "f5.png")
+    if case == "empty_mask":
+        write_frames(tmp_path / "empty", np.zeros((6, 56, 88, 3), np.uint8), [f"f{i}" for i in range(6)])
+        masks = str(tmp_path / "empty")
+    argv = {
+        "no_video": ["--run-dir", str(run)],
+        "missing": ["--video", str(tmp_path / "nope"), "--masks", masks, "--run-dir", str(run)],
+        "no_masks": ["--video", frames, "--run-dir", str(run)],
+        "count": ["--video", frames, "--masks", masks, "--run-dir", str(run)],
+        "empty_mask": ["--video", frames, "--masks", masks, "--run-dir", str(run)],
+        "too_small": ["--video", frames, "--masks", masks, "--run-dir", str(run),
+                      "--set", "data.working_height=8", "--set", "data.working_width=8"],
+        "nothing_to_resume": ["--run-dir", str(run), "--resume"],
+        "bad_key": ["--video", "sample", "--run-dir", str(run), "--set", "train.nope=1"],
+    }[case]
+    _fails_cleanly(argv, capsys, words)
+    assert not run.exists()
