@@ -126,7 +126,7 @@ def test_existing_run_folder_is_refused_and_untouched(tmp_path, capsys):
 
 @pytest.mark.parametrize("case, words", [
     ("no_video", "--video is required"),
-    ("missing", "not found"),
+    ("missing", "no such file"),
     ("no_masks", "--masks is required"),
     ("count", "6"),
     ("empty_mask", "empty"),
