@@ -26,6 +26,10 @@ class Sampling:
     boundary_weight: float = 5.0
     crop_height: int = 0
     crop_width: int = 0
+    # "random": anywhere in the frame; "hole": around the translated mask M'_t, whose hidden known
+    # pixels are what teaches the network to fill (the crop centre is jittered by up to a quarter
+    # of the crop, so the hole is seen at every position the network will meet).
+    crop_placement: str = "random"
 
 
 def _element_seed(seed: int, element: tf.Tensor, stream: int) -> tf.Tensor:
@@ -70,15 +74,22 @@ class MaskSampler:
             "translated": mask_ops.translate(self.masks[t], offset),
         }
         if crop and self.sampling.crop_height and self.sampling.crop_width:
-            example = self._crop(example, seeds[3])
+            translated_centre = (tf.cast(tf.round(self.centres[t]), tf.int32) + offset) % tf.constant(
+                [self.height, self.width])
+            example = self._crop(example, seeds[3], translated_centre)
         return example
 
-    def _crop(self, example: dict[str, tf.Tensor], seed: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _crop(self, example: dict[str, tf.Tensor], seed: tf.Tensor,
+              translated_centre: tf.Tensor) -> dict[str, tf.Tensor]:
         crop_h = min(self.sampling.crop_height, self.height)
         crop_w = min(self.sampling.crop_width, self.width)
-        corner = tf.random.stateless_uniform(
-            [2], seed, minval=0, maxval=tf.int32.max, dtype=tf.int32
-        ) % tf.constant([self.height - crop_h + 1, self.width - crop_w + 1])
+        draw = tf.random.stateless_uniform([2], seed, minval=0, maxval=tf.int32.max, dtype=tf.int32)
+        if self.sampling.crop_placement == "hole":
+            jitter = tf.constant([crop_h // 4, crop_w // 4])
+            corner = translated_centre - tf.constant([crop_h // 2, crop_w // 2]) + draw % (2 * jitter + 1) - jitter
+            corner = tf.clip_by_value(corner, 0, tf.constant([self.height - crop_h, self.width - crop_w]))
+        else:
+            corner = draw % tf.constant([self.height - crop_h + 1, self.width - crop_w + 1])
         return {key: value[corner[0]:corner[0] + crop_h, corner[1]:corner[1] + crop_w]
                 for key, value in example.items()}
 

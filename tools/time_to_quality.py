@@ -1,0 +1,245 @@
+"""Hole PSNR against the truth over wall-clock fitting time, for two configurations side by side.
+
+Both configurations fit in the same process, taking turns in short slices of fitting time, so
+that on a shared, noisy machine each sees the same load. Each has its own fit clock: it counts
+only the time spent fitting (tracing included), never the evaluations, which render every
+frame at the working resolution and score the hole against the truth every `--eval-every`
+seconds of that clock.
+
+Clips:
+  sample  the built-in synthetic clip (its own masks and hidden truth);
+  bmx     /work/shared/data/bmx-trees at 240x432 (the first `--bmx-frames` frames) with the
+          paper's fixed-mask protocol: a centred rectangle 1/4 wide and 1/4 high on every frame.
+          The truth is the real footage; the network never sees the pixels behind the rectangle.
+
+Writes `OUT/time_to_quality.json` and `OUT/time_to_quality.png` (PSNR vs seconds, one panel per
+clip, OpenCV's Telea fill as a dashed line).
+
+Examples:
+  python tools/time_to_quality.py --a configs/paper.yaml --b configs/default.yaml --budget 20
+  python tools/time_to_quality.py --a configs/quick.yaml --set-b train.learning_rate=1e-3 \\
+      --clips sample --budget 4 --eval-every 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+BMX_FRAMES = Path("/work/shared/data/bmx-trees/frames")
+BMX_SIZE = (240, 432)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Examples:\n" + __doc__.split("Examples:\n", 1)[1])
+    for side in ("a", "b"):
+        parser.add_argument(f"--{side}", action="append", default=[], metavar="YAML",
+                            help=f"config file(s) of configuration {side.upper()} (repeatable)")
+        parser.add_argument(f"--set-{side}", action="append", default=[], metavar="KEY=VALUE",
+                            help=f"override of configuration {side.upper()}")
+        parser.add_argument(f"--name-{side}", help=f"label of configuration {side.upper()}")
+    parser.add_argument("--clips", nargs="+", default=["sample", "bmx"], choices=["sample", "bmx"])
+    parser.add_argument("--budget", type=float, default=5.0, help="fit minutes per configuration")
+    parser.add_argument("--eval-every", type=float, default=30.0, help="seconds of fit clock")
+    parser.add_argument("--slice", type=float, default=15.0,
+                        help="seconds each configuration fits before the other takes its turn")
+    parser.add_argument("--bmx-frames", type=int, default=30)
+    parser.add_argument("--out", default="runs/time_to_quality")
+    return parser
+
+
+@dataclass
+class Clip:
+    name: str
+    frames: np.ndarray  # uint8 [N, H, W, 3] at working resolution
+    masks: np.ndarray  # uint8 [N, H, W, 1]
+    truth: np.ndarray
+
+
+def load_clip(name: str, bmx_frames: int) -> Clip:
+    if name == "sample":
+        from tfinpaint.sample import make_sample
+
+        sample = make_sample()
+        return Clip(name, sample.frames, sample.masks, sample.truth)
+    from tfinpaint.inference import resize_frames
+    from tfinpaint.protocols import fixed_masks
+
+    paths = sorted(BMX_FRAMES.glob("*.jpg")) + sorted(BMX_FRAMES.glob("*.png"))
+    paths = paths[:bmx_frames]
+    truth = resize_frames(np.stack([cv2.imread(str(p))[..., ::-1] for p in paths]), *BMX_SIZE)
+    masks = fixed_masks(len(truth), *BMX_SIZE)
+    return Clip(f"bmx-trees {BMX_SIZE[0]}x{BMX_SIZE[1]} x{len(truth)}", truth * (1 - masks), masks,
+                truth)
+
+
+@dataclass
+class Contender:
+    """One configuration fitting one clip, with its own fit clock and curve."""
+
+    name: str
+    config: object
+    clip: Clip
+    fit_seconds: float = 0.0
+    next_eval: float = 0.0
+    curve: list = field(default_factory=list)  # [seconds, steps, hole PSNR]
+
+    def build(self):
+        import keras
+
+        from tfinpaint.data.pipeline import MaskSampler
+        from tfinpaint.fitting import build_inpainter, choose_precision, sampling_from
+        from tfinpaint.inference import make_fill_fn
+
+        began = time.perf_counter()
+        keras.mixed_precision.set_global_policy(choose_precision(self.config.train.precision))
+        keras.utils.set_random_seed(self.config.train.seed)
+        self.model = build_inpainter(self.config)
+        self.sampler = MaskSampler(self.clip.frames, self.clip.masks, sampling_from(self.config))
+        self.fill = make_fill_fn(self.model.generator)
+        self.fit_seconds += time.perf_counter() - began
+
+    @property
+    def steps(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def fit_for(self, seconds: float, budget: float) -> None:
+        import keras
+
+        deadline = min(self.fit_seconds + seconds, budget, self.next_eval)
+        train = self.config.train
+        contender = self
+
+        class Stop(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if contender.fit_seconds + time.perf_counter() - began >= deadline:
+                    self.model.stop_training = True
+
+        remaining = train.steps - self.steps
+        if remaining <= 0:
+            self.fit_seconds = budget  # the schedule is done: its curve stays flat from here
+            return
+        dataset = self.sampler.dataset(batch_size=train.batch_size, seed=train.seed,
+                                       start_step=self.steps)
+        spe = train.steps_per_execution
+        began = time.perf_counter()
+        self.model.fit(dataset, epochs=1, steps_per_epoch=-(-remaining // spe) * spe,
+                       callbacks=[Stop()], verbose=0, shuffle=False)
+        self.fit_seconds += time.perf_counter() - began
+
+    def evaluate(self) -> float:
+        import tensorflow as tf
+
+        from tfinpaint.metrics import psnr
+
+        filled = np.concatenate([
+            self.fill(tf.constant(self.clip.frames[i:i + 4]), tf.constant(self.clip.masks[i:i + 4])).numpy()
+            for i in range(0, len(self.clip.frames), 4)])
+        score = psnr(filled, self.clip.truth, self.clip.masks)
+        self.curve.append([round(self.fit_seconds, 1), self.steps, round(score, 3)])
+        return score
+
+
+def race(contenders: list[Contender], *, budget: float, eval_every: float, slice_seconds: float):
+    """Alternates the contenders in slices of fit time until each has spent `budget` seconds."""
+    for contender in contenders:
+        contender.build()
+        contender.evaluate()
+        contender.next_eval = eval_every
+    while any(c.fit_seconds < budget for c in contenders):
+        for contender in contenders:
+            if contender.fit_seconds >= budget:
+                continue
+            contender.fit_for(slice_seconds, budget)
+            if contender.fit_seconds >= min(contender.next_eval, budget):
+                score = contender.evaluate()
+                contender.next_eval += eval_every
+                print(f"{contender.clip.name} {contender.name}: {contender.fit_seconds:.0f} s "
+                      f"step {contender.steps} hole PSNR {score:.2f} dB", file=sys.stderr, flush=True)
+
+
+def plot(results: dict, path: Path) -> None:
+    """PSNR vs seconds, one panel per clip, drawn with OpenCV (no plotting library needed)."""
+    panel_w, panel_h, margin = 560, 380, 60
+    colours = [(40, 90, 220), (220, 120, 30)]  # BGR
+    canvas = np.full((panel_h + 2 * margin, len(results) * (panel_w + margin) + margin, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for index, (clip, entry) in enumerate(results.items()):
+        x0, y0 = margin + index * (panel_w + margin), margin
+        curves = entry["curves"]
+        values = [p[2] for c in curves.values() for p in c] + [entry["telea_psnr"]]
+        low, high = np.floor(min(values)) - 0.5, np.ceil(max(values)) + 0.5
+        t_max = max(p[0] for c in curves.values() for p in c) or 1.0
+
+        def at(seconds, db):
+            return (int(x0 + seconds / t_max * panel_w), int(y0 + panel_h - (db - low) / (high - low) * panel_h))
+
+        cv2.rectangle(canvas, (x0, y0), (x0 + panel_w, y0 + panel_h), (0, 0, 0), 1)
+        for db in np.arange(np.ceil(low), high, 1.0):
+            y = at(0, db)[1]
+            cv2.line(canvas, (x0, y), (x0 + panel_w, y), (225, 225, 225), 1)
+            cv2.putText(canvas, f"{db:.0f}", (x0 - 30, y + 4), font, 0.4, (0, 0, 0), 1)
+        for seconds in np.linspace(0, t_max, 6):
+            x = at(seconds, low)[0]
+            cv2.putText(canvas, f"{seconds:.0f}s", (x - 12, y0 + panel_h + 18), font, 0.4, (0, 0, 0), 1)
+        telea_y = at(0, entry["telea_psnr"])[1]
+        for x in range(x0, x0 + panel_w, 12):
+            cv2.line(canvas, (x, telea_y), (min(x + 6, x0 + panel_w), telea_y), (90, 90, 90), 1)
+        cv2.putText(canvas, f"Telea {entry['telea_psnr']:.1f} dB", (x0 + 5, telea_y - 5), font, 0.4,
+                    (90, 90, 90), 1)
+        for line, (name, curve) in enumerate(curves.items()):
+            points = np.array([at(p[0], p[2]) for p in curve], np.int32)
+            cv2.polylines(canvas, [points], False, colours[line % 2], 2, cv2.LINE_AA)
+            for point in points:
+                cv2.circle(canvas, tuple(int(v) for v in point), 3, colours[line % 2], -1)
+            cv2.putText(canvas, name, (x0 + 10, y0 + 20 + 18 * line), font, 0.5, colours[line % 2], 1)
+        cv2.putText(canvas, f"{clip}: hole PSNR (dB) vs fit seconds", (x0, y0 - 15), font, 0.5,
+                    (0, 0, 0), 1)
+    cv2.imwrite(str(path), canvas)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from tfinpaint.config import load_config, to_dict
+    from tfinpaint.metrics import psnr, telea_baseline
+
+    names = [args.name_a or "+".join([Path(p).stem for p in args.a] + args.set_a) or "defaults",
+             args.name_b or "+".join([Path(p).stem for p in args.b] + args.set_b) or "defaults"]
+    if names[0] == names[1]:
+        names = [f"A {names[0]}", f"B {names[1]}"]
+    configs = [load_config(args.a, args.set_a), load_config(args.b, args.set_b)]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for clip_name in args.clips:
+        clip = load_clip(clip_name, args.bmx_frames)
+        contenders = [Contender(name, config, clip) for name, config in zip(names, configs)]
+        race(contenders, budget=args.budget * 60.0, eval_every=args.eval_every,
+             slice_seconds=args.slice)
+        results[clip.name] = {
+            "telea_psnr": round(psnr(telea_baseline(clip.frames, clip.masks), clip.truth, clip.masks), 3),
+            "curves": {c.name: c.curve for c in contenders},
+        }
+        (out / "time_to_quality.json").write_text(json.dumps({
+            "budget_minutes": args.budget, "eval_every_seconds": args.eval_every,
+            "configs": {name: to_dict(config) for name, config in zip(names, configs)},
+            "results": results}, indent=1))
+        plot(results, out / "time_to_quality.png")
+    print(json.dumps({clip: {name: curve[-1] for name, curve in entry["curves"].items()}
+                      | {"telea": entry["telea_psnr"]} for clip, entry in results.items()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
