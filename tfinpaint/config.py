@@ -41,6 +41,8 @@ class DataConfig:
     # Crops of the working frame for training (0 = whole frame). The network is fully convolutional.
     crop_height: int = 0
     crop_width: int = 0
+    # Where crops go: "random" (anywhere) or "hole" (around the translated mask, see pipeline).
+    crop_placement: str = "random"
 
 
 @dataclass
@@ -144,6 +146,7 @@ class Config:
 
 _CHOICES = {
     ("data", "translation"): ("uniform", "boundary"),
+    ("data", "crop_placement"): ("random", "hole"),
     ("generator", "arch"): ("base", "stacked", "coarse_to_fine"),
     ("generator", "padding"): ("zero", "reflect"),
     ("train", "precision"): ("auto", "float32", "mixed_bfloat16", "mixed_float16"),

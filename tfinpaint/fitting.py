@@ -49,7 +49,8 @@ def sampling_from(config: Config) -> Sampling:
     data = config.data
     return Sampling(translation=data.translation, band_y=data.boundary_band_y,
                     band_x=data.boundary_band_x, boundary_weight=data.boundary_weight,
-                    crop_height=data.crop_height, crop_width=data.crop_width)
+                    crop_height=data.crop_height, crop_width=data.crop_width,
+                    crop_placement=data.crop_placement)
 
 
 def learning_rate(config: Config):
