@@ -200,20 +200,24 @@ class FitOutcome:
 
 
 def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
-        verbose: bool = True, callbacks: tuple = ()) -> FitOutcome:
+        verbose: bool = True, callbacks: tuple = (), sampler=None,
+        in_channels: int = 4) -> FitOutcome:
     """Fits (or resumes fitting) a generator to `frames` (uint8 [N,H,W,3] at working resolution).
 
     Resumes from the newest checkpoint in the run folder, if any, drawing exactly the samples an
-    uninterrupted fit would have drawn from there on.
+    uninterrupted fit would have drawn from there on. `sampler` replaces the `MaskSampler` (any
+    object with its `dataset` and `fixed_batch`; progressive fitting passes a patch sampler whose
+    batches carry a prior) and `in_channels` is the generator's input width (7 with a prior).
     """
     keras.mixed_precision.set_global_policy(choose_precision(config.train.precision))
     keras.utils.set_random_seed(config.train.seed)
     strategy = choose_strategy()
     with strategy.scope():
-        model = build_inpainter(config)
+        model = build_inpainter(config, in_channels=in_channels)
         checkpoints = Checkpoints(model, run.checkpoints)
         start = checkpoints.restore_latest()
-    sampler = MaskSampler(frames, masks, sampling_from(config))
+    if sampler is None:
+        sampler = MaskSampler(frames, masks, sampling_from(config))
     selfcheck_batch = sampler.fixed_batch(config.train.selfcheck_frames, seed=config.train.seed)
     monitor = Monitor(config=config, run=run, checkpoints=checkpoints,
                       selfcheck_batch=selfcheck_batch, verbose=verbose and not sys.stdout.isatty())

@@ -36,6 +36,29 @@ def make_fill_fn(generator: keras.Model) -> FillFn:
     return fill
 
 
+PriorFillFn = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+def make_prior_fill_fn(generator: keras.Model) -> PriorFillFn:
+    """`make_fill_fn` for a later stage of progressive fitting: `(frames, masks, priors uint8
+    [N,H,W,3]) -> uint8 [N,H,W,3]`, the prior being the previous stage's upsampled result."""
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames"),
+        tf.TensorSpec([None, None, None, 1], tf.uint8, name="masks"),
+        tf.TensorSpec([None, None, None, 3], tf.uint8, name="priors"),
+    ])
+    def fill(frames, masks, priors):
+        is_hole = masks > 0
+        hole = tf.cast(is_hole, tf.float32)
+        inputs = network_input(to_signed(frames), hole, to_signed(priors))
+        padded, size = pad_to_multiple(inputs, MULTIPLE)
+        output = crop_to(generator(padded, training=False)[-1], size)
+        return tf.where(is_hole, to_uint8(output), frames)
+
+    return fill
+
+
 def resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resizes 0/1 masks so that every pixel touched by the hole stays hole (area, then > 0)."""
     if masks.shape[1:3] == (height, width):

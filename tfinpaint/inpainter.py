@@ -20,9 +20,12 @@ def to_uint8(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.round(tf.clip_by_value((images + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
 
 
-def network_input(frames: tf.Tensor, hole: tf.Tensor) -> tf.Tensor:
-    """The generator's input: the frame with the hole blanked, and the hole mask (4 channels)."""
-    return tf.concat([frames * (1.0 - hole), hole], axis=-1)
+def network_input(frames: tf.Tensor, hole: tf.Tensor, prior: tf.Tensor | None = None) -> tf.Tensor:
+    """The generator's input: the frame with the hole blanked, and the hole mask (4 channels),
+    then, in the later stages of progressive fitting (Sec. 4.1), the previous stage's upsampled
+    result, the prior, in [-1, 1] (3 more channels)."""
+    parts = [frames * (1.0 - hole), hole] + ([] if prior is None else [prior])
+    return tf.concat(parts, axis=-1)
 
 
 def composite(output: tf.Tensor, frames: tf.Tensor, hole: tf.Tensor) -> tf.Tensor:
@@ -97,7 +100,9 @@ class Inpainter(keras.Model):
         # translated mask: the network sees neither M_i nor M'_t, and is scored on 1 - M_i
         hole = tf.maximum(object_mask, translated_mask)
         known = 1.0 - object_mask
-        inputs = network_input(frames, hole)
+        # prior: an optional `prior` key (uint8 [B, H, W, 3]) from progressive fitting
+        prior = to_signed(batch["prior"]) if "prior" in batch else None
+        inputs = network_input(frames, hole, prior)
         seeds = self._step_seeds(2)
         terms = self.weights_by_term
 
@@ -110,7 +115,10 @@ class Inpainter(keras.Model):
             perturbed_hole = tf.maximum(perturbed_object, augment.perturb_masks(translated_mask, g))
             outside = 1.0 - tf.maximum(object_mask, perturbed_object)
             # One generator call on both batches: f(x) and f(g(x)) share the pass.
-            inputs = tf.concat([inputs, network_input(perturbed_frames, perturbed_hole)], axis=0)
+            perturbed_prior = (None if prior is None
+                               else augment.perturb_images(prior, g, self.perturbation))
+            inputs = tf.concat([inputs, network_input(perturbed_frames, perturbed_hole,
+                                                      perturbed_prior)], axis=0)
         if "ambiguity" in terms:
             # anti-ambiguity target: another random frame X_t, the next example's (batches hold
             # frames drawn at random from the video); its features take no gradient.
@@ -159,7 +167,8 @@ class Inpainter(keras.Model):
         object_mask = tf.cast(batch["masks"], tf.float32)
         translated_mask = tf.cast(batch["translated"], tf.float32)
         hole = tf.maximum(object_mask, translated_mask)
-        outputs = self.generator(network_input(frames, hole), training=False)
+        prior = to_signed(batch["prior"]) if "prior" in batch else None
+        outputs = self.generator(network_input(frames, hole, prior), training=False)
         scored = translated_mask * (1.0 - object_mask)
         return {
             "psnr": losses.masked_psnr(outputs[-1], frames, scored),
