@@ -135,6 +135,38 @@ class PropagateConfig:
 
 
 @dataclass
+class ProgressiveConfig:
+    """The progressive high-resolution ladder (Sec. 4.1, Appendix A.4; see tfinpaint.progressive).
+
+    Stage 1 is the ordinary fit at `data`'s working size (the base size); each later stage
+    doubles the resolution (the last one is the video's own unless `final_*` says otherwise) and
+    fits on base-size patches, with the previous stage's upsampled result as extra input.
+    """
+
+    # 1 = no ladder: the ordinary single-resolution fit.
+    stages: int = 1
+    # Steps of stage 2; each further stage fits `stage_steps_increment` more (paper: 45k, 60k).
+    stage_steps: int = 45000
+    stage_steps_increment: int = 15000
+    # Wall-clock budget of each later stage in minutes (0 = train.time_budget_minutes).
+    stage_time_budget_minutes: float = 0.0
+    # Size of the last stage (0 = the video's own).
+    final_height: int = 0
+    final_width: int = 0
+    # Patches whose translated hole has fewer known pixels than this, scaled from a 3840x2160
+    # frame to the stage's size, are redrawn (up to `placement_tries` candidates per patch).
+    min_hole_pixels_4k: int = 1000
+    placement_tries: int = 16
+    # Patch centres are this many times likelier within the object boundary's band (data's
+    # boundary_band_y/x) than elsewhere: boundary-aware sampling.
+    patch_boundary_weight: float = 5.0
+    # Grid inference: least overlap of grid tiles (0 = the paper's 2x2 / 4x4 grid, seams covered
+    # by the seam tiles) and tiles per network call (bounds memory).
+    tile_overlap: int = 0
+    tile_batch: int = 4
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -142,6 +174,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     infer: InferConfig = field(default_factory=InferConfig)
     propagate: PropagateConfig = field(default_factory=PropagateConfig)
+    progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
 
 
 _CHOICES = {
@@ -200,6 +233,12 @@ def _validate(config: Config) -> None:
     if t.steps < 0 or t.batch_size < 1 or t.learning_rate <= 0 or t.steps_per_execution < 1:
         raise InputError("config train: steps >= 0, batch_size >= 1, learning_rate > 0 and "
                          "steps_per_execution >= 1 are required")
+    p = config.progressive
+    if p.stages < 1 or p.stage_steps < 0 or p.placement_tries < 1 or p.tile_batch < 1 \
+            or p.tile_overlap < 0 or p.min_hole_pixels_4k < 0 or p.patch_boundary_weight <= 0:
+        raise InputError("config progressive: stages >= 1, stage_steps >= 0, placement_tries >= 1, "
+                         "tile_batch >= 1, tile_overlap >= 0, min_hole_pixels_4k >= 0 and "
+                         "patch_boundary_weight > 0 are required")
     for name in ("working_height", "working_width", "crop_height", "crop_width"):
         if getattr(config.data, name) < 0:
             raise InputError(f"config data.{name} must be >= 0")
