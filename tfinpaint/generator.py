@@ -173,8 +173,10 @@ def pad_to_multiple(x, multiple: int = MULTIPLE, mode: str = "REFLECT"):
     dynamic = tf.shape(x)
     height = x.shape[-3] if x.shape[-3] is not None else dynamic[-3]
     width = x.shape[-2] if x.shape[-2] is not None else dynamic[-2]
-    pad_h = (-height) % multiple
-    pad_w = (-width) % multiple
+    # (m - h % m) % m, not (-h) % m: the same in TF, but tf2onnx (1.17) converts FloorMod of a
+    # negative number as a truncated remainder, so the ONNX graph would crop instead of pad.
+    pad_h = (multiple - height % multiple) % multiple
+    pad_w = (multiple - width % multiple) % multiple
     paddings = [[0, 0]] * (rank - 3) + [[0, pad_h], [0, pad_w], [0, 0]]
     return tf.pad(x, paddings, mode=mode), (height, width)
 

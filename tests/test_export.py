@@ -1,0 +1,272 @@
+"""Export round trips: a tiny fitted run -> SavedModel (+ ONNX) -> a fresh TF process, onnxruntime,
+and `python -m tfinpaint.serve` with the client, each compared with the in-process Keras model."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfinpaint.errors import InputError
+from tfinpaint.export import cli as export_cli
+from tfinpaint.export import onnx as onnx_export
+from tfinpaint.export.savedmodel import InpaintModule, next_version
+from tfinpaint.generator import MULTIPLE, build_generator
+from tfinpaint.infer import load_generator
+from tfinpaint.inference import make_fill_fn
+from tfinpaint.run import RunDir
+
+WORKING = (32, 48)  # the run's working size: tiny, so that a 4x frame is cheap to tile
+ODD_SIZES = [(37, 53), (241, 433)]
+MODEL = "clip"
+FLOAT_TOLERANCE = 1e-4
+UINT8_TOLERANCE = 1
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from tfinpaint.train import main as train
+
+    path = tmp_path_factory.mktemp("runs") / "clip"
+    settings = ["generator.channels=8", "train.batch_size=1",
+                f"data.working_height={WORKING[0]}", f"data.working_width={WORKING[1]}"]
+    argv = ["--video", "sample", "--steps", "1", "--run-dir", str(path), "--quiet",
+            "--mask-dilation", "0"]
+    for setting in settings:
+        argv += ["--set", setting]
+    assert train(argv) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory):
+    base = tmp_path_factory.mktemp("models") / MODEL
+    assert export_cli.main(["--run", str(run_dir), "--out", str(base), "--onnx"]) == 0
+    return base / "1"
+
+
+@pytest.fixture(scope="module")
+def generator(run_dir):
+    return load_generator(RunDir(run_dir))
+
+
+def _inputs(height, width, seed, frames=2):
+    return onnx_export.random_inputs(height, width, frames=frames, seed=seed)
+
+
+def _keras_float(generator, frames, masks):
+    """The in-process Keras model on float inputs, padded and cropped here with NumPy."""
+    hole = (masks > 0.5).astype(np.float32)
+    height, width = frames.shape[1:3]
+    signed = frames * 2.0 - 1.0
+    x = np.concatenate([signed * (1.0 - hole), hole], axis=-1)
+    x = np.pad(x, [(0, 0), (0, -height % MULTIPLE), (0, -width % MULTIPLE), (0, 0)], "reflect")
+    output = np.asarray(generator(tf.constant(x), training=False)[-1])[:, :height, :width]
+    return np.where(hole > 0, (output + 1.0) * 0.5, frames)
+
+
+def _expected(generator, fill, height, width, seed):
+    frames, masks = _inputs(height, width, seed)
+    float_frames, float_masks = frames.astype(np.float32) / 255.0, (masks > 0).astype(np.float32)
+    return dict(frames=frames, masks=masks, float_frames=float_frames, float_masks=float_masks,
+                uint8=fill(frames, masks).numpy(),
+                float=_keras_float(generator, float_frames, float_masks))
+
+
+def _assert_matches(got_uint8, got_float, expected):
+    known = expected["masks"] == 0
+    assert got_uint8.dtype == np.uint8 and got_uint8.shape == expected["frames"].shape
+    assert np.abs(got_uint8.astype(int) - expected["uint8"]).max() <= UINT8_TOLERANCE
+    assert np.array_equal(np.where(known, got_uint8, 0), np.where(known, expected["frames"], 0))
+    assert got_float.dtype == np.float32 and got_float.shape == expected["frames"].shape
+    assert np.abs(got_float - expected["float"]).max() < FLOAT_TOLERANCE
+    assert np.array_equal(np.where(known, got_float, 0), np.where(known, expected["float_frames"], 0))
+
+
+FRESH_PROCESS = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    model = tf.saved_model.load(sys.argv[1])
+    for name in sys.argv[2:]:
+        data = np.load(name + ".npz")
+        out = model.signatures["serving_default"](frames=tf.constant(data["frames"]),
+                                                  masks=tf.constant(data["masks"]))
+        out_float = model.signatures["serving_float"](frames=tf.constant(data["float_frames"]),
+                                                      masks=tf.constant(data["float_masks"]))
+        np.save(name + "_uint8.npy", out["inpainted"].numpy())
+        np.save(name + "_float.npy", out_float["inpainted"].numpy())
+    assert not any(m.split(".")[0] == "tfinpaint" for m in sys.modules), "imported tfinpaint"
+""")
+
+
+def test_export_layout_and_assets(exported, run_dir):
+    assert (exported / "saved_model.pb").is_file() and (exported / "variables").is_dir()
+    info = json.loads((exported / "assets" / "tfinpaint.json").read_text())
+    assert (info["working_height"], info["working_width"]) == WORKING
+    assert info["arch"] == "coarse_to_fine" and info["channels"] == 8
+    assert info["onnx"] == {"serving_default": "assets.extra/model.onnx",
+                            "serving_float": "assets.extra/model_float.onnx"}
+    assert (exported / "assets" / "config.yaml").read_text() == (run_dir / "config.yaml").read_text()
+    for path in info["onnx"].values():
+        assert (exported / path).is_file()
+    assert sorted(p.name for p in exported.parent.iterdir()) == ["1"]  # no staging left
+
+
+def test_savedmodel_in_fresh_process_matches_keras(exported, generator, tmp_path):
+    fill = make_fill_fn(generator)
+    cases = {}
+    for seed, (height, width) in enumerate(ODD_SIZES):
+        cases[str(tmp_path / f"case{seed}")] = _expected(generator, fill, height, width, seed)
+    for name, case in cases.items():
+        np.savez(name + ".npz", **{k: case[k] for k in
+                                   ("frames", "masks", "float_frames", "float_masks")})
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(exported), *cases],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name, case in cases.items():
+        _assert_matches(np.load(name + "_uint8.npy"), np.load(name + "_float.npy"), case)
+
+
+def test_onnx_matches_keras(exported, generator):
+    fill = make_fill_fn(generator)
+    sessions = {name: onnx_export.session(_load_onnx(exported / onnx_export.FOLDER / file))
+                for name, file in onnx_export.FILES.items()}
+    for seed, (height, width) in enumerate(ODD_SIZES):
+        case = _expected(generator, fill, height, width, seed)
+        _assert_matches(onnx_export.run(sessions["serving_default"], case["frames"], case["masks"]),
+                        onnx_export.run(sessions["serving_float"], case["float_frames"],
+                                        case["float_masks"]), case)
+
+
+def _load_onnx(path):
+    import onnx
+
+    return onnx.load(str(path))
+
+
+def test_onnx_check_refuses_a_model_that_disagrees(exported):
+    other = InpaintModule(build_generator("coarse_to_fine", channels=8))
+    models = {name: _load_onnx(exported / onnx_export.FOLDER / file)
+              for name, file in onnx_export.FILES.items()}
+    with pytest.raises(onnx_export.OnnxCheckError, match="differs from TensorFlow"):
+        onnx_export.check(other, models, sizes=[(37, 53)])
+
+
+def test_versions_and_refusing_to_overwrite(run_dir, tmp_path, capsys):
+    base = tmp_path / MODEL
+    (base / "7").mkdir(parents=True)  # a foreign version folder still counts
+    assert next_version(base) == 8
+    assert export_cli.main(["--run", str(run_dir), "--out", str(base)]) == 0
+    assert (base / "8" / "saved_model.pb").is_file()
+    before = (base / "8" / "saved_model.pb").stat().st_mtime_ns
+
+    assert export_cli.main(["--run", str(run_dir), "--out", str(base), "--version", "8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "--overwrite" in err[-1]
+    assert (base / "8" / "saved_model.pb").stat().st_mtime_ns == before
+
+    assert export_cli.main(["--run", str(run_dir), "--out", str(base), "--version", "8",
+                            "--overwrite"]) == 0
+    assert (base / "8" / "saved_model.pb").stat().st_mtime_ns != before
+    assert sorted(p.name for p in base.iterdir()) == ["7", "8"]
+
+
+def test_failed_onnx_check_writes_nothing(run_dir, tmp_path, monkeypatch):
+    def disagree(*args, **kwargs):
+        raise onnx_export.OnnxCheckError("model.onnx differs from TensorFlow by 9 levels")
+
+    monkeypatch.setattr(onnx_export, "convert", lambda module, opset: {})
+    monkeypatch.setattr(onnx_export, "check", disagree)
+    base = tmp_path / MODEL
+    with pytest.raises(InputError, match="nothing written"):
+        export_cli.export(run_dir, base, onnx=True)
+    assert not base.exists() or not any(base.iterdir())
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: tmp / "missing", "no such run folder"),
+    (lambda tmp: tmp, "no config.yaml"),
+])
+def test_bad_run_folder_is_one_line_exit_2(make, message, tmp_path, capsys):
+    assert export_cli.main(["--run", str(make(tmp_path)), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "m").exists()
+
+
+def test_run_without_checkpoint_and_bad_version(run_dir, tmp_path, capsys):
+    empty = tmp_path / "run"
+    (empty / "checkpoints").mkdir(parents=True)
+    (empty / "config.yaml").write_text((run_dir / "config.yaml").read_text())
+    assert export_cli.main(["--run", str(empty), "--out", str(tmp_path / "m")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert export_cli.main(["--run", str(run_dir), "--out", str(tmp_path / "m"),
+                            "--version", "0"]) == 2
+    assert "positive" in capsys.readouterr().err
+
+
+def test_command_line_bad_run_exits_2_with_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tfinpaint.export", "--run",
+                             str(tmp_path / "nope"), "--out", str(tmp_path / "m")],
+                            capture_output=True, text=True, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def served(exported):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfinpaint.serve", "--model-base", str(exported.parent),
+         "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = process.stdout.readline()
+        assert "serving model" in line, line
+        yield line.strip().rsplit(":", 1)[-1]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def test_serve_and_client_fill_like_infer(served, run_dir, generator, tmp_path):
+    from tfinpaint.infer import main as infer
+    from tfinpaint.serving.client import fetch_working_size, fill_frames, local_predict_fn
+    from tfinpaint.video import read_video, write_frames
+
+    target = f"127.0.0.1:{served}"
+    assert fetch_working_size(target, MODEL) == WORKING
+
+    # a clip at the working size: tfinpaint.infer fills it without resizing
+    frames, masks = _inputs(*WORKING, seed=5, frames=3)
+    names = [f"{i:05d}" for i in range(len(frames))]
+    write_frames(tmp_path / "video", frames, names)
+    write_frames(tmp_path / "masks", np.repeat(masks, 3, axis=-1), names)
+    assert infer(["--run", str(run_dir), "--video", str(tmp_path / "video"),
+                  "--masks", str(tmp_path / "masks"), "--out", str(tmp_path / "infer")]) == 0
+    by_infer = read_video(tmp_path / "infer" / "frames").frames
+    by_server = fill_frames(target, MODEL, frames, masks, tile_size=WORKING, batch=2)
+    np.testing.assert_array_equal(by_server, by_infer)
+
+    # a frame four times the working size goes through the tiling path on both sides
+    big_frames, big_masks = _inputs(4 * WORKING[0], 4 * WORKING[1], seed=6, frames=1)
+    shapes = []
+    in_process = local_predict_fn(make_fill_fn(generator))
+
+    def recording(frame_batch, mask_batch):
+        shapes.append(frame_batch.shape[1:3])
+        return in_process(frame_batch, mask_batch)
+
+    expected = fill_frames(recording, None, big_frames, big_masks, tile_size=WORKING, batch=4)
+    assert shapes and all(shape == WORKING for shape in shapes)
+    got = fill_frames(target, MODEL, big_frames, big_masks, tile_size=WORKING, batch=4)
+    np.testing.assert_array_equal(got, expected)
+    known = big_masks == 0
+    assert np.array_equal(np.where(known, got, 0), np.where(known, big_frames, 0))
+    assert not np.array_equal(got, big_frames)

@@ -1,0 +1,23 @@
+"""Export a fitted video's network: a SavedModel in TF Serving's layout, and ONNX (tf2onnx).
+
+    python -m tfinpaint.export --run runs/clip --out models/clip [--version N] [--onnx]
+
+Layout of one export:
+
+    models/clip/<version>/saved_model.pb, variables/     signatures serving_default, serving_float
+    models/clip/<version>/assets/tfinpaint.json          working size, architecture, checkpoint
+    models/clip/<version>/assets/config.yaml             the run's resolved config
+    models/clip/<version>/assets.extra/model.onnx        --onnx: serving_default as ONNX
+    models/clip/<version>/assets.extra/model_float.onnx  --onnx: serving_float as ONNX
+
+`tfinpaint.export.savedmodel` builds and writes the SavedModel, `tfinpaint.export.onnx` converts
+and checks the ONNX models, `tfinpaint.export.cli` is the command. Nothing heavy is imported
+here.
+"""
+
+
+def export(*args, **kwargs):
+    """`tfinpaint.export.cli.export`: export a run folder; returns the version folder."""
+    from tfinpaint.export.cli import export as _export
+
+    return _export(*args, **kwargs)

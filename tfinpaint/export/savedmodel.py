@@ -1,0 +1,145 @@
+"""The SavedModel of a fitted video, in TensorFlow Serving's `models/NAME/<version>/` layout.
+
+Signatures (any N, H and W; padded inside the graph to what the network needs, cropped back):
+
+- `serving_default`: `frames` uint8 [N,H,W,3], `masks` uint8 [N,H,W,1] (non-zero = hole) ->
+  `inpainted` uint8 [N,H,W,3]. The graph is `tfinpaint.inference.make_fill_fn`, the one
+  `tfinpaint.infer` fills with, so a served model fills exactly as the run does.
+- `serving_float`: `frames` float32 [N,H,W,3] in [0, 1], `masks` float32 [N,H,W,1] (> 0.5 =
+  hole) -> `inpainted` float32 in [0, 1], not rounded: for pipelines that keep float frames and
+  for numerical comparison with other runtimes.
+
+Known pixels pass through both exactly. The export's `assets/` holds `tfinpaint.json` (working
+resolution, architecture; `tfinpaint.serve` answers it as model metadata) and `config.yaml` (the
+run's resolved config).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from tfinpaint.generator import MULTIPLE, crop_to, pad_to_multiple
+from tfinpaint.inference import make_fill_fn
+from tfinpaint.inpainter import network_input
+
+ASSETS_JSON = "tfinpaint.json"
+ASSETS_CONFIG = "config.yaml"
+DEFAULT_SIGNATURE = "serving_default"
+FLOAT_SIGNATURE = "serving_float"
+OUTPUT = "inpainted"
+# A float mask is hole above this (uint8 masks: any non-zero value).
+FLOAT_HOLE_THRESHOLD = 0.5
+
+
+class InpaintModule(tf.Module):
+    """A float32 generator and the fill graphs that the SavedModel's signatures export.
+
+    Args:
+        generator: a float32 `Generator` (`tfinpaint.infer.load_generator` gives one); its
+            variables become the SavedModel's.
+
+    Example:
+    >>> module = InpaintModule(build_generator("base", channels=8))
+    >>> module.serving_default(frames=frames, masks=masks)["inpainted"]
+    """
+
+    def __init__(self, generator: keras.Model):
+        super().__init__(name="tfinpaint")
+        self.generator = generator
+        self.fill = make_fill_fn(generator)
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames"),
+        tf.TensorSpec([None, None, None, 1], tf.uint8, name="masks"),
+    ])
+    def serving_default(self, frames, masks):
+        return {OUTPUT: self.fill(frames, masks)}
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.float32, name="frames"),
+        tf.TensorSpec([None, None, None, 1], tf.float32, name="masks"),
+    ])
+    def serving_float(self, frames, masks):
+        # make_fill_fn's graph without the uint8 conversions at either end
+        is_hole = masks > FLOAT_HOLE_THRESHOLD
+        hole = tf.cast(is_hole, tf.float32)
+        padded, size = pad_to_multiple(network_input(frames * 2.0 - 1.0, hole), MULTIPLE)
+        output = crop_to(self.generator(padded, training=False)[-1], size)
+        return {OUTPUT: tf.where(is_hole, (output + 1.0) * 0.5, frames)}
+
+    def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
+        return {DEFAULT_SIGNATURE: self.serving_default.get_concrete_function(),
+                FLOAT_SIGNATURE: self.serving_float.get_concrete_function()}
+
+
+def write_savedmodel(module: InpaintModule, folder: Path, *, info: dict, config_yaml: str) -> None:
+    """Save `module` to `folder` (new or empty) with its two assets.
+
+    The assets are registered in the SavedModel (`tf.saved_model.Asset`), so tools that copy
+    or rewrite SavedModels keep them; they land in `folder/assets/`.
+    """
+    with tempfile.TemporaryDirectory(prefix="tfinpaint-assets-") as scratch:
+        sources = {ASSETS_JSON: json.dumps(info, indent=2) + "\n", ASSETS_CONFIG: config_yaml}
+        for name, text in sources.items():
+            (Path(scratch) / name).write_text(text)
+        module.assets = [tf.saved_model.Asset(str(Path(scratch) / name)) for name in sources]
+        tf.saved_model.save(module, str(folder), signatures=module.signatures())
+
+
+def existing_versions(base: Path) -> list[int]:
+    """The integer version folders under `base`, as TF Serving sees them."""
+    if not base.is_dir():
+        return []
+    return sorted(int(entry.name) for entry in base.iterdir()
+                  if entry.name.isdigit() and entry.is_dir())
+
+
+def next_version(base: Path) -> int:
+    versions = existing_versions(base)
+    return versions[-1] + 1 if versions else 1
+
+
+def working_size(config, summary_path: Path) -> tuple[int, int]:
+    """The run's working (H, W): as configured; where the config says 0 (native), the size the
+    run's render recorded in `result/summary.json`, else 0."""
+    height, width = config.data.working_height, config.data.working_width
+    if (height and width) or not summary_path.is_file():
+        return height, width
+    try:
+        recorded = json.loads(summary_path.read_text()).get("working_size")
+    except (OSError, ValueError):
+        recorded = None
+    if not recorded or len(recorded) != 2:
+        return height, width
+    return height or int(recorded[0]), width or int(recorded[1])
+
+
+def stage_folder(final: Path) -> Path:
+    """A fresh temporary folder beside `final` (a name TF Serving ignores: not an integer)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
+
+
+def remove_tree(path: Path) -> None:
+    import shutil
+
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def publish(staged: Path, final: Path, *, overwrite: bool) -> None:
+    """Move a fully written version folder into place; never leaves a half-written one."""
+    from tfinpaint.run import swap_in
+
+    if overwrite:
+        swap_in(staged, final)
+        return
+    # rename(2) refuses an existing non-empty folder, so a concurrent export of the same
+    # version cannot be clobbered between our check and this rename
+    os.rename(staged, final)
