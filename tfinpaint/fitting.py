@@ -6,6 +6,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -13,6 +14,7 @@ import tensorflow as tf
 
 from tfinpaint.config import Config
 from tfinpaint.data.pipeline import MaskSampler, Sampling
+from tfinpaint.errors import InputError
 from tfinpaint.generator import build_generator
 from tfinpaint.inpainter import Inpainter, to_uint8
 from tfinpaint.run import RunDir
@@ -76,6 +78,9 @@ def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
                                       beta_2=config.train.beta_2)
     model.compile(optimizer=optimizer, steps_per_execution=config.train.steps_per_execution)
     optimizer.build(generator.trainable_variables)
+    # Its generator is built. Without this, Keras under a distribution strategy would build the
+    # model by calling it on a (dict) training batch, which is not the generator's input.
+    model.built = True
     return model
 
 
@@ -84,21 +89,56 @@ class Checkpoints:
 
     def __init__(self, model: Inpainter, directory, keep: int = 3):
         self.checkpoint = tf.train.Checkpoint(generator=model.generator, optimizer=model.optimizer)
+        self.directory = Path(directory)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)
         self.model = model
+        self.saved_step: int | None = None  # the step of the newest good checkpoint
+
+    def _candidates(self) -> list[str]:
+        """Checkpoint prefixes, newest first: those the index lists, and any it lost track of."""
+        found = {int(p.name[len("ckpt-"):-len(".index")]): str(p.with_suffix(""))
+                 for p in self.directory.glob("ckpt-*.index") if p.name[5:-6].isdigit()}
+        for path in self.manager.checkpoints:
+            found.setdefault(int(path.rsplit("-", 1)[1]), path)
+        return [found[step] for step in sorted(found, reverse=True)]
 
     def restore_latest(self) -> int:
-        """Restores the newest checkpoint, if any; returns the step it holds."""
-        latest = self.manager.latest_checkpoint
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        """Restores the newest readable checkpoint, if any; returns the step it holds.
+
+        A checkpoint that a crash or a full disk left unreadable is skipped with a warning and the
+        one before it is used; if none is readable the fit cannot resume and says so.
+        """
+        candidates = self._candidates()
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except Exception as error:  # noqa: BLE001 - unreadable in any way: try the one before
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+                print(f"warning: {path}: checkpoint unreadable ({reason}); "
+                      "falling back to the one before it", file=sys.stderr)
+                continue
+            self.saved_step = int(self.model.optimizer.iterations.numpy())
+            return self.saved_step
+        if candidates:
+            raise InputError(f"{self.directory}: no readable checkpoint; start again with "
+                             "--overwrite")
         return int(self.model.optimizer.iterations.numpy())
 
     def save(self) -> None:
+        """Saves the current step (once); a failed write (a full disk) is one clear line."""
         step = int(self.model.optimizer.iterations.numpy())
-        if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
+        if step == self.saved_step:
             return
-        self.manager.save(checkpoint_number=step)
+        try:
+            self.manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as error:
+            reason = getattr(error, "message", None) or getattr(error, "strerror", None) or error
+            reason = (str(reason).strip().splitlines() or [type(error).__name__])[0][:200]
+            kept = f"step {self.saved_step}" if self.saved_step is not None else "none yet"
+            raise InputError(f"{self.directory}: cannot write the checkpoint of step {step} "
+                             f"(disk full? {reason}); the last good checkpoint ({kept}) is "
+                             "intact") from None
+        self.saved_step = step
 
 
 def _grid(images: list[tf.Tensor], rows: int) -> tf.Tensor:
@@ -121,6 +161,7 @@ class Monitor(keras.callbacks.Callback):
         self.best = -math.inf
         self.since_best = 0
         self.stop_reason = ""
+        self.diverged = ""  # why the loss went non-finite, if it did
         self._selfcheck = tf.function(self._selfcheck_images)
 
     def _selfcheck_images(self, batch):
@@ -140,6 +181,14 @@ class Monitor(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._step()
+        broken = {name: float(value) for name, value in (logs or {}).items()
+                  if not math.isfinite(float(value))}
+        if broken:
+            # These weights are not saved: the checkpoint before them stays the newest.
+            name, value = next(iter(broken.items()))
+            self.diverged = f"loss {name} became {value} at step {step}"
+            self.model.stop_training = True
+            return
         if self._due(step, self.train.log_every):
             self._log_scalars(step, logs or {})
         if self._due(step, self.train.selfcheck_every):
@@ -186,7 +235,8 @@ class Monitor(keras.callbacks.Callback):
         return psnr
 
     def on_train_end(self, logs=None):
-        self.checkpoints.save()
+        if not self.diverged:
+            self.checkpoints.save()
         self.writer.flush()
 
 
@@ -232,6 +282,11 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
             print(f"fitting steps {start}..{config.train.steps}", file=sys.stderr)
         model.fit(dataset, epochs=1, steps_per_epoch=remaining // spe * spe,
                   callbacks=[monitor, *callbacks], verbose=1 if verbose and sys.stdout.isatty() else 0)
+        if monitor.diverged:
+            kept = checkpoints.saved_step
+            raise InputError(f"{run.path}: fitting stopped, {monitor.diverged}; " + (
+                f"the last good checkpoint (step {kept}) is kept" if kept is not None else
+                "no checkpoint was saved") + "; lower train.learning_rate and --resume")
         monitor.run_selfcheck(monitor._step(), images=True)
     elif verbose:
         print(f"already fitted to step {start}", file=sys.stderr)
