@@ -74,7 +74,7 @@ class Inpainter(keras.Model):
         self.feature_extractor = feature_extractor
         self.ambiguity_positions = ambiguity_positions
         self.perturbation = perturbation
-        self.seed = seed
+        self.sampling_seed = seed
         self.weights_by_term = {name: weight for name, weight in (
             ("reconstruction", reconstruction), ("ambiguity", ambiguity),
             ("stabilization", stabilization)) if weight > 0}
@@ -91,7 +91,7 @@ class Inpainter(keras.Model):
     def _step_seeds(self, count: int) -> tf.Tensor:
         step = tf.cast(self.optimizer.iterations, tf.int64)
         return tf.random.experimental.stateless_split(
-            tf.stack([tf.constant(self.seed, tf.int64) * 1000003 + 2, step]), count)
+            tf.stack([tf.constant(self.sampling_seed, tf.int64) * 1000003 + 2, step]), count)
 
     def train_step(self, batch):
         frames = to_signed(batch["frames"])
