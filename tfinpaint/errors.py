@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from typing import Callable, Sequence
@@ -26,9 +27,9 @@ def cli(main: Callable[[Sequence[str] | None], int | None]) -> Callable[[Sequenc
             print(f"error: {error}", file=sys.stderr)
             return 2
         except OSError as error:
-            if error.errno == 28:  # ENOSPC
-                print(f"error: disk full while writing {error.filename or 'output'}; "
-                      "earlier files are intact", file=sys.stderr)
+            if error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+                print(f"error: {error.strerror.lower()} while writing {error.filename or 'output'}"
+                      "; earlier files are intact", file=sys.stderr)
                 return 2
             raise
         except KeyboardInterrupt:

@@ -90,7 +90,17 @@ class Checkpoints:
     def __init__(self, model: Inpainter, directory, keep: int = 3):
         self.checkpoint = tf.train.Checkpoint(generator=model.generator, optimizer=model.optimizer)
         self.directory = Path(directory)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)
+        try:
+            self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory),
+                                                      max_to_keep=keep)
+        except (UnicodeDecodeError, ValueError):
+            # A garbled index file: set it aside; the checkpoints themselves are found on disk.
+            state = self.directory / "checkpoint"
+            print(f"warning: {state}: unreadable, set aside as {state.name}.unreadable",
+                  file=sys.stderr)
+            state.replace(state.with_name("checkpoint.unreadable"))
+            self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory),
+                                                      max_to_keep=keep)
         self.model = model
         self.saved_step: int | None = None  # the step of the newest good checkpoint
 
