@@ -62,7 +62,7 @@ def test_reconstruction_only_tracks_and_computes_nothing_else():
 
 
 def test_each_regulariser_alone_adds_its_weighted_term():
-    model = _inpainter(stabilization=0.5)
+    model = _inpainter(stabilization=0.5, stabilization_examples=1)  # a part of the batch
     logs = _one_step(model)
     assert set(logs) == {"total", "reconstruction", "stabilization"}
     assert logs["total"] == pytest.approx(logs["reconstruction"] + 0.5 * logs["stabilization"], rel=1e-4)

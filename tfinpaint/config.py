@@ -66,6 +66,9 @@ class LossConfig:
     # Anti-ambiguity: at most this many relu3_4 positions per example are matched (all pairs of a
     # 480p region would not fit in memory); see tfinpaint.losses.ambiguity_loss.
     ambiguity_positions: int = 1024
+    # Stabilisation: perturb this many examples of each batch (0 = all, as the paper). Each one
+    # costs an extra generator pass; examples are random, so the loss is the same in expectation.
+    stabilization_examples: int = 2
 
 
 @dataclass

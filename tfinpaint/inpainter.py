@@ -47,6 +47,9 @@ class Inpainter(keras.Model):
         ambiguity_positions: at most this many feature positions per example enter the
             anti-ambiguity loss (see `losses.ambiguity_loss`).
         perturbation: the ranges of the stabilisation loss's random perturbation g.
+        stabilization_examples: the stabilisation loss perturbs the first n examples of each batch
+            (0 = all). Examples are drawn at random, so the loss is the same in expectation, and
+            the extra generator pass costs n / batch of a step instead of a whole step.
         seed: with the optimizer's step, seeds g and the sampled positions, so that a resumed fit
             draws what an uninterrupted one would have.
 
@@ -62,7 +65,8 @@ class Inpainter(keras.Model):
     def __init__(self, generator: keras.Model, *, reconstruction: float = 1.0,
                  ambiguity: float = 0.0, stabilization: float = 0.0,
                  feature_extractor: keras.Model | None = None, ambiguity_positions: int = 1024,
-                 perturbation: augment.Perturbation = augment.Perturbation(), seed: int = 0,
+                 perturbation: augment.Perturbation = augment.Perturbation(),
+                 stabilization_examples: int = 0, seed: int = 0,
                  **kwargs):
         super().__init__(**kwargs)
         if ambiguity > 0 and feature_extractor is None:
@@ -74,6 +78,7 @@ class Inpainter(keras.Model):
         self.feature_extractor = feature_extractor
         self.ambiguity_positions = ambiguity_positions
         self.perturbation = perturbation
+        self.stabilization_examples = stabilization_examples
         self.sampling_seed = seed
         self.weights_by_term = {name: weight for name, weight in (
             ("reconstruction", reconstruction), ("ambiguity", ambiguity),
@@ -108,15 +113,18 @@ class Inpainter(keras.Model):
 
         if "stabilization" in terms:
             # stabilization, the perturbed input: g(X_i) seen through g(M_i) ∪ g(M'_t)
-            shape = tf.shape(frames)
+            count = self.stabilization_examples or tf.shape(frames)[0]
+            chosen = slice(0, count)
+            shape = tf.shape(frames[chosen])
             g = augment.draw(seeds[0], shape[0], shape[1], shape[2], self.perturbation)
-            perturbed_frames = augment.perturb_images(frames, g, self.perturbation)
-            perturbed_object = augment.perturb_masks(object_mask, g)
-            perturbed_hole = tf.maximum(perturbed_object, augment.perturb_masks(translated_mask, g))
-            outside = 1.0 - tf.maximum(object_mask, perturbed_object)
+            perturbed_frames = augment.perturb_images(frames[chosen], g, self.perturbation)
+            perturbed_object = augment.perturb_masks(object_mask[chosen], g)
+            perturbed_hole = tf.maximum(perturbed_object,
+                                        augment.perturb_masks(translated_mask[chosen], g))
+            outside = 1.0 - tf.maximum(object_mask[chosen], perturbed_object)
             # One generator call on both batches: f(x) and f(g(x)) share the pass.
             perturbed_prior = (None if prior is None
-                               else augment.perturb_images(prior, g, self.perturbation))
+                               else augment.perturb_images(prior[chosen], g, self.perturbation))
             inputs = tf.concat([inputs, network_input(perturbed_frames, perturbed_hole,
                                                       perturbed_prior)], axis=0)
         if "ambiguity" in terms:
@@ -129,7 +137,9 @@ class Inpainter(keras.Model):
         with tf.GradientTape() as tape:
             outputs = self.generator(inputs, training=True)
             if "stabilization" in terms:
-                outputs, perturbed_outputs = zip(*[tf.split(output, 2, axis=0) for output in outputs])
+                batch_size = tf.shape(frames)[0]
+                perturbed_outputs = [output[batch_size:] for output in outputs]
+                outputs = [output[:batch_size] for output in outputs]
             values = {}
             # reconstruction (eq. 1-2)
             if "reconstruction" in terms:
@@ -144,7 +154,8 @@ class Inpainter(keras.Model):
             # stabilization (eq. 4-5)
             if "stabilization" in terms:
                 values["stabilization"] = losses.stabilization_loss(
-                    outputs, perturbed_outputs, frames, perturbed_frames, outside)
+                    [output[chosen] for output in outputs], perturbed_outputs, frames[chosen],
+                    perturbed_frames, outside)
             total = tf.add_n([terms[name] * value for name, value in values.items()])
             # Gradients are summed over replicas, so each replica's share is averaged here.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
