@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stop fitting after this many minutes and write the result")
     parser.add_argument("--mask-dilation", type=int, help="grow masks by N px (data.mask_dilation)")
     parser.add_argument("--mask-threshold", type=int, help="hole where mask > T (data.mask_threshold)")
+    parser.add_argument("--first-mask", metavar="FIRST.png", help="the object's mask on one frame "
+                        "only: propagate it to every frame (tfinpaint.propagate), then inpaint")
+    parser.add_argument("--first-mask-frame", type=int, default=0, metavar="K",
+                        help="the frame that --first-mask was drawn on (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
@@ -94,7 +98,8 @@ def resolve_config(args: argparse.Namespace) -> config_lib.Config:
     return merged
 
 
-def load_clip(video: str, masks: str | None, config: config_lib.Config) -> Clip:
+def load_clip(video: str, masks: str | None, config: config_lib.Config,
+              first_mask: str | None = None, first_mask_frame: int = 0) -> Clip:
     """Reads (or generates) the clip and its masks; all input errors surface here, before writing."""
     from tfinpaint import video as video_io
 
@@ -107,6 +112,16 @@ def load_clip(video: str, masks: str | None, config: config_lib.Config) -> Clip:
             clip_masks = video_io.dilate_masks(clip_masks, config.data.mask_dilation)
         return Clip(sample.frames, clip_masks, sample.fps, [f"{i:05d}" for i in range(len(sample.frames))],
                     truth=sample.truth, source=SAMPLE)
+    if first_mask:
+        from tfinpaint.propagate import read_annotation
+
+        annotation = read_annotation(video, first_mask, first_mask_frame, frame_option="--first-mask-frame",
+                                     threshold=config.data.mask_threshold)
+        # Only the annotated frame's mask is known until main propagates it.
+        clip_masks = np.zeros((*annotation.video.frames.shape[:3], 1), np.uint8)
+        clip_masks[annotation.frame] = annotation.mask
+        return Clip(annotation.video.frames, clip_masks, annotation.video.fps, annotation.video.names,
+                    source=str(video))
     if not masks:
         raise InputError("--masks is required with --video PATH (a folder, one image, or a mask video)")
     clip = video_io.read_video(video)
@@ -182,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.video:
             raise InputError("--resume needs --run-dir (or --video to find runs/<name>)")
     args.run_dir = args.run_dir or str(default_run_dir(args.video))
+    if args.first_mask and (args.masks or args.resume or args.video == SAMPLE):
+        raise InputError("--first-mask goes with --video PATH alone (not with --masks, --resume or the sample)")
 
     from tfinpaint.run import RunDir
 
@@ -189,11 +206,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.check(resume=args.resume, overwrite=args.overwrite)
     config = resolve_config(args)
     source = args.video or _saved_source(run)
-    clip = load_clip(source, args.masks or _saved_masks(run, args), config)
+    clip = load_clip(source, args.masks or _saved_masks(run, args), config, args.first_mask,
+                     args.first_mask_frame)
     size = check_size(clip, config)
 
     # Everything the user gave has been read and checked: only now is anything written.
     run.create(config, overwrite=args.overwrite)
+    if args.first_mask:
+        from tfinpaint.propagate import propagate_for_inpainting
+
+        args.masks, clip.masks = propagate_for_inpainting(config, clip, args.first_mask_frame,
+                                                          run.path / "propagation", verbose=not args.quiet)
     (run.path / "source.json").write_text(json.dumps({"video": source, "masks": args.masks or _saved_masks(run, args)}))
 
     if config.progressive.stages > 1:

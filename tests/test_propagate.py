@@ -1,0 +1,206 @@
+"""Mask propagation from one annotated frame (paper Sec. 4.2): loss, sampler, the propagate
+command on a generated clip, its bad input, the scoring tool and `train --first-mask`."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import tiny_args
+from tfinpaint import propagate, train
+from tfinpaint.config import CONFIG_DIR, load_config
+from tfinpaint.propagation import PasteSampler, weighted_bce
+from tfinpaint.video import read_masks, write_frames
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _score_masks():
+    spec = importlib.util.spec_from_file_location("score_masks", ROOT / "tools" / "score_masks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_clip(num_frames=8, height=64, width=96, seed=0):
+    """A checkered ellipse crossing a panning, textured background; exact object masks."""
+    rng = np.random.default_rng(seed)
+    pan = 24
+    coarse = rng.uniform(30, 220, size=(4, 6, 3)).astype(np.float32)
+    scene = cv2.resize(coarse, (width + pan, height), interpolation=cv2.INTER_CUBIC)
+    noise = rng.normal(0, 1, (height, width + pan, 3)).astype(np.float32)
+    scene += cv2.GaussianBlur(noise, (0, 0), 1.0) * 50
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    masks = np.empty((num_frames, height, width, 1), np.uint8)
+    for i in range(num_frames):
+        t = i / (num_frames - 1)
+        background = scene[:, int(pan * t):int(pan * t) + width]
+        cy, cx = height * (0.35 + 0.3 * t), width * (0.2 + 0.6 * t)
+        inside = ((ys - cy) / 9.0) ** 2 + ((xs - cx) / 12.0) ** 2 <= 1.0
+        checker = ((np.floor((xs - cx) / 3) + np.floor((ys - cy) / 3)) % 2)[..., None]
+        texture = checker * np.float32([230, 60, 40]) + (1 - checker) * np.float32([250, 220, 60])
+        frames[i] = np.clip(np.where(inside[..., None], texture, background), 0, 255)
+        masks[i, ..., 0] = inside
+    return frames, masks
+
+
+def _write_clip(tmp_path, **kwargs):
+    frames, masks = make_clip(**kwargs)
+    names = [f"f{i:02d}" for i in range(len(frames))]
+    write_frames(tmp_path / "frames", frames, names)
+    write_frames(tmp_path / "truth", np.repeat(masks * 255, 3, axis=-1), names)
+    return frames, masks, names
+
+
+QUICK = ["--config", str(CONFIG_DIR / "propagate_quick.yaml"),
+         "--set", "data.working_height=0", "--set", "data.working_width=0",
+         "--set", "train.precision=float32", "--set", "propagate.channels=8",
+         "--set", "propagate.log_every=100", "--set", "propagate.image_every=200"]
+
+
+# ---------------------------------------------------------------------------------------------
+# loss and sampler
+
+
+def test_weighted_bce_penalises_missed_object_more_and_ignores_the_original_region():
+    target = tf.constant([[1.0, 0.0, 1.0]])
+    weight = tf.constant([[1.0, 1.0, 0.0]])
+    half = tf.fill([1, 3], 0.5)
+    # both scored pixels at p = 0.5: (log 2 + 0.8 log 2) / 2; the ignored one adds nothing
+    np.testing.assert_allclose(weighted_bce(half, target, weight, 0.8), 0.9 * np.log(2), rtol=1e-5)
+    missed = weighted_bce(tf.constant([[0.1, 0.0, 0.0]]), target, weight, 0.8)
+    extra = weighted_bce(tf.constant([[1.0, 0.9, 0.0]]), target, weight, 0.8)
+    assert float(extra) < float(missed)
+
+
+def test_paste_sampler_moves_the_object_and_keeps_the_rest_eagerly_and_in_tf_data():
+    frames, masks = make_clip(num_frames=2)
+    sampler = PasteSampler(frames[0], masks[0], scale_range=(1.0, 1.0), flip=0.0)
+    seed = tf.constant([3, 7], tf.int64)
+    eager = sampler.sample(seed)
+    mapped = next(iter(tf.data.Dataset.from_tensors(seed).map(sampler.sample)))
+    for key in eager:
+        np.testing.assert_array_equal(eager[key], mapped[key])
+    pasted = eager["pasted_mask"].numpy()[..., 0] > 0
+    assert pasted.sum() == masks[0].sum()  # the object moved whole (circularly), not resized
+    assert not np.array_equal(pasted, masks[0, ..., 0] > 0)
+    np.testing.assert_array_equal(eager["pasted_frame"].numpy()[~pasted], frames[0][~pasted])
+    np.testing.assert_array_equal(eager["object_mask"], masks[0])
+    # the object's own texture lands under the pasted mask
+    assert set(map(tuple, eager["pasted_frame"].numpy()[pasted])) <= {(230, 60, 40), (250, 220, 60)}
+
+
+def test_the_configs_load():
+    for name in ("propagate.yaml", "propagate_quick.yaml"):
+        config = load_config([CONFIG_DIR / name])
+        assert config.propagate.alpha == 0.8
+
+
+# ---------------------------------------------------------------------------------------------
+# the propagate command
+
+
+@pytest.mark.slow
+def test_propagates_a_moving_object_from_frame_0(tmp_path, capsys):
+    frames, masks, names = _write_clip(tmp_path)
+    write_frames(tmp_path / "first", np.repeat(masks[:1] * 255, 3, axis=-1), ["mask"])
+    out, run = tmp_path / "out", tmp_path / "run"
+    assert propagate.main(["--video", str(tmp_path / "frames"), "--mask", str(tmp_path / "first/mask.png"),
+                           "--out", str(out), "--run-dir", str(run), "--steps", "400",
+                           "--set", "data.mask_dilation=0", *QUICK]) == 0
+    assert sorted(p.stem for p in out.iterdir()) == names
+    assert set(np.unique(cv2.imread(str(out / "f03.png"), cv2.IMREAD_GRAYSCALE))) <= {0, 255}
+
+    scores_path = tmp_path / "scores.json"
+    assert _score_masks().main(["--pred", str(out), "--truth", str(tmp_path / "truth"),
+                                "--exclude", "f00", "--out", str(scores_path)]) == 0
+    scores = json.loads(scores_path.read_text())
+    assert scores["count"] == len(names) - 1
+    assert scores["mean"]["recall"] >= 0.9, scores["mean"]
+    assert scores["mean"]["iou"] >= 0.6, scores["mean"]
+
+    # TensorBoard: the loss and the predicted masks over frames
+    tags = set()
+    for event in (run / "logs").glob("events.out.tfevents.*"):
+        for record in tf.compat.v1.train.summary_iterator(str(event)):
+            tags |= {value.tag for value in record.summary.value}
+    assert {"loss/segmentation", "propagation/masks_over_frames"} <= tags
+    assert json.loads((run / "summary.json").read_text())["steps"] == 400
+
+
+def _bad(tmp_path, capsys, argv):
+    assert propagate.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()
+    return err
+
+
+def _argv(tmp_path, mask, *extra):
+    return ["--video", str(tmp_path / "frames"), "--mask", str(mask), "--out", str(tmp_path / "out"),
+            "--run-dir", str(tmp_path / "run"), *extra]
+
+
+def test_bad_first_masks_and_frames_are_one_line_and_exit_2(tmp_path, capsys):
+    frames, masks, _ = _write_clip(tmp_path, num_frames=3)
+    cv2.imwrite(str(tmp_path / "empty.png"), np.zeros(frames.shape[1:3], np.uint8))
+    cv2.imwrite(str(tmp_path / "small.png"), masks[0, ::2, ::2, 0] * 255)
+    cv2.imwrite(str(tmp_path / "good.png"), masks[0, ..., 0] * 255)
+    assert "empty" in _bad(tmp_path, capsys, _argv(tmp_path, tmp_path / "empty.png"))
+    assert "48x32 but the frames are 96x64" in _bad(tmp_path, capsys, _argv(tmp_path, tmp_path / "small.png"))
+    assert "0..2" in _bad(tmp_path, capsys, _argv(tmp_path, tmp_path / "good.png", "--frame", "3"))
+    assert "0..2" in _bad(tmp_path, capsys, _argv(tmp_path, tmp_path / "good.png", "--frame", "-1"))
+    assert "propagate" in _bad(tmp_path, capsys, _argv(tmp_path, tmp_path / "good.png",
+                                                       "--set", "propagate.alpha=0"))
+
+
+def test_train_first_mask_rejects_a_frame_beyond_the_video(tmp_path, capsys):
+    frames, masks, _ = _write_clip(tmp_path, num_frames=3)
+    cv2.imwrite(str(tmp_path / "good.png"), masks[0, ..., 0] * 255)
+    assert train.main(["--video", str(tmp_path / "frames"), "--first-mask", str(tmp_path / "good.png"),
+                       "--first-mask-frame", "5", "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --first-mask-frame 5") and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_train_first_mask_propagates_then_inpaints(tmp_path, capsys):
+    frames, masks, names = _write_clip(tmp_path, num_frames=4)
+    cv2.imwrite(str(tmp_path / "first.png"), masks[1, ..., 0] * 255)
+    run = tmp_path / "run"
+    assert train.main(["--video", str(tmp_path / "frames"), "--first-mask", str(tmp_path / "first.png"),
+                       "--first-mask-frame", "1", "--run-dir", str(run), "--steps", "2",
+                       "--set", "propagate.steps=4", "--set", "propagate.arch=base",
+                       "--set", "propagate.channels=8", "--set", "data.working_height=0",
+                       "--set", "data.working_width=0", *tiny_args()]) == 0
+    assert (run / "result" / "video.mp4").stat().st_size > 0
+    propagated = read_masks(run / "propagation" / "masks", len(frames), *frames.shape[1:3], names=names)
+    assert propagated[1].sum() >= masks[1].sum()  # the annotated frame keeps its mask
+    assert json.loads((run / "source.json").read_text())["masks"] == str(run / "propagation" / "masks")
+
+
+# ---------------------------------------------------------------------------------------------
+# tools/score_masks.py
+
+
+def test_score_masks_per_frame_and_mean(tmp_path, capsys):
+    truth = np.zeros((2, 4, 4, 1), np.uint8)
+    truth[0, :2, :2] = 1  # 4 px
+    truth[1, :2] = 1  # 8 px
+    predicted = np.zeros_like(truth)
+    predicted[0, :2, :3] = 1  # covers all 4, 2 extra
+    predicted[1, :1] = 1  # covers 4 of 8
+    for name, masks in (("truth", truth), ("pred", predicted)):
+        write_frames(tmp_path / name, np.repeat(masks * 255, 3, axis=-1), ["a", "b"])
+    assert _score_masks().main(["--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth")]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["frames"]["a"] == pytest.approx({"recall": 1.0, "precision": 4 / 6, "iou": 4 / 6})
+    assert scores["frames"]["b"] == pytest.approx({"recall": 0.5, "precision": 1.0, "iou": 0.5})
+    assert scores["mean"] == pytest.approx({"recall": 0.75, "precision": 5 / 6, "iou": 7 / 12})
+    assert _score_masks().main(["--pred", str(tmp_path / "nowhere"), "--truth", str(tmp_path / "truth")]) == 2
