@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfinpaint import train
+from tfinpaint import losses, train
 from tfinpaint.sample import make_sample
 from tfinpaint.video import read_video, write_frames
 
@@ -299,18 +299,40 @@ def test_disk_full_while_writing_the_result_keeps_the_earlier_result(tmp_path, b
 
 
 @pytest.mark.slow
-def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(tmp_path, base_run, capsys):
+def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(tmp_path, base_run, capsys,
+                                                                   monkeypatch):
     run = copy_of(base_run, tmp_path)
-    good = read_checkpoint(str(run / "checkpoints" / "ckpt-4"))
     result_before = files_of(run / "result")
-    code = train.main(["--run-dir", str(run), "--resume", "--steps", "40",
-                       "--set", "train.learning_rate=1e30"])
+    good = read_checkpoint(str(run / "checkpoints" / "ckpt-4"))
+    reconstruction = losses.reconstruction_loss
+    monkeypatch.setattr(losses, "reconstruction_loss",
+                        lambda *args, **kwargs: reconstruction(*args, **kwargs) * float("nan"))
+    code = train.main(["--run-dir", str(run), "--resume", "--steps", "8"])
     err = capsys.readouterr().err
     assert code == 2, err[-3000:]
-    line = one_error_line(err, "became", "last good checkpoint")
-    kept = listed_checkpoints(run)[-1]
-    assert f"step {step_of(kept)}" in line
-    for name, value in read_checkpoint(kept).items():
-        assert np.isfinite(value).all(), name
-    assert step_of(kept) >= 4 and read_checkpoint(str(run / "checkpoints" / "ckpt-4")).keys() == good.keys()
+    one_error_line(err, "loss", "became nan at step 5", "last good checkpoint (step 4) is kept")
+    assert [step_of(p) for p in listed_checkpoints(run)] == [2, 4]
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.index")) == ["ckpt-2.index",
+                                                                             "ckpt-4.index"]
+    kept = read_checkpoint(str(run / "checkpoints" / "ckpt-4"))
+    for name, value in kept.items():
+        np.testing.assert_array_equal(value, good[name], err_msg=name)
     assert files_of(run / "result") == result_before
+
+
+def test_resume_applies_a_learning_rate_changed_with_set(tmp_path):
+    from tfinpaint import config as config_lib
+    from tfinpaint.fitting import Checkpoints, build_inpainter
+
+    def restored(learning_rate: float):
+        config = config_lib.load_config([], [*SMALL, f"train.learning_rate={learning_rate}"])
+        model = build_inpainter(config)
+        checkpoints = Checkpoints(model, tmp_path / "checkpoints")
+        step = checkpoints.restore_latest()
+        return float(model.optimizer.learning_rate), step, checkpoints, model
+
+    _, _, checkpoints, model = restored(2e-4)
+    model.optimizer.iterations.assign(7)
+    checkpoints.save()
+    learning_rate, step, _, _ = restored(5e-5)
+    assert step == 7 and learning_rate == pytest.approx(5e-5)

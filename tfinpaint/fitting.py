@@ -120,9 +120,16 @@ class Checkpoints:
         one before it is used; if none is readable the fit cannot resume and says so.
         """
         candidates = self._candidates()
+        optimizer = self.model.optimizer
+        # The checkpoint holds the learning rate it was saved with; a resume may change it (--set).
+        configured = (None if isinstance(optimizer._learning_rate,
+                                         keras.optimizers.schedules.LearningRateSchedule)
+                      else float(optimizer.learning_rate))
         for path in candidates:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
+                if configured is not None:
+                    optimizer.learning_rate = configured
             except Exception as error:  # noqa: BLE001 - unreadable in any way: try the one before
                 reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
                 print(f"warning: {path}: checkpoint unreadable ({reason}); "
