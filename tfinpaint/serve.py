@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import threading
@@ -50,6 +51,8 @@ SIGNATURE_DEF_FIELD = "signature_def"
 TFINPAINT_FIELD = "tfinpaint"
 ASSETS_JSON = "tfinpaint.json"
 MEGABYTE = 1 << 20
+# Values per pixel a request may declare (RGBA at most): caps what a tensor can expand to.
+MAX_CHANNELS = 4
 
 
 class ServingError(Exception):
@@ -115,6 +118,23 @@ def _requested_version(model_spec) -> int | None:
                            f"version label '{model_spec.version_label}' not found "
                            "(this server has no labels; ask for a version number)")
     return model_spec.version.value if choice == "version" else None
+
+
+def _check_declared_shape(key: str, proto, max_pixels: int) -> None:
+    """Refuse a tensor whose declared shape is invalid or too big, before it is materialised.
+
+    A TensorProto with a shape and no values decodes to that whole shape, padded: a request of a
+    few bytes could otherwise ask this server for terabytes.
+    """
+    shape = [dim.size for dim in proto.tensor_shape.dim]
+    if proto.tensor_shape.unknown_rank or any(size < 0 for size in shape):
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"input '{key}' has no complete shape (got {shape})")
+    elements = math.prod(shape)
+    if elements > MAX_CHANNELS * max_pixels:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"input '{key}' declares shape {shape}, more than this server's cap "
+                           f"of {max_pixels} pixels; send fewer or smaller frames (tile them)")
 
 
 def _check_inputs(inputs: dict[str, np.ndarray], specs: dict[str, tf.TensorSpec],
@@ -183,6 +203,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                                f"signature '{signature_name}' not found in model '{spec.name}' "
                                f"version {version} (has {sorted(model.signature_defs)})")
         function = model.loaded.signatures[signature_name]
+        for key, proto in request.inputs.items():
+            _check_declared_shape(key, proto, self.max_pixels)
         try:
             inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
         except (TypeError, ValueError) as error:

@@ -23,6 +23,8 @@ from tfinpaint.errors import InputError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_FPS = 25.0
+# Larger images are refused before decoding (8K UHD is 33 million pixels).
+MAX_IMAGE_PIXELS = 1 << 27
 
 
 @dataclass
@@ -180,6 +182,11 @@ def _read_image(path: Path) -> np.ndarray:
         raise InputError(f"{path}: cannot read ({error.strerror})") from None
     if not data:
         raise InputError(f"{path}: image file is empty")
+    declared = _declared_size(data)
+    if declared and declared[0] * declared[1] > MAX_IMAGE_PIXELS:
+        # Refused before decoding: a small file can declare (and inflate to) gigabytes.
+        raise InputError(f"{path}: image declares {declared[0]}x{declared[1]} pixels, more than "
+                         f"the {MAX_IMAGE_PIXELS} this reader accepts")
     try:
         with _quiet_opencv():
             image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -191,6 +198,24 @@ def _read_image(path: Path) -> np.ndarray:
     if _is_truncated(path.suffix.lower(), data):
         raise InputError(f"{path}: image is truncated (the file ends before the image data does)")
     return image
+
+
+def _declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as a PNG, BMP or JPEG header declares it, without decoding; else None."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] == b"BM" and len(data) >= 26:
+        return (abs(int.from_bytes(data[18:22], "little", signed=True)),
+                abs(int.from_bytes(data[22:26], "little", signed=True)))
+    if data[:2] == b"\xff\xd8":
+        at = 2
+        while at + 9 <= len(data) and data[at] == 0xFF:
+            marker = data[at + 1]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+                return (int.from_bytes(data[at + 7:at + 9], "big"),
+                        int.from_bytes(data[at + 5:at + 7], "big"))
+            at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    return None
 
 
 def _is_truncated(suffix: str, data: bytes) -> bool:
