@@ -1,0 +1,159 @@
+"""What the regularisers cost and what the stabilisation term buys, on the built-in sample clip.
+
+  python tools/regularizer_bench.py                      # both parts, prints JSON (~10 min, 2 cores)
+  python tools/regularizer_bench.py --skip-consistency   # step times only
+
+1. Step time (coarse-to-fine, batch 5, 128x240, mixed_bfloat16; random VGG weights, which cost the
+   same as ImageNet's): reconstruction only, + stabilisation (on `losses.stabilization_examples`
+   examples of the batch, and on the whole batch as the paper), + anti-ambiguity, both; each the median of
+   `--timing-steps` compiled steps after warm-up, all in one process, the variants taking turns step by step.
+2. Temporal consistency: a fit of `--fit-steps` with reconstruction only, then `--extra-steps` more
+   either with reconstruction only or with the stabilisation term added (same weights and optimizer
+   state at the branch point). Reported: the mean absolute change of the filled hole between
+   consecutive frames after undoing the sample's known camera motion (0-255 scale), the same figure
+   for the true background (the floor left by resampling and the scene itself), and hole PSNR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import cv2  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfinpaint import vgg  # noqa: E402
+from tfinpaint.config import LossConfig  # noqa: E402
+from tfinpaint.data.pipeline import MaskSampler, Sampling  # noqa: E402
+from tfinpaint.generator import build_generator  # noqa: E402
+from tfinpaint.inpainter import Inpainter, composite, network_input, to_signed, to_uint8  # noqa: E402
+from tfinpaint.metrics import psnr  # noqa: E402
+from tfinpaint.sample import make_sample  # noqa: E402
+
+
+def _inpainter(generator, *, ambiguity=0.0, stabilization=0.0, learning_rate=2e-4,
+               stabilization_examples=LossConfig().stabilization_examples):
+    extractor = vgg.build_feature_extractor(weights=None) if ambiguity else None
+    model = Inpainter(generator, ambiguity=ambiguity, stabilization=stabilization,
+                      feature_extractor=extractor, stabilization_examples=stabilization_examples)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    model.optimizer.build(generator.trainable_variables)
+    return model
+
+
+def step_times(steps: int, warmup: int = 2) -> dict:
+    sample = make_sample(num_frames=24, height=128, width=240)
+    batches = iter(MaskSampler(sample.frames, sample.masks, Sampling()).dataset(batch_size=5, seed=0))
+    steps_by_name = {}
+    for name, weights in (("reconstruction", {}), ("stabilization", {"stabilization": 0.2}),
+                          ("stabilization_whole_batch",
+                           {"stabilization": 0.2, "stabilization_examples": 0}),
+                          ("ambiguity", {"ambiguity": 0.1}),
+                          ("both", {"ambiguity": 0.1, "stabilization": 0.2})):
+        keras.utils.set_random_seed(0)
+        generator = build_generator("coarse_to_fine", channels=48, padding="zero", in_channels=4)
+        steps_by_name[name] = tf.function(_inpainter(generator, **weights).train_step)
+    # Round robin, so that a change in the machine's load (it is shared) hits every variant alike.
+    times = {name: [] for name in steps_by_name}
+    for index in range(warmup + steps):
+        batch = next(batches)
+        for name, step in steps_by_name.items():
+            began = time.perf_counter()
+            float(step(batch)["total"])
+            if index >= warmup:
+                times[name].append(time.perf_counter() - began)
+    result = {name: round(1000 * statistics.median(values), 1) for name, values in times.items()}
+    base = result["reconstruction"]
+    return {"ms_per_step": result,
+            "ratio": {name: round(value / base, 3) for name, value in result.items()}}
+
+
+def _fit(model, sampler, steps, batch_size, start):
+    dataset = sampler.dataset(batch_size=batch_size, seed=0, start_step=start)
+    began = time.perf_counter()
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+    return time.perf_counter() - began
+
+
+def _branch(model, **weights):
+    """A copy of `model`'s generator and Adam state under other loss weights."""
+    generator = build_generator("coarse_to_fine", channels=48, padding="zero", in_channels=4)
+    generator.set_weights(model.generator.get_weights())
+    branch = _inpainter(generator, learning_rate=4e-4, **weights)
+    for mine, theirs in zip(branch.optimizer.variables, model.optimizer.variables):
+        mine.assign(theirs)
+    return branch
+
+
+def _fill(generator, frames, masks):
+    signed = to_signed(frames)
+    hole = tf.cast(masks, tf.float32)
+    outputs = generator(network_input(signed, hole), training=False)
+    return to_uint8(composite(outputs[-1], signed, hole)).numpy()
+
+
+def hole_flicker(video: np.ndarray, masks: np.ndarray, camera: np.ndarray) -> float:
+    """Mean |F_i(p) - F_{i+1}(p + c_i - c_{i+1})| over the hole pixels p of frame i that frame i+1
+    also shows, on the 0-255 scale: how much the fill changes once the camera motion is undone."""
+    height, width = video.shape[1:3]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    changes = []
+    for i in range(len(video) - 1):
+        dx, dy = (camera[i] - camera[i + 1]).astype(np.float32)
+        map_x, map_y = xs + dx, ys + dy
+        seen = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
+        following = cv2.remap(video[i + 1].astype(np.float32), map_x, map_y, cv2.INTER_LINEAR)
+        where = (masks[i, ..., 0] > 0) & seen
+        changes.append(np.abs(video[i].astype(np.float32) - following)[where].mean())
+    return float(np.mean(changes))
+
+
+def temporal_consistency(fit_steps: int, extra_steps: int, batch_size: int = 4) -> dict:
+    sample = make_sample()
+    sampler = MaskSampler(sample.frames, sample.masks, Sampling())
+    keras.utils.set_random_seed(0)
+    generator = build_generator("coarse_to_fine", channels=48, padding="zero", in_channels=4)
+    base = _inpainter(generator, learning_rate=4e-4)
+    seconds = {"reconstruction_phase": _fit(base, sampler, fit_steps, batch_size, 0)}
+    result = {"truth_floor": round(hole_flicker(sample.truth, sample.masks, sample.camera), 3)}
+    for name, weights in (("without_stabilization", {}), ("with_stabilization", {"stabilization": 0.2})):
+        branch = _branch(base, **weights)
+        seconds[name] = _fit(branch, sampler, extra_steps, batch_size, fit_steps)
+        filled = _fill(branch.generator, sample.frames, sample.masks)
+        result[name] = {"hole_flicker": round(hole_flicker(filled, sample.masks, sample.camera), 3),
+                        "psnr_hole": round(psnr(filled, sample.truth, sample.masks), 2)}
+    result["seconds"] = {name: round(value, 1) for name, value in seconds.items()}
+    result["steps"] = {"reconstruction": fit_steps, "then": extra_steps, "batch_size": batch_size}
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--timing-steps", type=int, default=10)
+    parser.add_argument("--fit-steps", type=int, default=150)
+    parser.add_argument("--extra-steps", type=int, default=100)
+    parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--skip-consistency", action="store_true")
+    args = parser.parse_args(argv)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    report = {"device": "cpu" if not tf.config.list_physical_devices("GPU") else "gpu",
+              "precision": "mixed_bfloat16"}
+    if not args.skip_timing:
+        report["step_time_128x240_batch5"] = step_times(args.timing_steps)
+        print(json.dumps(report), file=sys.stderr, flush=True)
+    if not args.skip_consistency:
+        report["temporal_consistency_sample"] = temporal_consistency(args.fit_steps, args.extra_steps)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
