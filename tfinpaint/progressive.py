@@ -37,14 +37,19 @@ from tfinpaint import tiling
 from tfinpaint.config import Config, save_config
 from tfinpaint.data import masks as mask_ops
 from tfinpaint.data.pipeline import _element_seed
+from tfinpaint.fitting import fit
+from tfinpaint.generator import build_generator
+from tfinpaint.inference import (make_fill_fn, make_prior_fill_fn, render, resize_frames,
+                                 resize_masks)
 from tfinpaint.run import RunDir, swap_in
+from tfinpaint.video import read_video, write_frames
 
 PIXELS_4K = 3840 * 2160
 PRIOR_CHANNELS = 3
 
 
 def stage_sizes(config: Config, native: tuple[int, int]) -> list[tuple[int, int]]:
-    """(H, W) of each stage: the base size, doubled per stage; the last one is `final_*` or native."""
+    """(H, W) of each stage: the base size, doubled per stage; the last is `final_*` or native."""
     p = config.progressive
     base = (config.data.working_height or native[0], config.data.working_width or native[1])
     sizes = [(base[0] * 2 ** k, base[1] * 2 ** k) for k in range(p.stages)]
@@ -214,25 +219,11 @@ def _stage_run(run: RunDir, stage: int) -> RunDir:
     return RunDir(run.path / f"stage{stage}")
 
 
-def _resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:
-    from tfinpaint.inference import resize_masks
-
-    return resize_masks(masks, height, width)
-
-
-def _resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    from tfinpaint.inference import resize_frames
-
-    return resize_frames(frames, height, width)
-
-
 def fill_stage(stage: Stage, frames: np.ndarray, masks: np.ndarray, priors: np.ndarray | None, *,
                base: tuple[int, int], config: Config,
                progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Fills frames already at the stage's size: whole frames for stage 1, the grid after."""
     if not stage.with_prior:
-        from tfinpaint.inference import render
-
         return render(stage.fill, frames, masks, stage.size, batch_size=config.infer.batch_size,
                       progress=progress)
     filled = np.empty_like(frames)
@@ -258,8 +249,8 @@ def fill_frame(ladder: list[Stage], frame: np.ndarray, mask: np.ndarray, *, base
         return frame.copy()
     result = None
     for stage in ladder:
-        small_frame = _resize_frames(frame[None], *stage.size)
-        small_mask = _resize_masks(mask[None], *stage.size)
+        small_frame = resize_frames(frame[None], *stage.size)
+        small_mask = resize_masks(mask[None], *stage.size)
         prior = None if result is None else upsample(result, *stage.size)[None]
         result = fill_stage(stage, small_frame, small_mask, prior, base=base, config=config)[0]
     filled = frame.copy()
@@ -272,9 +263,6 @@ def load_ladder(run_path: str | Path) -> tuple[Config, list[Stage], tuple[int, i
 
     A run without stages (an ordinary fit) is a ladder of one.
     """
-    from tfinpaint.generator import build_generator
-    from tfinpaint.inference import make_fill_fn, make_prior_fill_fn
-
     run = RunDir(run_path)
     config = run.saved_config()
     folders = sorted((p for p in run.path.glob("stage*") if p.name[5:].isdigit()),
@@ -300,15 +288,11 @@ def _read_stage_result(stage_run: RunDir) -> np.ndarray | None:
     summary = stage_run.result / "summary.json"
     if not summary.exists():
         return None
-    from tfinpaint.video import read_video
-
     return read_video(stage_run.result / "frames").frames
 
 
 def _write_stage_result(stage_run: RunDir, filled: np.ndarray, names: list[str],
                         summary: dict) -> None:
-    from tfinpaint.video import write_frames
-
     staged = stage_run.result.with_name(stage_run.result.name + ".partial")
     if staged.exists():
         shutil.rmtree(staged)
@@ -324,9 +308,6 @@ def fit_ladder(config: Config, frames: np.ndarray, masks: np.ndarray, names: lis
     Returns the last stage's result at the clip's native size (known pixels are the clip's,
     bit for bit) and each stage's summary.
     """
-    from tfinpaint.fitting import fit
-    from tfinpaint.inference import make_fill_fn, make_prior_fill_fn
-
     sizes = stage_sizes(config, frames.shape[1:3])
     base = sizes[0]
     p = config.progressive
@@ -345,8 +326,8 @@ def fit_ladder(config: Config, frames: np.ndarray, masks: np.ndarray, names: lis
         for folder in (stage_run.checkpoints, stage_run.logs):
             folder.mkdir(parents=True, exist_ok=True)
         save_config(staged, stage_run.config_path)
-        stage_frames = _resize_frames(frames, *size)
-        stage_masks = _resize_masks(masks, *size)
+        stage_frames = resize_frames(frames, *size)
+        stage_masks = resize_masks(masks, *size)
         if verbose:
             print(f"stage {number} at {size[1]}x{size[0]}: fitting", file=sys.stderr)
         if index == 0:

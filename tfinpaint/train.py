@@ -255,7 +255,8 @@ def fit_progressive(config: config_lib.Config, clip: Clip, run, *, verbose: bool
 
     began = time.perf_counter()
     filled, stages = fit_ladder(config, clip.frames, clip.masks, clip.names, run, verbose=verbose)
-    summary = write_result(run.result, clip, filled, logdir=None, extra={
+    last_logs = run.path / f"stage{len(stages)}" / "logs"
+    summary = write_result(run.result, clip, filled, logdir=last_logs, extra={
         "stages": stages, "seconds": round(time.perf_counter() - began, 1),
         "native_size": list(clip.frames.shape[1:3])})
     print(f"result: {run.result}/video.mp4 ({len(filled)} frames at "
