@@ -86,7 +86,8 @@ def _assert_matches(got_uint8, got_float, expected):
     assert np.array_equal(np.where(known, got_uint8, 0), np.where(known, expected["frames"], 0))
     assert got_float.dtype == np.float32 and got_float.shape == expected["frames"].shape
     assert np.abs(got_float - expected["float"]).max() < FLOAT_TOLERANCE
-    assert np.array_equal(np.where(known, got_float, 0), np.where(known, expected["float_frames"], 0))
+    assert np.array_equal(np.where(known, got_float, 0),
+                          np.where(known, expected["float_frames"], 0))
 
 
 FRESH_PROCESS = textwrap.dedent("""
@@ -113,7 +114,8 @@ def test_export_layout_and_assets(exported, run_dir):
     assert info["arch"] == "coarse_to_fine" and info["channels"] == 8
     assert info["onnx"] == {"serving_default": "assets.extra/model.onnx",
                             "serving_float": "assets.extra/model_float.onnx"}
-    assert (exported / "assets" / "config.yaml").read_text() == (run_dir / "config.yaml").read_text()
+    config = (exported / "assets" / "config.yaml").read_text()
+    assert config == (run_dir / "config.yaml").read_text()
     for path in info["onnx"].values():
         assert (exported / path).is_file()
     assert sorted(p.name for p in exported.parent.iterdir()) == ["1"]  # no staging left
@@ -158,6 +160,14 @@ def test_onnx_check_refuses_a_model_that_disagrees(exported):
               for name, file in onnx_export.FILES.items()}
     with pytest.raises(onnx_export.OnnxCheckError, match="differs from TensorFlow"):
         onnx_export.check(other, models, sizes=[(37, 53)])
+
+
+def test_onnx_reflect_padding_converts_exactly():
+    # the paper's reflection padding: static REFLECT pads inside every layer, on top of the
+    # dynamic one that pads the frame to a multiple of 4; 69 px is above the 68 px it needs
+    module = InpaintModule(build_generator("base", channels=8, padding="reflect"))
+    report = onnx_export.check(module, onnx_export.convert(module), sizes=[(69, 101)])
+    assert report.max_float_diff < FLOAT_TOLERANCE and report.max_uint8_diff <= UINT8_TOLERANCE
 
 
 def test_versions_and_refusing_to_overwrite(run_dir, tmp_path, capsys):

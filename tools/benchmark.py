@@ -6,10 +6,18 @@ on the tf.data sampler), inference frames/s, peak memory, the model's FLOPs per 
 achieved FLOP/s as a fraction of a large float32 and bfloat16 matrix multiply timed in the same
 run. Every time is a median over repeats after a warm-up.
 
+With --serving (or --serving-only), a "serving" section: a fitted run (--run, or a one-step fit
+of --arch at --height x --width with --channels) is exported, then the same clip at the working
+size is filled in this process and over gRPC through `python -m tfinpaint.serve` (frames/s,
+outputs compared), and frames --tiled-scale times the working size go through the tiling path
+(time, peak memory of the filling process, tiles sent).
+
 Examples:
   python tools/benchmark.py                              # coarse_to_fine, 128x240, batch 5
   python tools/benchmark.py --precision float32 --inter-op-threads 1
   python tools/benchmark.py --steps 4 --repeats 5 --steps-per-execution 2
+  python tools/benchmark.py --serving-only --run runs/clip     # serving and tiled inference only
+  python tools/benchmark.py --serving-only --channels 8        # a quick look with a tiny network
 """
 
 from __future__ import annotations
@@ -43,6 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inter-op-threads", type=int, default=0, help="0 = TensorFlow's choice")
     parser.add_argument("--matmul-size", type=int, default=4096)
     parser.add_argument("--skip-inference", action="store_true")
+    serving = parser.add_argument_group("serving (TF Serving-compatible gRPC and tiled inference)")
+    serving.add_argument("--serving", action="store_true", help="add the serving section")
+    serving.add_argument("--serving-only", action="store_true", help="only the serving section")
+    serving.add_argument("--run", help="a fitted run folder (default: fit one step here)")
+    serving.add_argument("--channels", type=int, default=48,
+                         help="width unit of the network fitted when --run is not given")
+    serving.add_argument("--serving-frames", type=int, default=16,
+                         help="frames of the clip at the working size")
+    serving.add_argument("--serving-batch", type=int, default=4, help="frames or tiles per request")
+    serving.add_argument("--serving-concurrency", type=int, default=2, help="requests in flight")
+    serving.add_argument("--tiled-scale", type=int, default=4,
+                         help="tiled frames are this many times the working size per side")
+    serving.add_argument("--tiled-frames", type=int, default=2)
     return parser
 
 
@@ -89,6 +110,9 @@ def forward_flops(generator, height: int, width: int) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.serving_only:
+        print(json.dumps({"serving": serving_benchmark(args)}, indent=2))
+        return 0
     import keras
     import numpy as np
     import tensorflow as tf
@@ -177,8 +201,155 @@ def main(argv=None) -> int:
         result["inference_frames_per_second"] = round(args.batch / seconds, 3)
 
     result["peak_memory_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if args.serving:
+        result["serving"] = serving_benchmark(args)
     print(json.dumps(result, indent=2))
     return 0
+
+
+# --- serving: gRPC vs in-process throughput, tiled inference at a multiple of the working size
+
+def _memory_mib(pid="self") -> dict[str, float]:
+    """Resident and peak resident memory (MiB) of a process, from /proc (Linux)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = round(int(value.split()[0]) / 1024, 1)
+    return fields
+
+
+def _reset_peak_memory(pid="self") -> None:
+    """Restart a process's peak-RSS count (Linux >= 4.0), so that a peak belongs to one stage."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _fit_tiny_run(folder: Path, args) -> Path:
+    import contextlib
+
+    from tfinpaint.train import main as train
+
+    settings = [f"generator.arch={args.arch}", f"generator.channels={args.channels}",
+                f"data.working_height={args.height}", f"data.working_width={args.width}",
+                "train.batch_size=1", "data.mask_dilation=0"]
+    argv = ["--video", "sample", "--steps", "1", "--run-dir", str(folder), "--quiet"]
+    for setting in settings:
+        argv += ["--set", setting]
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON only
+        status = train(argv)
+    if status != 0:
+        raise SystemExit("could not fit the benchmark's run")
+    return folder
+
+
+def serving_benchmark(args) -> dict:
+    """Frames/s of one clip filled in this process and through `python -m tfinpaint.serve`, and
+    time and peak memory of tiled inference at `--tiled-scale` times the working size."""
+    import os
+    import signal
+    import subprocess
+    import tempfile
+
+    import numpy as np
+
+    from tfinpaint.export import export
+    from tfinpaint.infer import load_generator
+    from tfinpaint.inference import make_fill_fn
+    from tfinpaint.run import RunDir
+    from tfinpaint.sample import make_sample
+    from tfinpaint.serving.client import connect, fetch_working_size, fill_frames, local_predict_fn
+
+    scratch = tempfile.TemporaryDirectory(prefix="tfinpaint-bench-")
+    with scratch:
+        run = Path(args.run) if args.run else _fit_tiny_run(Path(scratch.name) / "run", args)
+        version = export(run, Path(scratch.name) / "models" / "bench", log=lambda line: None)
+        config = RunDir(run).saved_config()
+        size = (config.data.working_height or args.height, config.data.working_width or args.width)
+        clip = make_sample(num_frames=args.serving_frames, height=size[0], width=size[1])
+        big = make_sample(num_frames=max(2, args.tiled_frames), height=args.tiled_scale * size[0],
+                          width=args.tiled_scale * size[1], seed=1)
+        big.frames, big.masks = big.frames[:args.tiled_frames], big.masks[:args.tiled_frames]
+        options = dict(tile_size=size, batch=args.serving_batch,
+                       concurrency=args.serving_concurrency)
+
+        local = local_predict_fn(make_fill_fn(load_generator(RunDir(run))))
+        tiles = []
+
+        def counting(frames, masks):
+            tiles.append(len(frames))
+            return local(frames, masks)
+
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tfinpaint.serve", "--model-base", str(version.parent),
+             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            cwd=Path(__file__).resolve().parent.parent)
+        try:
+            target = "127.0.0.1:" + server.stdout.readline().strip().rsplit(":", 1)[-1]
+            stub = connect(target)
+            reported = fetch_working_size(stub, "bench")
+            paths = {"in_process": (local, None), "grpc": (stub, "bench")}
+            for predict, model in paths.values():  # trace and load outside the timing
+                fill_frames(predict, model, clip.frames[:args.serving_batch],
+                            clip.masks[:args.serving_batch], **options)
+                fill_frames(predict, model, big.frames[:1], big.masks[:1], **options)
+            # The machine is shared: each repeat times both paths back to back, so that their
+            # ratio compares figures taken under the same load.
+            seconds = {name: [] for name in paths}
+            outputs = {}
+            for _ in range(args.repeats):
+                for name, (predict, model) in paths.items():
+                    began = time.perf_counter()
+                    outputs[name] = fill_frames(predict, model, clip.frames, clip.masks,
+                                                **options)
+                    seconds[name].append(time.perf_counter() - began)
+
+            tiles.clear()
+            rss_before = _memory_mib()["VmRSS"]
+            _reset_peak_memory()
+            began = time.perf_counter()
+            tiled_expected = fill_frames(counting, None, big.frames, big.masks, **options)
+            tiled_in_process = time.perf_counter() - began
+            tiled_peak = _memory_mib()["VmHWM"]
+
+            server_before = _memory_mib(server.pid)
+            _reset_peak_memory(server.pid)
+            began = time.perf_counter()
+            tiled_served = fill_frames(stub, "bench", big.frames, big.masks, **options)
+            tiled_over_grpc = time.perf_counter() - began
+            server_after = _memory_mib(server.pid)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+
+    frames = len(clip.frames)
+    return {
+        "run": str(args.run or f"one-step fit, {args.arch} channels={args.channels}"),
+        "working_size": list(size), "reported_working_size": list(reported or []),
+        "clip_frames": frames, "batch": args.serving_batch,
+        "concurrency": args.serving_concurrency,
+        "in_process_frames_per_second": round(frames / statistics.median(
+            seconds["in_process"]), 3),
+        "grpc_frames_per_second": round(frames / statistics.median(seconds["grpc"]), 3),
+        "grpc_throughput_over_in_process": round(statistics.median(
+            [a / b for a, b in zip(seconds["in_process"], seconds["grpc"])]), 3),
+        "grpc_identical_to_in_process": bool(np.array_equal(outputs["grpc"],
+                                                            outputs["in_process"])),
+        "tiled": {
+            "frame_size": list(big.frames.shape[1:3]), "frames": len(big.frames),
+            "tiles_sent": int(sum(tiles)),
+            "in_process_seconds_per_frame": round(tiled_in_process / len(big.frames), 3),
+            "in_process_rss_before_mib": rss_before,
+            "in_process_peak_rss_mib": tiled_peak,
+            "grpc_seconds_per_frame": round(tiled_over_grpc / len(big.frames), 3),
+            "server_rss_before_mib": server_before.get("VmRSS"),
+            "server_peak_rss_mib": server_after.get("VmHWM"),
+            "grpc_identical_to_in_process": bool(np.array_equal(tiled_served, tiled_expected)),
+        },
+        "load_average": [round(load, 2) for load in os.getloadavg()],
+    }
 
 
 if __name__ == "__main__":

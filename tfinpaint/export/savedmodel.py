@@ -46,7 +46,9 @@ class InpaintModule(tf.Module):
 
     Example:
     >>> module = InpaintModule(build_generator("base", channels=8))
-    >>> module.serving_default(frames=frames, masks=masks)["inpainted"]
+    >>> frames, masks = tf.zeros([2, 37, 53, 3], tf.uint8), tf.ones([2, 37, 53, 1], tf.uint8)
+    >>> module.serving_default(frames=frames, masks=masks)["inpainted"].shape
+    TensorShape([2, 37, 53, 3])
     """
 
     def __init__(self, generator: keras.Model):
