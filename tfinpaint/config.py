@@ -43,6 +43,10 @@ class DataConfig:
     crop_width: int = 0
     # Where crops go: "random" (anywhere) or "hole" (around the translated mask, see pipeline).
     crop_placement: str = "random"
+    # What the network sees inside the hole: "none" (zeros, the paper) or "pyramid" (a push-pull
+    # average of the known pixels around it, computed on the device; tfinpaint.data.prefill).
+    # Stored in the run's config.yaml, so inference and export feed the network the same input.
+    prefill: str = "none"
 
 
 @dataclass
@@ -183,6 +187,7 @@ class Config:
 _CHOICES = {
     ("data", "translation"): ("uniform", "boundary"),
     ("data", "crop_placement"): ("random", "hole"),
+    ("data", "prefill"): ("none", "pyramid"),
     ("generator", "arch"): ("base", "stacked", "coarse_to_fine"),
     ("generator", "padding"): ("zero", "reflect"),
     ("train", "precision"): ("auto", "float32", "mixed_bfloat16", "mixed_float16"),

@@ -74,7 +74,8 @@ def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
     model = Inpainter(generator, reconstruction=losses.reconstruction, ambiguity=losses.ambiguity,
                       stabilization=losses.stabilization, feature_extractor=extractor,
                       ambiguity_positions=losses.ambiguity_positions,
-                      stabilization_examples=losses.stabilization_examples, seed=config.train.seed)
+                      stabilization_examples=losses.stabilization_examples, seed=config.train.seed,
+                      prefill=config.data.prefill)
     optimizer = keras.optimizers.Adam(learning_rate(config), beta_1=config.train.beta_1,
                                       beta_2=config.train.beta_2)
     model.compile(optimizer=optimizer, steps_per_execution=config.train.steps_per_execution)

@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tfinpaint.inference import make_fill_fn, render
 
-    filled = render(make_fill_fn(generator), clip.frames, clip.masks, size,
+    filled = render(make_fill_fn(generator, config.data.prefill), clip.frames, clip.masks, size,
                     batch_size=config.infer.batch_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     summary = write_result(out, clip, filled, logdir=run.logs, extra={"working_size": list(size)})

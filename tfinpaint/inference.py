@@ -15,11 +15,12 @@ from tfinpaint.inpainter import network_input, to_signed, to_uint8
 FillFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
-def make_fill_fn(generator: keras.Model) -> FillFn:
+def make_fill_fn(generator: keras.Model, prefill: str = "none") -> FillFn:
     """A graph function `(frames uint8 [N,H,W,3], masks uint8 [N,H,W,1]) -> uint8 [N,H,W,3]`.
 
     Any H and W: the input is reflection-padded to a multiple of the network's stride and the
     output cropped back. Any non-zero mask value is hole; known pixels pass through exactly.
+    `prefill` is the run's `data.prefill`: the network's input must be the one it was fitted on.
     """
 
     @tf.function(input_signature=[
@@ -29,7 +30,8 @@ def make_fill_fn(generator: keras.Model) -> FillFn:
     def fill(frames, masks):
         is_hole = masks > 0
         hole = tf.cast(is_hole, tf.float32)
-        padded, size = pad_to_multiple(network_input(to_signed(frames), hole), MULTIPLE)
+        padded, size = pad_to_multiple(network_input(to_signed(frames), hole, prefill=prefill),
+                                       MULTIPLE)
         output = crop_to(generator(padded, training=False)[-1], size)
         return tf.where(is_hole, to_uint8(output), frames)
 
@@ -39,7 +41,7 @@ def make_fill_fn(generator: keras.Model) -> FillFn:
 PriorFillFn = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
 
 
-def make_prior_fill_fn(generator: keras.Model) -> PriorFillFn:
+def make_prior_fill_fn(generator: keras.Model, prefill: str = "none") -> PriorFillFn:
     """`make_fill_fn` for a later stage of progressive fitting: `(frames, masks, priors uint8
     [N,H,W,3]) -> uint8 [N,H,W,3]`, the prior being the previous stage's upsampled result."""
 
@@ -51,7 +53,7 @@ def make_prior_fill_fn(generator: keras.Model) -> PriorFillFn:
     def fill(frames, masks, priors):
         is_hole = masks > 0
         hole = tf.cast(is_hole, tf.float32)
-        inputs = network_input(to_signed(frames), hole, to_signed(priors))
+        inputs = network_input(to_signed(frames), hole, to_signed(priors), prefill)
         padded, size = pad_to_multiple(inputs, MULTIPLE)
         output = crop_to(generator(padded, training=False)[-1], size)
         return tf.where(is_hole, to_uint8(output), frames)

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tfinpaint import losses, vgg
 from tfinpaint.data import augment
+from tfinpaint.data.prefill import apply_prefill
 
 
 def to_signed(frames: tf.Tensor) -> tf.Tensor:
@@ -20,11 +21,16 @@ def to_uint8(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.round(tf.clip_by_value((images + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
 
 
-def network_input(frames: tf.Tensor, hole: tf.Tensor, prior: tf.Tensor | None = None) -> tf.Tensor:
+def network_input(frames: tf.Tensor, hole: tf.Tensor, prior: tf.Tensor | None = None,
+                  prefill: str = "none") -> tf.Tensor:
     """The generator's input: the frame with the hole blanked, and the hole mask (4 channels),
     then, in the later stages of progressive fitting (Sec. 4.1), the previous stage's upsampled
-    result, the prior, in [-1, 1] (3 more channels)."""
-    parts = [frames * (1.0 - hole), hole] + ([] if prior is None else [prior])
+    result, the prior, in [-1, 1] (3 more channels).
+
+    `prefill` (`data.prefill`): "none" blanks the hole (zeros, the paper's input); "pyramid"
+    fills it with a push-pull average of the known pixels around it (`tfinpaint.data.prefill`),
+    so the network refines a cheap fill instead of inventing one from grey. Same channels."""
+    parts = [apply_prefill(frames, hole, prefill), hole] + ([] if prior is None else [prior])
     return tf.concat(parts, axis=-1)
 
 
@@ -52,6 +58,8 @@ class Inpainter(keras.Model):
             the extra generator pass costs n / batch of a step instead of a whole step.
         seed: with the optimizer's step, seeds g and the sampled positions, so that a resumed fit
             draws what an uninterrupted one would have.
+        prefill: what the network sees inside the hole, "none" (zeros) or "pyramid" (a push-pull
+            fill); see `network_input`. Inference must use the same (`data.prefill`).
 
     Call arguments:
         inputs: float [B, H, W, 4], see `network_input`.
@@ -66,7 +74,7 @@ class Inpainter(keras.Model):
                  ambiguity: float = 0.0, stabilization: float = 0.0,
                  feature_extractor: keras.Model | None = None, ambiguity_positions: int = 1024,
                  perturbation: augment.Perturbation = augment.Perturbation(),
-                 stabilization_examples: int = 0, seed: int = 0,
+                 stabilization_examples: int = 0, seed: int = 0, prefill: str = "none",
                  **kwargs):
         super().__init__(**kwargs)
         if ambiguity > 0 and feature_extractor is None:
@@ -80,6 +88,7 @@ class Inpainter(keras.Model):
         self.perturbation = perturbation
         self.stabilization_examples = stabilization_examples
         self.sampling_seed = seed
+        self.prefill = prefill
         self.weights_by_term = {name: weight for name, weight in (
             ("reconstruction", reconstruction), ("ambiguity", ambiguity),
             ("stabilization", stabilization)) if weight > 0}
@@ -107,7 +116,7 @@ class Inpainter(keras.Model):
         known = 1.0 - object_mask
         # prior: an optional `prior` key (uint8 [B, H, W, 3]) from progressive fitting
         prior = to_signed(batch["prior"]) if "prior" in batch else None
-        inputs = network_input(frames, hole, prior)
+        inputs = network_input(frames, hole, prior, self.prefill)
         seeds = self._step_seeds(2)
         terms = self.weights_by_term
 
@@ -126,7 +135,7 @@ class Inpainter(keras.Model):
             perturbed_prior = (None if prior is None
                                else augment.perturb_images(prior[chosen], g, self.perturbation))
             inputs = tf.concat([inputs, network_input(perturbed_frames, perturbed_hole,
-                                                      perturbed_prior)], axis=0)
+                                                      perturbed_prior, self.prefill)], axis=0)
         if "ambiguity" in terms:
             # anti-ambiguity target: another random frame X_t, the next example's (batches hold
             # frames drawn at random from the video); its features take no gradient.
@@ -179,11 +188,11 @@ class Inpainter(keras.Model):
         translated_mask = tf.cast(batch["translated"], tf.float32)
         hole = tf.maximum(object_mask, translated_mask)
         prior = to_signed(batch["prior"]) if "prior" in batch else None
-        outputs = self.generator(network_input(frames, hole, prior), training=False)
+        outputs = self.generator(network_input(frames, hole, prior, self.prefill), training=False)
         scored = translated_mask * (1.0 - object_mask)
         return {
             "psnr": losses.masked_psnr(outputs[-1], frames, scored),
-            "input": frames * (1.0 - hole),
+            "input": apply_prefill(frames, hole, self.prefill),
             "stages": [tf.cast(output, tf.float32) for output in outputs],
             "composite": composite(outputs[-1], frames, hole),
         }

@@ -279,7 +279,8 @@ def load_ladder(run_path: str | Path) -> tuple[Config, list[Stage], tuple[int, i
             raise FileNotFoundError(f"{folder}: no checkpoint")
         tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
         size = (staged.data.working_height, staged.data.working_width)
-        fill = make_prior_fill_fn(generator) if index else make_fill_fn(generator)
+        fill = (make_prior_fill_fn(generator, staged.data.prefill) if index
+                else make_fill_fn(generator, staged.data.prefill))
         ladder.append(Stage(size, fill, with_prior=bool(index)))
     return config, ladder, ladder[0].size
 
@@ -332,7 +333,8 @@ def fit_ladder(config: Config, frames: np.ndarray, masks: np.ndarray, names: lis
             print(f"stage {number} at {size[1]}x{size[0]}: fitting", file=sys.stderr)
         if index == 0:
             outcome = fit(staged, stage_frames, stage_masks, stage_run, verbose=verbose)
-            stage = Stage(size, make_fill_fn(outcome.model.generator), with_prior=False)
+            stage = Stage(size, make_fill_fn(outcome.model.generator, staged.data.prefill),
+                          with_prior=False)
             priors = None
         else:
             priors = upsample(result, *size)
@@ -344,7 +346,8 @@ def fit_ladder(config: Config, frames: np.ndarray, masks: np.ndarray, names: lis
                                    tries=p.placement_tries)
             outcome = fit(staged, stage_frames, stage_masks, stage_run, verbose=verbose,
                           sampler=sampler, in_channels=4 + PRIOR_CHANNELS)
-            stage = Stage(size, make_prior_fill_fn(outcome.model.generator), with_prior=True)
+            stage = Stage(size, make_prior_fill_fn(outcome.model.generator, staged.data.prefill),
+                          with_prior=True)
         began = time.perf_counter()
         result = fill_stage(stage, stage_frames, stage_masks, priors, base=base, config=staged)
         summary = {"stage": number, "size": list(size), "steps": outcome.steps,

@@ -232,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         why = f" ({outcome.stop_reason})" if outcome.stop_reason else ""
         print(f"fitted to step {outcome.steps} in {outcome.seconds:.0f} s{why}; rendering", file=sys.stderr)
     began = time.perf_counter()
-    filled = render(make_fill_fn(outcome.model.generator), clip.frames, clip.masks, size,
+    filled = render(make_fill_fn(outcome.model.generator, config.data.prefill), clip.frames, clip.masks, size,
                     batch_size=config.infer.batch_size)
     summary = write_result(run.result, clip, filled, logdir=run.logs, extra={
         "steps": outcome.steps, "fit_seconds": round(outcome.seconds, 1),

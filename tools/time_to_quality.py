@@ -17,6 +17,8 @@ clip, OpenCV's Telea fill as a dashed line).
 
 Examples:
   python tools/time_to_quality.py --a configs/paper.yaml --b configs/default.yaml --budget 20
+  python tools/time_to_quality.py --a configs/paper.yaml --budget-a 20 --b configs/default.yaml \
+      --budget-b 5
   python tools/time_to_quality.py --a configs/quick.yaml --set-b train.learning_rate=1e-3 \\
       --clips sample --budget 4 --eval-every 30
 """
@@ -51,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--name-{side}", help=f"label of configuration {side.upper()}")
     parser.add_argument("--clips", nargs="+", default=["sample", "bmx"], choices=["sample", "bmx"])
     parser.add_argument("--budget", type=float, default=5.0, help="fit minutes per configuration")
+    parser.add_argument("--budget-a", type=float, help="fit minutes of A (default: --budget)")
+    parser.add_argument("--budget-b", type=float, help="fit minutes of B (default: --budget)")
     parser.add_argument("--eval-every", type=float, default=30.0, help="seconds of fit clock")
     parser.add_argument("--slice", type=float, default=15.0,
                         help="seconds each configuration fits before the other takes its turn")
@@ -91,6 +95,7 @@ class Contender:
     name: str
     config: object
     clip: Clip
+    budget: float = 300.0  # fit seconds
     fit_seconds: float = 0.0
     next_eval: float = 0.0
     curve: list = field(default_factory=list)  # [seconds, steps, hole PSNR]
@@ -107,7 +112,7 @@ class Contender:
         keras.utils.set_random_seed(self.config.train.seed)
         self.model = build_inpainter(self.config)
         self.sampler = MaskSampler(self.clip.frames, self.clip.masks, sampling_from(self.config))
-        self.fill = make_fill_fn(self.model.generator)
+        self.fill = make_fill_fn(self.model.generator, self.config.data.prefill)
         self.fit_seconds += time.perf_counter() - began
 
     @property
@@ -151,14 +156,16 @@ class Contender:
         return score
 
 
-def race(contenders: list[Contender], *, budget: float, eval_every: float, slice_seconds: float):
-    """Alternates the contenders in slices of fit time until each has spent `budget` seconds."""
+def race(contenders: list[Contender], *, eval_every: float, slice_seconds: float):
+    """Alternates the contenders in slices of fit time until each has spent its own budget
+    (while both fit they share the load; a longer budget goes on alone after the other's ends)."""
     for contender in contenders:
         contender.build()
         contender.evaluate()
         contender.next_eval = eval_every
-    while any(c.fit_seconds < budget for c in contenders):
+    while any(c.fit_seconds < c.budget for c in contenders):
         for contender in contenders:
+            budget = contender.budget
             if contender.fit_seconds >= budget:
                 continue
             contender.fit_for(slice_seconds, budget)
@@ -219,20 +226,22 @@ def main(argv=None) -> int:
     if names[0] == names[1]:
         names = [f"A {names[0]}", f"B {names[1]}"]
     configs = [load_config(args.a, args.set_a), load_config(args.b, args.set_b)]
+    budgets = [args.budget if args.budget_a is None else args.budget_a,
+               args.budget if args.budget_b is None else args.budget_b]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for clip_name in args.clips:
         clip = load_clip(clip_name, args.bmx_frames)
-        contenders = [Contender(name, config, clip) for name, config in zip(names, configs)]
-        race(contenders, budget=args.budget * 60.0, eval_every=args.eval_every,
-             slice_seconds=args.slice)
+        contenders = [Contender(name, config, clip, budget=minutes * 60.0)
+                      for name, config, minutes in zip(names, configs, budgets)]
+        race(contenders, eval_every=args.eval_every, slice_seconds=args.slice)
         results[clip.name] = {
             "telea_psnr": round(psnr(telea_baseline(clip.frames, clip.masks), clip.truth, clip.masks), 3),
             "curves": {c.name: c.curve for c in contenders},
         }
         (out / "time_to_quality.json").write_text(json.dumps({
-            "budget_minutes": args.budget, "eval_every_seconds": args.eval_every,
+            "budget_minutes": dict(zip(names, budgets)), "eval_every_seconds": args.eval_every,
             "configs": {name: to_dict(config) for name, config in zip(names, configs)},
             "results": results}, indent=1))
         plot(results, out / "time_to_quality.png")

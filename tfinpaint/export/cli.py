@@ -91,7 +91,7 @@ def export(run_path: str | Path, out: str | Path, *, version: int | None = None,
         "onnx": None,
         "tfinpaint_version": __version__,
     }
-    module = savedmodel.InpaintModule(generator)
+    module = savedmodel.InpaintModule(generator, config.data.prefill)
 
     models = None
     if onnx:

@@ -43,6 +43,7 @@ class InpaintModule(tf.Module):
     Args:
         generator: a float32 `Generator` (`tfinpaint.infer.load_generator` gives one); its
             variables become the SavedModel's.
+        prefill: the run's `data.prefill` (the network's input must be the one it was fitted on).
 
     Example:
     >>> module = InpaintModule(build_generator("base", channels=8))
@@ -51,10 +52,11 @@ class InpaintModule(tf.Module):
     TensorShape([2, 37, 53, 3])
     """
 
-    def __init__(self, generator: keras.Model):
+    def __init__(self, generator: keras.Model, prefill: str = "none"):
         super().__init__(name="tfinpaint")
         self.generator = generator
-        self.fill = make_fill_fn(generator)
+        self.prefill = prefill
+        self.fill = make_fill_fn(generator, prefill)
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames"),
@@ -71,7 +73,8 @@ class InpaintModule(tf.Module):
         # make_fill_fn's graph without the uint8 conversions at either end
         is_hole = masks > FLOAT_HOLE_THRESHOLD
         hole = tf.cast(is_hole, tf.float32)
-        padded, size = pad_to_multiple(network_input(frames * 2.0 - 1.0, hole), MULTIPLE)
+        padded, size = pad_to_multiple(network_input(frames * 2.0 - 1.0, hole, prefill=self.prefill),
+                                       MULTIPLE)
         output = crop_to(self.generator(padded, training=False)[-1], size)
         return {OUTPUT: tf.where(is_hole, (output + 1.0) * 0.5, frames)}
 
