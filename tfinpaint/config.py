@@ -171,6 +171,9 @@ class ProgressiveConfig:
     # by the seam tiles) and tiles per network call (bounds memory).
     tile_overlap: int = 0
     tile_batch: int = 4
+    # Start each later stage from the previous stage's weights (the prior's input weights at
+    # zero), rather than from scratch: it then fills like the previous stage from step 0.
+    warm_start: bool = True
 
 
 @dataclass

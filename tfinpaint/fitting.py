@@ -270,13 +270,14 @@ class FitOutcome:
 
 def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
         verbose: bool = True, callbacks: tuple = (), sampler=None,
-        in_channels: int = 4) -> FitOutcome:
+        in_channels: int = 4, warm_start=None) -> FitOutcome:
     """Fits (or resumes fitting) a generator to `frames` (uint8 [N,H,W,3] at working resolution).
 
     Resumes from the newest checkpoint in the run folder, if any, drawing exactly the samples an
     uninterrupted fit would have drawn from there on. `sampler` replaces the `MaskSampler` (any
     object with its `dataset` and `fixed_batch`; progressive fitting passes a patch sampler whose
     batches carry a prior) and `in_channels` is the generator's input width (7 with a prior).
+    `warm_start(generator)`, if given, sets the initial weights of a fit that has no checkpoint.
     """
     keras.mixed_precision.set_global_policy(choose_precision(config.train.precision))
     keras.utils.set_random_seed(config.train.seed)
@@ -285,6 +286,8 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
         model = build_inpainter(config, in_channels=in_channels)
         checkpoints = Checkpoints(model, run.checkpoints)
         start = checkpoints.restore_latest()
+        if warm_start is not None and start == 0:
+            warm_start(model.generator)
     if sampler is None:
         sampler = MaskSampler(frames, masks, sampling_from(config))
     selfcheck_batch = sampler.fixed_batch(config.train.selfcheck_frames, seed=config.train.seed)

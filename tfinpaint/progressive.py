@@ -271,18 +271,40 @@ def load_ladder(run_path: str | Path) -> tuple[Config, list[Stage], tuple[int, i
     for index, folder in enumerate(folders):
         stage_run = RunDir(folder)
         staged = stage_run.saved_config()
-        generator = build_generator(staged.generator.arch, channels=staged.generator.channels,
-                                    padding=staged.generator.padding,
-                                    in_channels=4 + (PRIOR_CHANNELS if index else 0))
-        latest = stage_run.latest_checkpoint()
-        if latest is None:
-            raise FileNotFoundError(f"{folder}: no checkpoint")
-        tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
+        generator = load_generator(stage_run, 4 + (PRIOR_CHANNELS if index else 0))
         size = (staged.data.working_height, staged.data.working_width)
         fill = (make_prior_fill_fn(generator, staged.data.prefill) if index
                 else make_fill_fn(generator, staged.data.prefill))
         ladder.append(Stage(size, fill, with_prior=bool(index)))
     return config, ladder, ladder[0].size
+
+
+def load_generator(stage_run: RunDir, in_channels: int):
+    """The generator of a fitted stage, restored from its newest checkpoint."""
+    staged = stage_run.saved_config()
+    generator = build_generator(staged.generator.arch, channels=staged.generator.channels,
+                                padding=staged.generator.padding, in_channels=in_channels)
+    latest = stage_run.latest_checkpoint()
+    if latest is None:
+        raise FileNotFoundError(f"{stage_run.path}: no checkpoint")
+    tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
+    return generator
+
+
+def warm_start_from(previous):
+    """`fit`'s warm start: copy `previous`'s weights; input weights for the prior start at zero,
+    so the new stage begins as the previous one, and learns how much to trust the prior."""
+
+    def initialize(generator) -> None:
+        for source, target in zip(previous.weights, generator.weights):
+            value = source.numpy()
+            if value.shape != tuple(target.shape):  # a first layer: more input channels
+                padded = np.zeros(target.shape, value.dtype)
+                padded[..., :value.shape[-2], :] = value
+                value = padded
+            target.assign(value)
+
+    return initialize
 
 
 def _read_stage_result(stage_run: RunDir) -> np.ndarray | None:
@@ -344,8 +366,14 @@ def fit_ladder(config: Config, frames: np.ndarray, masks: np.ndarray, names: lis
                                    boundary_weight=p.patch_boundary_weight,
                                    min_pixels=min_hole_pixels(*size, p.min_hole_pixels_4k),
                                    tries=p.placement_tries)
+            warm_start = None
+            if p.warm_start:
+                previous = load_generator(_stage_run(run, number - 1),
+                                          4 + (PRIOR_CHANNELS if number > 2 else 0))
+                warm_start = warm_start_from(previous)
             outcome = fit(staged, stage_frames, stage_masks, stage_run, verbose=verbose,
-                          sampler=sampler, in_channels=4 + PRIOR_CHANNELS)
+                          sampler=sampler, in_channels=4 + PRIOR_CHANNELS,
+                          warm_start=warm_start)
             stage = Stage(size, make_prior_fill_fn(outcome.model.generator, staged.data.prefill),
                           with_prior=True)
         began = time.perf_counter()
