@@ -81,12 +81,14 @@ def main() -> int:
     parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--batch", type=int, default=4, help="tiles per network call")
     parser.add_argument("--workdir", default="/tmp/tfinpaint_bench_4k")
+    parser.add_argument("--source", default=str(BMX),
+                        help="frames to upscale (a gradient clip where the folder is absent)")
     args = parser.parse_args()
 
     work = Path(args.workdir)
     clip = work / f"clip{args.frames}"
     if not (clip / "masks" / f"{args.frames - 1:05d}.png").exists():
-        make_clip(clip, args.frames, BMX)
+        make_clip(clip, args.frames, Path(args.source))
     run = Path(args.run) if args.run else work / f"ladder_c{args.channels}"
     if not args.run and not (run / "stage3" / "checkpoints").exists():
         make_ladder(run, args.channels)
