@@ -170,3 +170,16 @@ def test_each_stage_resumes_after_sigkill(tmp_path):
     stage2 = json.loads((run / "stage2" / "result" / "summary.json").read_text())
     assert stage2["steps"] == 8
     assert (run / "result" / "video.mp4").exists()
+
+
+def test_warm_start_begins_a_later_stage_as_the_previous_one():
+    from tfinpaint.generator import build_generator
+    from tfinpaint.progressive import PRIOR_CHANNELS, warm_start_from
+
+    previous = build_generator("coarse_to_fine", channels=8, in_channels=4)
+    later = build_generator("coarse_to_fine", channels=8, in_channels=4 + PRIOR_CHANNELS)
+    warm_start_from(previous)(later)
+    inputs = np.random.default_rng(0).uniform(-1, 1, (1, 32, 48, 4)).astype(np.float32)
+    prior = np.random.default_rng(1).uniform(-1, 1, (1, 32, 48, PRIOR_CHANNELS)).astype(np.float32)
+    np.testing.assert_allclose(later(np.concatenate([inputs, prior], -1))[-1],
+                               previous(inputs)[-1], atol=1e-6)
