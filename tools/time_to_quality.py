@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget-a", type=float, help="fit minutes of A (default: --budget)")
     parser.add_argument("--budget-b", type=float, help="fit minutes of B (default: --budget)")
     parser.add_argument("--eval-every", type=float, default=30.0, help="seconds of fit clock")
+    parser.add_argument("--eval-at", type=lambda text: sorted(float(v) for v in text.split(",")),
+                        metavar="S,S,...", help="evaluate at these seconds of fit clock instead "
+                        "(and at the end of the budget); fewer renders on a slow machine")
     parser.add_argument("--slice", type=float, default=15.0,
                         help="seconds each configuration fits before the other takes its turn")
     parser.add_argument("--bmx-frames", type=int, default=30)
@@ -156,13 +159,19 @@ class Contender:
         return score
 
 
-def race(contenders: list[Contender], *, eval_every: float, slice_seconds: float):
+def race(contenders: list[Contender], *, eval_every: float, slice_seconds: float,
+         eval_at: list[float] | None = None):
     """Alternates the contenders in slices of fit time until each has spent its own budget
     (while both fit they share the load; a longer budget goes on alone after the other's ends)."""
+    def next_eval(after: float) -> float:
+        if eval_at is None:
+            return after + eval_every
+        return next((t for t in eval_at if t > after + 1e-6), float("inf"))
+
     for contender in contenders:
         contender.build()
         contender.evaluate()
-        contender.next_eval = eval_every
+        contender.next_eval = next_eval(0.0)
     while any(c.fit_seconds < c.budget for c in contenders):
         for contender in contenders:
             budget = contender.budget
@@ -171,7 +180,7 @@ def race(contenders: list[Contender], *, eval_every: float, slice_seconds: float
             contender.fit_for(slice_seconds, budget)
             if contender.fit_seconds >= min(contender.next_eval, budget):
                 score = contender.evaluate()
-                contender.next_eval += eval_every
+                contender.next_eval = next_eval(contender.next_eval)
                 print(f"{contender.clip.name} {contender.name}: {contender.fit_seconds:.0f} s "
                       f"step {contender.steps} hole PSNR {score:.2f} dB", file=sys.stderr, flush=True)
 
@@ -235,7 +244,8 @@ def main(argv=None) -> int:
         clip = load_clip(clip_name, args.bmx_frames)
         contenders = [Contender(name, config, clip, budget=minutes * 60.0)
                       for name, config, minutes in zip(names, configs, budgets)]
-        race(contenders, eval_every=args.eval_every, slice_seconds=args.slice)
+        race(contenders, eval_every=args.eval_every, slice_seconds=args.slice,
+             eval_at=args.eval_at)
         results[clip.name] = {
             "telea_psnr": round(psnr(telea_baseline(clip.frames, clip.masks), clip.truth, clip.masks), 3),
             "curves": {c.name: c.curve for c in contenders},
