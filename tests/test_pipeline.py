@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfinpaint.data.pipeline import MaskSampler, Sampling, _element_seed
+from tfinpaint.data.pipeline import MaskSampler, Sampling, element_seed
 
 
 def _clip(num_frames=6, height=64, width=96):
@@ -21,7 +21,7 @@ def _clip(num_frames=6, height=64, width=96):
 def test_crops_have_the_configured_size_eagerly_and_in_a_dataset(placement):
     frames, masks = _clip()
     sampler = MaskSampler(frames, masks, Sampling(crop_height=32, crop_width=48, crop_placement=placement))
-    example = sampler.sample(_element_seed(0, tf.constant(3, tf.int64), 0))
+    example = sampler.sample(element_seed(0, tf.constant(3, tf.int64), 0))
     assert example["frames"].shape == (32, 48, 3)
     batch = next(iter(sampler.dataset(batch_size=4, seed=0)))
     assert batch["frames"].shape == (4, 32, 48, 3)
@@ -34,7 +34,7 @@ def _fraction_inside(sampling, count=40):
     cropping, whole = MaskSampler(frames, masks, sampling), MaskSampler(frames, masks, Sampling())
     shares = []
     for element in range(count):
-        seed = _element_seed(1, tf.constant(element, tf.int64), 0)
+        seed = element_seed(1, tf.constant(element, tf.int64), 0)
         inside = tf.reduce_sum(tf.cast(cropping.sample(seed)["translated"], tf.float32))
         total = tf.reduce_sum(tf.cast(whole.sample(seed)["translated"], tf.float32))
         shares.append(float(inside / total))

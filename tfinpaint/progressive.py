@@ -36,7 +36,7 @@ import tensorflow as tf
 from tfinpaint import tiling
 from tfinpaint.config import Config, save_config
 from tfinpaint.data import masks as mask_ops
-from tfinpaint.data.pipeline import _element_seed
+from tfinpaint.data.pipeline import fixed_examples, seeded_batches
 from tfinpaint.fitting import fit
 from tfinpaint.generator import build_generator
 from tfinpaint.inference import (make_fill_fn, make_prior_fill_fn, render, resize_frames,
@@ -163,15 +163,11 @@ class PatchSampler:
 
     def dataset(self, *, batch_size: int, seed: int, start_step: int = 0) -> tf.data.Dataset:
         """An endless stream of batches, starting at `start_step` of the stage's fit."""
-        elements = tf.data.Dataset.range(start_step * batch_size, np.iinfo(np.int64).max)
-        stream = elements.map(lambda e: self.sample(_element_seed(seed, e, 0)),
-                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return stream.batch(batch_size, drop_remainder=True).prefetch(2)
+        return seeded_batches(self.sample, batch_size=batch_size, seed=seed, start_step=start_step)
 
     def fixed_batch(self, count: int, seed: int) -> dict[str, tf.Tensor]:
         """A fixed set of patches (the self-check), the same for every call."""
-        examples = [self.sample(_element_seed(seed, e, 1)) for e in range(count)]
-        return {key: tf.stack([example[key] for example in examples]) for key in examples[0]}
+        return fixed_examples(self.sample, count, seed)
 
 
 def grid_fill(fill: Callable, frame: np.ndarray, mask: np.ndarray, prior: np.ndarray | None, *,

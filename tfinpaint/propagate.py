@@ -49,7 +49,7 @@ def read_annotation(video: str, mask: str, frame: int, *, threshold: int = 0,
     if not path.exists():
         raise InputError(f"{path}: no such mask file")
     # The video module's own decoder: same formats, same errors, any colour counts as object.
-    labels = video_io._gray8(video_io._read_image(path), path)
+    labels = video_io.read_mask_image(path)
     if labels.shape != (height, width):
         raise InputError(f"{path}: mask is {labels.shape[1]}x{labels.shape[0]} but the frames are "
                          f"{width}x{height}; draw it on frame {frame} at the video's size")

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tfinpaint.config import Config, PropagateConfig
 from tfinpaint.data import masks as mask_ops
-from tfinpaint.data.pipeline import _element_seed
+from tfinpaint.data.pipeline import seeded_batches
 from tfinpaint.errors import InputError
 from tfinpaint.fitting import choose_precision, choose_strategy
 from tfinpaint.generator import MULTIPLE, build_generator, crop_to, pad_to_multiple
@@ -104,10 +104,7 @@ class PasteSampler:
 
     def dataset(self, *, batch_size: int, seed: int) -> tf.data.Dataset:
         """An endless stream of batches."""
-        elements = tf.data.Dataset.range(0, np.iinfo(np.int64).max)
-        stream = elements.map(lambda e: self.sample(_element_seed(seed, e, 2)),
-                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return stream.batch(batch_size, drop_remainder=True).prefetch(2)
+        return seeded_batches(self.sample, batch_size=batch_size, seed=seed, stream=2)
 
 
 class MaskPropagator(keras.Model):

@@ -154,6 +154,17 @@ def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
+def read_mask_image(path: str | os.PathLike) -> np.ndarray:
+    """One mask image as uint8 [H, W] labels (the largest colour value: any colour counts)."""
+    path = Path(path)
+    return _gray8(_read_image(path), path)
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files of a folder, in natural order (frame2 before frame10)."""
+    return _image_files(Path(folder))
+
+
 def _image_files(folder: Path) -> list[Path]:
     files = [f for f in folder.iterdir()
              if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file() and not f.name.startswith(".")]

@@ -50,10 +50,10 @@ def score(predicted: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> dic
 def read_folder(folder: Path, what: str) -> dict[str, np.ndarray]:
     if not folder.is_dir():
         raise InputError(f"{folder}: {what} folder not found")
-    files = video._image_files(folder)
+    files = video.image_files(folder)
     if not files:
         raise InputError(f"{folder}: {what} folder holds no images")
-    return {f.stem: video._gray8(video._read_image(f), f) > 0 for f in files}
+    return {f.stem: video.read_mask_image(f) > 0 for f in files}
 
 
 @cli

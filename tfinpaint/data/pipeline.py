@@ -9,6 +9,7 @@ samples an uninterrupted fit would have drawn, with no RNG state to save.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -32,8 +33,25 @@ class Sampling:
     crop_placement: str = "random"
 
 
-def _element_seed(seed: int, element: tf.Tensor, stream: int) -> tf.Tensor:
+def element_seed(seed: int, element: tf.Tensor, stream: int) -> tf.Tensor:
+    """The stateless seed of element `element` of stream `stream` (training 0, self-check 1, ...)."""
     return tf.stack([tf.cast(seed, tf.int64) * 1000003 + stream, tf.cast(element, tf.int64)])
+
+
+def seeded_batches(sample: Callable[[tf.Tensor], dict], *, batch_size: int, seed: int,
+                   stream: int = 0, start_step: int = 0) -> tf.data.Dataset:
+    """An endless stream of batches of `sample(element_seed(...))`, from step `start_step` on."""
+    elements = tf.data.Dataset.range(start_step * batch_size, np.iinfo(np.int64).max)
+    examples = elements.map(lambda e: sample(element_seed(seed, e, stream)),
+                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return examples.batch(batch_size, drop_remainder=True).prefetch(2)
+
+
+def fixed_examples(sample: Callable[[tf.Tensor], dict], count: int, seed: int,
+                   stream: int = 1) -> dict[str, tf.Tensor]:
+    """`count` examples stacked into one batch, the same for every call (the self-check)."""
+    examples = [sample(element_seed(seed, e, stream)) for e in range(count)]
+    return {key: tf.stack([example[key] for example in examples]) for key in examples[0]}
 
 
 class MaskSampler:
@@ -95,13 +113,8 @@ class MaskSampler:
 
     def dataset(self, *, batch_size: int, seed: int, start_step: int = 0) -> tf.data.Dataset:
         """An endless stream of batches, starting at `start_step` of the fit."""
-        first = start_step * batch_size
-        elements = tf.data.Dataset.range(first, np.iinfo(np.int64).max)
-        stream = elements.map(lambda e: self.sample(_element_seed(seed, e, 0)),
-                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return stream.batch(batch_size, drop_remainder=True).prefetch(2)
+        return seeded_batches(self.sample, batch_size=batch_size, seed=seed, start_step=start_step)
 
     def fixed_batch(self, count: int, seed: int) -> dict[str, tf.Tensor]:
         """A fixed set of whole-frame examples (the self-check), the same for every call."""
-        examples = [self.sample(_element_seed(seed, e, 1), crop=False) for e in range(count)]
-        return {key: tf.stack([example[key] for example in examples]) for key in examples[0]}
+        return fixed_examples(lambda s: self.sample(s, crop=False), count, seed)
