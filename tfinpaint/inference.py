@@ -15,11 +15,22 @@ from tfinpaint.inpainter import network_input, to_signed, to_uint8
 FillFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
+def predict_hole(generator: keras.Model, frames: tf.Tensor, hole: tf.Tensor, *,
+                 prefill: str = "none", priors: tf.Tensor | None = None) -> tf.Tensor:
+    """The network's last-stage output, float in [-1, 1], for frames of any H and W.
+
+    `frames` and `priors` are float in [-1, 1], `hole` float 0/1. The input is
+    reflection-padded to a multiple of the network's stride and the output cropped back.
+    """
+    inputs = network_input(frames, hole, priors, prefill)
+    padded, size = pad_to_multiple(inputs, MULTIPLE)
+    return crop_to(generator(padded, training=False)[-1], size)
+
+
 def make_fill_fn(generator: keras.Model, prefill: str = "none") -> FillFn:
     """A graph function `(frames uint8 [N,H,W,3], masks uint8 [N,H,W,1]) -> uint8 [N,H,W,3]`.
 
-    Any H and W: the input is reflection-padded to a multiple of the network's stride and the
-    output cropped back. Any non-zero mask value is hole; known pixels pass through exactly.
+    Any H and W; any non-zero mask value is hole; known pixels pass through exactly.
     `prefill` is the run's `data.prefill`: the network's input must be the one it was fitted on.
     """
 
@@ -29,10 +40,8 @@ def make_fill_fn(generator: keras.Model, prefill: str = "none") -> FillFn:
     ])
     def fill(frames, masks):
         is_hole = masks > 0
-        hole = tf.cast(is_hole, tf.float32)
-        padded, size = pad_to_multiple(network_input(to_signed(frames), hole, prefill=prefill),
-                                       MULTIPLE)
-        output = crop_to(generator(padded, training=False)[-1], size)
+        output = predict_hole(generator, to_signed(frames), tf.cast(is_hole, tf.float32),
+                              prefill=prefill)
         return tf.where(is_hole, to_uint8(output), frames)
 
     return fill
@@ -52,10 +61,8 @@ def make_prior_fill_fn(generator: keras.Model, prefill: str = "none") -> PriorFi
     ])
     def fill(frames, masks, priors):
         is_hole = masks > 0
-        hole = tf.cast(is_hole, tf.float32)
-        inputs = network_input(to_signed(frames), hole, to_signed(priors), prefill)
-        padded, size = pad_to_multiple(inputs, MULTIPLE)
-        output = crop_to(generator(padded, training=False)[-1], size)
+        output = predict_hole(generator, to_signed(frames), tf.cast(is_hole, tf.float32),
+                              prefill=prefill, priors=to_signed(priors))
         return tf.where(is_hole, to_uint8(output), frames)
 
     return fill

@@ -73,6 +73,7 @@ def export(run_path: str | Path, out: str | Path, *, version: int | None = None,
                          "or omit --version for the next one")
 
     config = run.saved_config()
+    from tfinpaint.generator import MULTIPLE
     from tfinpaint.infer import load_generator
 
     generator = load_generator(run)
@@ -83,7 +84,7 @@ def export(run_path: str | Path, out: str | Path, *, version: int | None = None,
         "arch": config.generator.arch,
         "channels": config.generator.channels,
         "padding": config.generator.padding,
-        "multiple": savedmodel.MULTIPLE,
+        "multiple": MULTIPLE,
         "checkpoint": Path(checkpoint).name,
         "run": run.path.resolve().name,
         "signatures": {savedmodel.DEFAULT_SIGNATURE: "uint8 frames, masks -> inpainted",

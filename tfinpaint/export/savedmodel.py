@@ -24,9 +24,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from tfinpaint.generator import MULTIPLE, crop_to, pad_to_multiple
-from tfinpaint.inference import make_fill_fn
-from tfinpaint.inpainter import network_input
+from tfinpaint.inference import make_fill_fn, predict_hole
 
 ASSETS_JSON = "tfinpaint.json"
 ASSETS_CONFIG = "config.yaml"
@@ -72,10 +70,8 @@ class InpaintModule(tf.Module):
     def serving_float(self, frames, masks):
         # make_fill_fn's graph without the uint8 conversions at either end
         is_hole = masks > FLOAT_HOLE_THRESHOLD
-        hole = tf.cast(is_hole, tf.float32)
-        padded, size = pad_to_multiple(network_input(frames * 2.0 - 1.0, hole, prefill=self.prefill),
-                                       MULTIPLE)
-        output = crop_to(self.generator(padded, training=False)[-1], size)
+        output = predict_hole(self.generator, frames * 2.0 - 1.0, tf.cast(is_hole, tf.float32),
+                              prefill=self.prefill)
         return {OUTPUT: tf.where(is_hole, (output + 1.0) * 0.5, frames)}
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:

@@ -138,7 +138,8 @@ def local_predict_fn(saved_model, *, signature: str = DEFAULT_SIGNATURE) -> Pred
 def fetch_working_size(stub_or_target, model: str, *, version: int | None = None,
                        timeout: float = 30.0, retries: int = 5,
                        backoff: float = 0.5) -> tuple[int, int] | None:
-    """The model's working (height, width) as `tfinpaint.serve` reports it; None if unknown.
+    """The model's working (height, width) as `tfinpaint.serve` reports it; None if unknown
+    (then frames are sent whole).
 
     None when the server does not know the `tfinpaint` metadata field (the real TF Serving
     answers INVALID_ARGUMENT) or the export has no `tfinpaint.json` (NOT_FOUND).
@@ -159,7 +160,8 @@ def fetch_working_size(stub_or_target, model: str, *, version: int | None = None
     info = struct_pb2.Struct()
     response.metadata[TFINPAINT_FIELD].Unpack(info)
     info = json_format.MessageToDict(info)
-    return int(info["working_height"]), int(info["working_width"])
+    size = int(info.get("working_height", 0)), int(info.get("working_width", 0))
+    return size if min(size) > 0 else None  # 0 = the export does not know its working size
 
 
 # A piece of work: (frame index, tile or None for the whole frame).
