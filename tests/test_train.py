@@ -155,3 +155,14 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case,
     }[case]
     _fails_cleanly(argv, capsys, words)
     assert not run.exists()
+
+
+def test_without_config_a_new_fit_uses_the_shipped_default(tmp_path):
+    from tfinpaint import config as config_lib
+
+    args = train.build_parser().parse_args(["--video", "clip.mp4", "--masks", "masks/"])
+    expected = config_lib.load_config([config_lib.CONFIG_DIR / "default.yaml"])
+    assert config_lib.to_dict(train.resolve_config(args)) == config_lib.to_dict(expected)
+    sample = train.build_parser().parse_args(["--video", "sample"])
+    assert config_lib.to_dict(train.resolve_config(sample)) == config_lib.to_dict(
+        config_lib.load_config([config_lib.CONFIG_DIR / "quick.yaml"]))

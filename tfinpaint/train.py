@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video", help="a folder of frames, a video file, or 'sample' (built in)")
     parser.add_argument("--masks", help="a folder of masks (one per frame), one mask image, or a mask video")
     parser.add_argument("--config", action="append", default=[],
-                        help="YAML config (repeatable; later files override earlier ones)")
+                        help="YAML config (repeatable; later files override earlier ones; default "
+                             "configs/default.yaml, configs/quick.yaml for the sample)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.batch_size=4")
     parser.add_argument("--run-dir", help="run folder (default runs/<video name>)")
@@ -68,10 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args: argparse.Namespace) -> config_lib.Config:
-    """Defaults < YAML files (quick.yaml for the sample if none) < flags < --set."""
+    """Defaults < YAML files < flags < --set. Without --config a new fit uses configs/default.yaml
+    (configs/quick.yaml for the sample); --resume uses the run's saved config."""
     files = list(args.config)
-    if not files and args.video == SAMPLE and not args.resume:
-        files = [config_lib.CONFIG_DIR / "quick.yaml"]
+    if not files and not args.resume:
+        files = [config_lib.CONFIG_DIR / ("quick.yaml" if args.video == SAMPLE else "default.yaml")]
     overrides = list(args.set)
     for flag, key in (("steps", "train.steps"), ("time_budget", "train.time_budget_minutes"),
                       ("mask_dilation", "data.mask_dilation"), ("mask_threshold", "data.mask_threshold")):
@@ -209,6 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     clip = load_clip(source, args.masks or _saved_masks(run, args), config, args.first_mask,
                      args.first_mask_frame)
     size = check_size(clip, config)
+    if config.losses.ambiguity > 0:
+        from tfinpaint.vgg import resolve_weights
+
+        resolve_weights(config.losses.vgg_weights)  # a missing file is named before anything is written
 
     # Everything the user gave has been read and checked: only now is anything written.
     run.create(config, overwrite=args.overwrite)
