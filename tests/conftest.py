@@ -19,6 +19,13 @@ def _float32_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.fixture
+def mixed_bfloat16():
+    """Runs a test under the mixed_bfloat16 policy (reset to float32 after it)."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    yield
+
+
 def tiny_args(*extra: str) -> list[str]:
     args = []
     for pair in TINY:

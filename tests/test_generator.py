@@ -105,15 +105,6 @@ def test_gradient_reaches_first_layer():
     assert gradient is not None and float(tf.reduce_max(tf.abs(gradient))) > 0
 
 
-@pytest.fixture
-def mixed_bfloat16():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
 def test_mixed_bfloat16_outputs_float32(mixed_bfloat16):
     model = build_generator("coarse_to_fine", channels=SMALL)
     assert all(w.dtype == "float32" for w in model.weights)

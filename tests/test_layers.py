@@ -100,15 +100,6 @@ def test_one_fit_step_changes_weights():
     assert all(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
 
 
-@pytest.fixture
-def mixed_bfloat16():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
 def test_mixed_bfloat16(mixed_bfloat16):
     for layer in (GatedConv2D(8, 3, padding="reflect"), GatedUpConv2D(8)):
         y = layer(_random(1, 6, 6, 3))
