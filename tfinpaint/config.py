@@ -84,9 +84,10 @@ class TrainConfig:
     learning_rate: float = 2e-4
     beta_1: float = 0.9
     beta_2: float = 0.999
-    # Cosine decay to `learning_rate * final_lr_fraction` over `steps` (1.0 = constant, the paper).
+    # Cosine decay to `learning_rate * final_lr_fraction` over `steps`, or over
+    # `time_budget_minutes` if that ends first (1.0 = constant, the paper).
     final_lr_fraction: float = 1.0
-    # "auto" = mixed_bfloat16 on CPUs with AVX-512/AMX, mixed_float16 on GPUs, else float32.
+    # "auto" = mixed_bfloat16 on GPUs and on CPUs with AVX512_BF16/AMX, else float32.
     precision: str = "auto"
     seed: int = 0
     steps_per_execution: int = 1
@@ -100,7 +101,9 @@ class TrainConfig:
     # self-checks (0 = never stop early).
     early_stop_patience: int = 0
     early_stop_min_delta: float = 0.05
-    # Wall-clock budget in minutes (0 = none): the fit stops cleanly and still writes its result.
+    # Fitting-time budget in minutes (0 = none), counted across resumes: the fit stops cleanly
+    # and still writes its result. A cosine decay (final_lr_fraction < 1) ends when the budget
+    # or the steps run out, whichever comes first.
     time_budget_minutes: float = 0.0
 
 

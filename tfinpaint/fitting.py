@@ -15,7 +15,7 @@ import tensorflow as tf
 from tfinpaint.config import Config
 from tfinpaint.data.pipeline import MaskSampler, Sampling
 from tfinpaint.errors import InputError
-from tfinpaint.generator import build_generator
+from tfinpaint.generator import generator_from
 from tfinpaint.inpainter import Inpainter, to_uint8
 from tfinpaint.run import RunDir
 from tfinpaint.vgg import build_feature_extractor, resolve_weights
@@ -55,18 +55,66 @@ def sampling_from(config: Config) -> Sampling:
                     crop_placement=data.crop_placement)
 
 
-def learning_rate(config: Config):
+@keras.saving.register_keras_serializable(package="tfinpaint")
+class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
+    """Cosine decay from `initial_learning_rate` to `initial_learning_rate * alpha` over the
+    fit's progress: the larger of `step / decay_steps` and `clock / budget_seconds`.
+
+    With a time budget the decay ends when the budget does, whichever of steps and time runs
+    out first, so a fit stopped by its budget has still annealed (on a slow machine the step
+    count alone would stop it half-way down the curve, at a high learning rate). `clock` is a
+    scalar variable holding the seconds fitted so far (`FitClock` keeps it); without a budget
+    this is Keras' `CosineDecay`.
+    """
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0,
+                 budget_seconds: float = 0.0, clock: tf.Variable | None = None):
+        self.initial_learning_rate = initial_learning_rate
+        self.decay_steps = decay_steps
+        self.alpha = alpha
+        self.budget_seconds = budget_seconds
+        self.clock = clock
+
+    def __call__(self, step):
+        progress = tf.cast(step, tf.float32) / float(self.decay_steps)
+        if self.budget_seconds > 0 and self.clock is not None:
+            progress = tf.maximum(progress, tf.cast(self.clock, tf.float32) / self.budget_seconds)
+        cosine = 0.5 * (1.0 + tf.cos(math.pi * tf.minimum(progress, 1.0)))
+        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps, "alpha": self.alpha,
+                "budget_seconds": self.budget_seconds}
+
+
+def learning_rate(config: Config, clock: tf.Variable | None = None):
+    """The configured learning rate: constant, or cosine decay over the steps and time budget."""
     train = config.train
     if train.final_lr_fraction >= 1.0 or train.steps == 0:
         return train.learning_rate
-    return keras.optimizers.schedules.CosineDecay(train.learning_rate, decay_steps=train.steps,
-                                                  alpha=train.final_lr_fraction)
+    return CosineDecayToBudget(train.learning_rate, train.steps, alpha=train.final_lr_fraction,
+                               budget_seconds=train.time_budget_minutes * 60.0, clock=clock)
+
+
+class FitClock(keras.callbacks.Callback):
+    """Adds the seconds spent inside `fit` to the model's `fit_seconds` variable.
+
+    The variable is checkpointed, so the time budget and the schedule that follows it count the
+    whole run's fitting time across resumes; time spent between `fit` calls is not counted.
+    """
+
+    def on_train_begin(self, logs=None):
+        self.before = float(self.model.fit_seconds.numpy())
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.model.fit_seconds.assign(self.before + time.perf_counter() - self.start)
 
 
 def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
     """The generator and its trainer, compiled with Adam as configured (call in strategy scope)."""
-    generator = build_generator(config.generator.arch, channels=config.generator.channels,
-                                padding=config.generator.padding, in_channels=in_channels)
+    generator = generator_from(config.generator, in_channels=in_channels)
     losses = config.losses
     # The VGG weights are checked here, before any step, so a missing file is one clear line.
     extractor = (build_feature_extractor(resolve_weights(losses.vgg_weights))
@@ -76,8 +124,10 @@ def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
                       ambiguity_positions=losses.ambiguity_positions,
                       stabilization_examples=losses.stabilization_examples, seed=config.train.seed,
                       prefill=config.data.prefill)
-    optimizer = keras.optimizers.Adam(learning_rate(config), beta_1=config.train.beta_1,
-                                      beta_2=config.train.beta_2)
+    # Seconds fitted so far (FitClock), read by the schedule and the time budget; checkpointed.
+    model.fit_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="fit_seconds")
+    optimizer = keras.optimizers.Adam(learning_rate(config, model.fit_seconds),
+                                      beta_1=config.train.beta_1, beta_2=config.train.beta_2)
     model.compile(optimizer=optimizer, steps_per_execution=config.train.steps_per_execution)
     optimizer.build(generator.trainable_variables)
     # Its generator is built. Without this, Keras under a distribution strategy would build the
@@ -90,7 +140,8 @@ class Checkpoints:
     """Model and optimizer (with its step count) under `checkpoints/`; written atomically by TF."""
 
     def __init__(self, model: Inpainter, directory, keep: int = 3):
-        self.checkpoint = tf.train.Checkpoint(generator=model.generator, optimizer=model.optimizer)
+        self.checkpoint = tf.train.Checkpoint(generator=model.generator, optimizer=model.optimizer,
+                                              fit_seconds=model.fit_seconds)
         self.directory = Path(directory)
         try:
             self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory),
@@ -214,10 +265,14 @@ class Monitor(keras.callbacks.Callback):
             self.run_selfcheck(step, images=self._due(step, self.train.image_every))
         if self._due(step, self.train.checkpoint_every):
             self.checkpoints.save()
-        budget = self.train.time_budget_minutes * 60.0
-        if budget and time.perf_counter() - self.start >= budget:
+        if self.budget_spent():
             self.stop_reason = f"time budget of {self.train.time_budget_minutes:g} min spent"
             self.model.stop_training = True
+
+    def budget_spent(self) -> bool:
+        """Whether the run's fitting time (FitClock's, across resumes) has reached the budget."""
+        budget = self.train.time_budget_minutes * 60.0
+        return bool(budget) and float(self.model.fit_seconds.numpy()) >= budget
 
     def _log_scalars(self, step: int, logs: dict) -> None:
         now = time.perf_counter()
@@ -293,9 +348,15 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
     selfcheck_batch = sampler.fixed_batch(config.train.selfcheck_frames, seed=config.train.seed)
     monitor = Monitor(config=config, run=run, checkpoints=checkpoints,
                       selfcheck_batch=selfcheck_batch, verbose=verbose and not sys.stdout.isatty())
+    monitor.set_model(model)
     began = time.perf_counter()
     remaining = config.train.steps - start
-    if remaining > 0:
+    if remaining > 0 and monitor.budget_spent():
+        if verbose:
+            print(f"the time budget of {config.train.time_budget_minutes:g} min is spent "
+                  f"({float(model.fit_seconds.numpy()) / 60:.1f} min fitted); raise "
+                  "--time-budget to fit on", file=sys.stderr)
+    elif remaining > 0:
         spe = config.train.steps_per_execution
         remaining = math.ceil(remaining / spe) * spe
         dataset = sampler.dataset(batch_size=config.train.batch_size, seed=config.train.seed,
@@ -303,7 +364,7 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
         if verbose:
             print(f"fitting steps {start}..{config.train.steps}", file=sys.stderr)
         model.fit(dataset, epochs=1, steps_per_epoch=remaining // spe * spe,
-                  callbacks=[monitor, *callbacks], verbose=1 if verbose and sys.stdout.isatty() else 0)
+                  callbacks=[FitClock(), monitor, *callbacks], verbose=1 if verbose and sys.stdout.isatty() else 0)
         if monitor.diverged:
             kept = checkpoints.saved_step
             raise InputError(f"{run.path}: fitting stopped, {monitor.diverged}; " + (

@@ -155,6 +155,13 @@ def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding
     return Generator(inputs, outputs, name=name or arch)
 
 
+def generator_from(settings, *, in_channels: int = 4) -> keras.Model:
+    """`build_generator` as a config's `generator` section (`tfinpaint.config.GeneratorConfig`)
+    describes it: what fitting builds and what inference restores its checkpoints into."""
+    return build_generator(settings.arch, channels=settings.channels, padding=settings.padding,
+                           in_channels=in_channels)
+
+
 def pad_to_multiple(x, multiple: int = MULTIPLE, mode: str = "REFLECT"):
     """Pad the bottom and right of `[..., H, W, C]` images so that H and W divide `multiple`.
 

@@ -35,15 +35,14 @@ def load_generator(run) -> keras.Model:
     """The run's generator with its newest checkpoint restored (float32, for any device)."""
     import tensorflow as tf
 
-    from tfinpaint.generator import build_generator
+    from tfinpaint.generator import generator_from
 
     config = run.saved_config()
     latest = run.latest_checkpoint()
     if latest is None:
         raise InputError(f"{run.checkpoints}: no checkpoint to restore; fit first")
     keras.mixed_precision.set_global_policy("float32")
-    generator = build_generator(config.generator.arch, channels=config.generator.channels,
-                                padding=config.generator.padding)
+    generator = generator_from(config.generator)
     tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
     return generator
 

@@ -38,7 +38,7 @@ from tfinpaint.config import Config, save_config
 from tfinpaint.data import masks as mask_ops
 from tfinpaint.data.pipeline import fixed_examples, seeded_batches
 from tfinpaint.fitting import fit
-from tfinpaint.generator import build_generator
+from tfinpaint.generator import generator_from
 from tfinpaint.inference import (make_fill_fn, make_prior_fill_fn, render, resize_frames,
                                  resize_masks)
 from tfinpaint.run import RunDir, swap_in
@@ -278,8 +278,7 @@ def load_ladder(run_path: str | Path) -> tuple[Config, list[Stage], tuple[int, i
 def load_generator(stage_run: RunDir, in_channels: int):
     """The generator of a fitted stage, restored from its newest checkpoint."""
     staged = stage_run.saved_config()
-    generator = build_generator(staged.generator.arch, channels=staged.generator.channels,
-                                padding=staged.generator.padding, in_channels=in_channels)
+    generator = generator_from(staged.generator, in_channels=in_channels)
     latest = stage_run.latest_checkpoint()
     if latest is None:
         raise FileNotFoundError(f"{stage_run.path}: no checkpoint")

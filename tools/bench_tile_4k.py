@@ -59,7 +59,7 @@ def make_ladder(folder: Path, channels: int) -> None:
     import tensorflow as tf
 
     from tfinpaint.config import load_config, save_config
-    from tfinpaint.generator import build_generator
+    from tfinpaint.generator import generator_from
     from tfinpaint.progressive import PRIOR_CHANNELS, stage_config, stage_sizes
 
     config = load_config([ROOT / "configs" / "progressive_4k.yaml"],
@@ -68,8 +68,8 @@ def make_ladder(folder: Path, channels: int) -> None:
     for index, size in enumerate(stage_sizes(config, SIZE)):
         stage = folder / f"stage{index + 1}"
         save_config(stage_config(config, index + 1, size), stage / "config.yaml")
-        generator = build_generator(config.generator.arch, channels=channels,
-                                    in_channels=4 + (PRIOR_CHANNELS if index else 0))
+        generator = generator_from(config.generator,
+                                   in_channels=4 + (PRIOR_CHANNELS if index else 0))
         tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator),
                                    str(stage / "checkpoints"), max_to_keep=1).save(0)
 

@@ -1,7 +1,9 @@
 """Hole PSNR against the truth over wall-clock fitting time, for two configurations side by side.
 
 Both configurations fit in the same process, taking turns in short slices of fitting time, so
-that on a shared, noisy machine each sees the same load. Each has its own fit clock: it counts
+that on a shared, noisy machine each sees the same load. Each fits with its budget as
+`train.time_budget_minutes`, so a schedule that decays over the time budget ends with the
+race. Each has its own fit clock: it counts
 only the time spent fitting (tracing included), never the evaluations, which render every
 frame at the working resolution and score the hole against the truth every `--eval-every`
 seconds of that clock.
@@ -110,6 +112,9 @@ class Contender:
         from tfinpaint.fitting import build_inpainter, choose_precision, sampling_from
         from tfinpaint.inference import make_fill_fn
 
+        # The race's budget is the fit's time budget: a schedule that decays over the budget
+        # (fitting.CosineDecayToBudget) ends when the race does.
+        self.config.train.time_budget_minutes = self.budget / 60.0
         began = time.perf_counter()
         keras.mixed_precision.set_global_policy(choose_precision(self.config.train.precision))
         keras.utils.set_random_seed(self.config.train.seed)
@@ -124,6 +129,8 @@ class Contender:
 
     def fit_for(self, seconds: float, budget: float) -> None:
         import keras
+
+        from tfinpaint.fitting import FitClock
 
         deadline = min(self.fit_seconds + seconds, budget, self.next_eval)
         train = self.config.train
@@ -141,9 +148,10 @@ class Contender:
         dataset = self.sampler.dataset(batch_size=train.batch_size, seed=train.seed,
                                        start_step=self.steps)
         spe = train.steps_per_execution
+        self.model.fit_seconds.assign(self.fit_seconds)  # FitClock counts on from here
         began = time.perf_counter()
         self.model.fit(dataset, epochs=1, steps_per_epoch=-(-remaining // spe) * spe,
-                       callbacks=[Stop()], verbose=0, shuffle=False)
+                       callbacks=[FitClock(), Stop()], verbose=0, shuffle=False)
         self.fit_seconds += time.perf_counter() - began
 
     def evaluate(self) -> float:

@@ -1,0 +1,76 @@
+"""The learning-rate schedule that anneals by the time budget, and the fit clock it reads."""
+
+import math
+
+import keras
+import pytest
+import tensorflow as tf
+
+from tfinpaint import config as config_lib
+from tfinpaint.fitting import CosineDecayToBudget, fit, learning_rate
+from tfinpaint.run import RunDir
+from tfinpaint.sample import make_sample
+
+TINY = [
+    "generator.arch=base", "generator.channels=4", "train.batch_size=1", "train.precision=float32",
+    "train.checkpoint_every=0", "train.log_every=0", "train.selfcheck_every=0",
+    "train.image_every=0", "train.selfcheck_frames=1", "train.learning_rate=1e-3",
+    "train.final_lr_fraction=0.1",
+]
+
+
+def cosine(progress: float, initial: float = 1e-3, alpha: float = 0.1) -> float:
+    return initial * ((1 - alpha) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) + alpha)
+
+
+def test_without_a_budget_it_is_keras_cosine_decay():
+    ours = CosineDecayToBudget(1e-3, 100, alpha=0.1)
+    keras_schedule = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=100, alpha=0.1)
+    for step in (0, 1, 37, 50, 99, 100, 250):
+        assert float(ours(step)) == pytest.approx(float(keras_schedule(step)), rel=1e-5), step
+
+
+def test_with_a_budget_the_further_of_steps_and_time_sets_the_rate():
+    clock = tf.Variable(0.0, dtype=tf.float64)
+    schedule = CosineDecayToBudget(1e-3, 100, alpha=0.1, budget_seconds=60.0, clock=clock)
+    assert float(schedule(0)) == pytest.approx(1e-3)
+    clock.assign(30.0)  # half the budget, a tenth of the steps: time leads
+    assert float(schedule(10)) == pytest.approx(cosine(0.5), rel=1e-5)
+    assert float(schedule(80)) == pytest.approx(cosine(0.8), rel=1e-5)  # steps lead
+    clock.assign(90.0)  # past the budget: the floor, not a second cycle
+    assert float(schedule(10)) == pytest.approx(1e-4, rel=1e-5)
+
+
+def test_config_picks_constant_or_budgeted_decay():
+    constant = config_lib.load_config([], ["train.final_lr_fraction=1.0"])
+    assert learning_rate(constant) == constant.train.learning_rate
+    budgeted = config_lib.load_config([], [*TINY, "train.steps=50", "train.time_budget_minutes=2"])
+    schedule = learning_rate(budgeted, tf.Variable(60.0, dtype=tf.float64))
+    assert float(schedule(0)) == pytest.approx(cosine(0.5), rel=1e-5)
+
+
+def test_fitting_time_is_checkpointed_and_the_budget_spans_resumes(tmp_path, capsys):
+    sample = make_sample(num_frames=4, height=48, width=64)
+    run = RunDir(tmp_path / "run")
+    config = config_lib.load_config([], [*TINY, "train.steps=6"])
+    run.create(config, overwrite=False)
+    first = fit(config, sample.frames, sample.masks, run, verbose=False)
+    fitted = float(first.model.fit_seconds.numpy())
+    assert first.steps == 6 and 0.0 < fitted <= first.seconds
+    # The learning rate the optimizer used last follows the step count (no budget).
+    assert float(first.model.optimizer.learning_rate) == pytest.approx(cosine(6 / 6), rel=1e-4)
+
+    # A resume with more steps and a budget it has already spent: the clock was restored, so
+    # it does not fit on, and says why.
+    spent = config_lib.load_config([], [*TINY, "train.steps=12",
+                                        f"train.time_budget_minutes={fitted / 120}"])
+    again = fit(spent, sample.frames, sample.masks, run, verbose=True)
+    assert again.steps == 6
+    assert float(again.model.fit_seconds.numpy()) == pytest.approx(fitted)
+    assert "time budget of" in capsys.readouterr().err
+
+    # A larger budget fits on, and the clock keeps counting from where it was.
+    longer = config_lib.load_config([], [*TINY, "train.steps=12", "train.time_budget_minutes=10"])
+    resumed = fit(longer, sample.frames, sample.masks, run, verbose=False)
+    assert resumed.steps == 12
+    assert float(resumed.model.fit_seconds.numpy()) > fitted
