@@ -362,7 +362,11 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
         dataset = sampler.dataset(batch_size=config.train.batch_size, seed=config.train.seed,
                                   start_step=start)
         if verbose:
-            print(f"fitting steps {start}..{config.train.steps}", file=sys.stderr)
+            budget = config.train.time_budget_minutes
+            fitted = float(model.fit_seconds.numpy()) / 60.0
+            print(f"fitting steps {start}..{config.train.steps}" + (
+                f" or until {budget:g} min of fitting ({fitted:.1f} done)" if budget else ""),
+                file=sys.stderr)
         model.fit(dataset, epochs=1, steps_per_epoch=remaining // spe * spe,
                   callbacks=[FitClock(), monitor, *callbacks], verbose=1 if verbose and sys.stdout.isatty() else 0)
         if monitor.diverged:

@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     parser.add_argument("--steps", type=int, help="total fitting steps (train.steps)")
     parser.add_argument("--time-budget", type=float, metavar="MINUTES",
-                        help="stop fitting after this many minutes and write the result")
+                        help="fitting minutes in all, counted across resumes "
+                             "(train.time_budget_minutes); then the result is written. A decaying "
+                             "learning rate ends with the budget")
     parser.add_argument("--mask-dilation", type=int, help="grow masks by N px (data.mask_dilation)")
     parser.add_argument("--mask-threshold", type=int, help="hole where mask > T (data.mask_threshold)")
     parser.add_argument("--first-mask", metavar="FIRST.png", help="the object's mask on one frame "

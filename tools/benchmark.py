@@ -16,6 +16,7 @@ Examples:
   python tools/benchmark.py                              # coarse_to_fine, 128x240, batch 5
   python tools/benchmark.py --precision float32 --inter-op-threads 1
   python tools/benchmark.py --steps 4 --repeats 5 --steps-per-execution 2
+  python tools/benchmark.py --height 240 --width 432 --batch 1 --channels 32   # the default fit
   python tools/benchmark.py --serving-only --run runs/clip     # serving and tiled inference only
   python tools/benchmark.py --serving-only --channels 8        # a quick look with a tiny network
 """
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=int, default=240)
     parser.add_argument("--batch", type=int, default=5)
     parser.add_argument("--arch", default="coarse_to_fine")
+    parser.add_argument("--channels", type=int, default=48,
+                        help="the network's width unit (the paper's 48; configs/default.yaml: 32)")
     parser.add_argument("--precision", default="auto",
                         help="auto (as fitting chooses), float32, mixed_bfloat16, mixed_float16")
     parser.add_argument("--steps", type=int, default=3, help="training steps per timed repeat")
@@ -55,8 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument("--serving", action="store_true", help="add the serving section")
     serving.add_argument("--serving-only", action="store_true", help="only the serving section")
     serving.add_argument("--run", help="a fitted run folder (default: fit one step here)")
-    serving.add_argument("--channels", type=int, default=48,
-                         help="width unit of the network fitted when --run is not given")
     serving.add_argument("--serving-frames", type=int, default=16,
                          help="frames of the clip at the working size")
     serving.add_argument("--serving-batch", type=int, default=4, help="frames or tiles per request")
@@ -134,13 +135,14 @@ def main(argv=None) -> int:
 
     # FLOPs are a property of the graph, counted in float32 before any mixed policy is set.
     keras.mixed_precision.set_global_policy("float32")
-    flops_forward = forward_flops(build_generator(args.arch), height, width)
+    flops_forward = forward_flops(build_generator(args.arch, channels=args.channels), height, width)
     flops_step = 3 * flops_forward * args.batch
 
     precision = choose_precision(args.precision)
     keras.mixed_precision.set_global_policy(precision)
     config = Config()
     config.generator.arch = args.arch
+    config.generator.channels = args.channels
     config.train.batch_size = args.batch
     config.train.steps_per_execution = args.steps_per_execution
     config.train.precision = precision
@@ -176,7 +178,7 @@ def main(argv=None) -> int:
 
     result = {
         "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
-        "arch": args.arch, "height": height, "width": width, "batch": args.batch,
+        "arch": args.arch, "channels": args.channels, "height": height, "width": width, "batch": args.batch,
         "precision": precision, "steps_per_execution": spe,
         "inter_op_threads": args.inter_op_threads or "default",
         "train_seconds_per_step": round(step, 4),
