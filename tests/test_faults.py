@@ -95,10 +95,11 @@ def listed_checkpoints(run: Path) -> list[str]:
 
 
 def read_checkpoint(prefix: str) -> dict[str, np.ndarray]:
-    """Every tensor of a checkpoint (raises if any is unreadable), without the save counter."""
+    """Every tensor of a checkpoint (raises if any is unreadable), without the save counter and
+    the fit clock (wall-clock seconds, which differ between any two fits)."""
     reader = tf.train.load_checkpoint(prefix)
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if not name.startswith(("save_counter", "_CHECKPOINTABLE_OBJECT_GRAPH"))}
+            if not name.startswith(("save_counter", "_CHECKPOINTABLE_OBJECT_GRAPH", "fit_seconds"))}
 
 
 def step_of(prefix: str) -> int:
