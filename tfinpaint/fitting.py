@@ -112,6 +112,12 @@ class FitClock(keras.callbacks.Callback):
         self.model.fit_seconds.assign(self.before + time.perf_counter() - self.start)
 
 
+def budget_spent(model: Inpainter, config: Config) -> bool:
+    """Whether the run's fitting time (FitClock's, across resumes) has reached the budget."""
+    budget = config.train.time_budget_minutes * 60.0
+    return bool(budget) and float(model.fit_seconds.numpy()) >= budget
+
+
 def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
     """The generator and its trainer, compiled with Adam as configured (call in strategy scope)."""
     generator = generator_from(config.generator, in_channels=in_channels)
@@ -222,6 +228,7 @@ class Monitor(keras.callbacks.Callback):
     def __init__(self, *, config: Config, run: RunDir, checkpoints: Checkpoints,
                  selfcheck_batch: dict, verbose: bool):
         super().__init__()
+        self.config = config
         self.train = config.train
         self.checkpoints = checkpoints
         self.selfcheck_batch = selfcheck_batch
@@ -265,14 +272,9 @@ class Monitor(keras.callbacks.Callback):
             self.run_selfcheck(step, images=self._due(step, self.train.image_every))
         if self._due(step, self.train.checkpoint_every):
             self.checkpoints.save()
-        if self.budget_spent():
+        if budget_spent(self.model, self.config):
             self.stop_reason = f"time budget of {self.train.time_budget_minutes:g} min spent"
             self.model.stop_training = True
-
-    def budget_spent(self) -> bool:
-        """Whether the run's fitting time (FitClock's, across resumes) has reached the budget."""
-        budget = self.train.time_budget_minutes * 60.0
-        return bool(budget) and float(self.model.fit_seconds.numpy()) >= budget
 
     def _log_scalars(self, step: int, logs: dict) -> None:
         now = time.perf_counter()
@@ -348,10 +350,9 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
     selfcheck_batch = sampler.fixed_batch(config.train.selfcheck_frames, seed=config.train.seed)
     monitor = Monitor(config=config, run=run, checkpoints=checkpoints,
                       selfcheck_batch=selfcheck_batch, verbose=verbose and not sys.stdout.isatty())
-    monitor.set_model(model)
     began = time.perf_counter()
     remaining = config.train.steps - start
-    if remaining > 0 and monitor.budget_spent():
+    if remaining > 0 and budget_spent(model, config):
         if verbose:
             print(f"the time budget of {config.train.time_budget_minutes:g} min is spent "
                   f"({float(model.fit_seconds.numpy()) / 60:.1f} min fitted); raise "

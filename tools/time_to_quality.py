@@ -3,10 +3,9 @@
 Both configurations fit in the same process, taking turns in short slices of fitting time, so
 that on a shared, noisy machine each sees the same load. Each fits with its budget as
 `train.time_budget_minutes`, so a schedule that decays over the time budget ends with the
-race. Each has its own fit clock: it counts
-only the time spent fitting (tracing included), never the evaluations, which render every
-frame at the working resolution and score the hole against the truth every `--eval-every`
-seconds of that clock.
+race. Each has its own fit clock: it counts only the time spent fitting (tracing included),
+never the evaluations, which render every frame at the working resolution and score the hole
+against the truth every `--eval-every` seconds of that clock.
 
 Clips:
   sample  the built-in synthetic clip (its own masks and hidden truth);
