@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from tfinpaint.config import PerturbationConfig
 from tfinpaint.data import augment
 
 SEED = tf.constant([3, 7], tf.int64)
@@ -33,7 +34,7 @@ def test_geometry_stays_within_the_papers_ranges():
 
 
 def test_zero_ranges_are_the_identity_on_masks():
-    still = augment.Perturbation(translation=0, rotation=0, scale=0, shear=0, intensity=0)
+    still = PerturbationConfig(translation=0, rotation=0, scale=0, shear=0, intensity=0)
     g = augment.draw(SEED, 4, 32, 48, still)
     masks = _masks()
     np.testing.assert_array_equal(augment.perturb_masks(masks, g).numpy(), masks.numpy())

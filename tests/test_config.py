@@ -2,6 +2,7 @@ import pytest
 
 from tfinpaint import config as config_lib
 from tfinpaint.errors import InputError
+from tfinpaint.rundir import save_config
 
 
 def test_defaults_are_the_papers():
@@ -42,7 +43,7 @@ def test_bad_yaml_names_the_file(tmp_path):
 
 def test_save_round_trip_and_diff(tmp_path):
     config = config_lib.load_config([], ["train.steps=7", "losses.stabilization=0.2"])
-    config_lib.save_config(config, tmp_path / "config.yaml")
+    save_config(config, tmp_path / "config.yaml")
     loaded = config_lib.config_from_dict(config_lib.read_yaml(tmp_path / "config.yaml"))
     assert loaded == config
     assert config_lib.diff(config, config_lib.load_config()) == ["losses.stabilization", "train.steps"]

@@ -18,9 +18,10 @@ SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     from tfinpaint.config import Config
-    from tfinpaint.data.pipeline import MaskSampler, Sampling
+    from tfinpaint.config import DataConfig
+    from tfinpaint.data.samplers import MaskSampler, sampling_from
     from tfinpaint.fitting import build_inpainter
-    from tfinpaint.protocols import fixed_masks
+    from tfinpaint.mask_protocols import fixed_masks
 
     config = Config()
     config.generator.arch = "base"
@@ -29,7 +30,7 @@ SCRIPT = textwrap.dedent("""
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (4, 32, 48, 3), dtype=np.uint8)
     # Equal hole areas: each replica's masked mean is then the same weighting as the global one.
-    sampler = MaskSampler(frames, fixed_masks(4, 32, 48), Sampling())
+    sampler = MaskSampler(frames, fixed_masks(4, 32, 48), sampling_from(DataConfig()))
     batch = sampler.fixed_batch(4, seed=0)
 
     def step(strategy):

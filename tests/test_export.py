@@ -15,12 +15,13 @@ import tensorflow as tf
 
 from tfinpaint.errors import InputError
 from tfinpaint.export import cli as export_cli
+from tfinpaint.export import exporter
 from tfinpaint.export import onnx as onnx_export
 from tfinpaint.export.savedmodel import InpaintModule, next_version
 from tfinpaint.generator import MULTIPLE, build_generator
-from tfinpaint.infer import load_generator
+from tfinpaint.inference import load_generator
 from tfinpaint.inference import make_fill_fn
-from tfinpaint.run import RunDir
+from tfinpaint.rundir import RunDir
 
 WORKING = (32, 48)  # the run's working size: tiny, so that a 4x frame is cheap to tile
 ODD_SIZES = [(37, 53), (241, 433)]
@@ -197,7 +198,7 @@ def test_failed_onnx_check_writes_nothing(run_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(onnx_export, "check", disagree)
     base = tmp_path / MODEL
     with pytest.raises(InputError, match="nothing written"):
-        export_cli.export(run_dir, base, onnx=True)
+        exporter.export(run_dir, base, onnx=True)
     assert not base.exists() or not any(base.iterdir())
 
 
@@ -247,7 +248,7 @@ def served(exported):
 
 def test_serve_and_client_fill_like_infer(served, run_dir, generator, tmp_path):
     from tfinpaint.infer import main as infer
-    from tfinpaint.serving.client import fetch_working_size, fill_frames, local_predict_fn
+    from tfinpaint.serving.remote import fetch_working_size, fill_frames, local_predict_fn
     from tfinpaint.video import read_video, write_frames
 
     target = f"127.0.0.1:{served}"

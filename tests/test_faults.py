@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 
 from tfinpaint import losses, train
-from tfinpaint.sample import make_sample
+from tfinpaint.sample_clip import make_sample
 from tfinpaint.video import read_video, write_frames
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,11 +40,11 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE
 # kills the process `delay` seconds later (so it lands inside whatever runs then).
 KILLER = """
 import os, signal, sys, threading
-from tfinpaint import fitting, train
+from tfinpaint import clip, fitting, train
 where, nth, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 owner, name = {"step": (fitting.Monitor, "on_train_batch_end"),
                "checkpoint": (fitting.Checkpoints, "save"),
-               "result": (train, "write_result")}[where]
+               "result": (clip, "write_result")}[where]
 original, calls = getattr(owner, name), [0]
 def armed(*args, **kwargs):
     calls[0] += 1
@@ -323,12 +323,13 @@ def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(tmp_path, bas
 
 def test_resume_applies_a_learning_rate_changed_with_set(tmp_path):
     from tfinpaint import config as config_lib
-    from tfinpaint.fitting import Checkpoints, build_inpainter
+    from tfinpaint.fitting import Checkpoints, build_inpainter, learning_rate as configured_rate
 
     def restored(learning_rate: float):
         config = config_lib.load_config([], [*SMALL, f"train.learning_rate={learning_rate}"])
         model = build_inpainter(config)
-        checkpoints = Checkpoints(model, tmp_path / "checkpoints")
+        checkpoints = Checkpoints(model, tmp_path / "checkpoints",
+                                  learning_rate=configured_rate(config))
         step = checkpoints.restore_latest()
         return float(model.optimizer.learning_rate), step, checkpoints, model
 

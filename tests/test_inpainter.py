@@ -8,16 +8,17 @@ import tensorflow as tf
 from conftest import tiny_args
 from tfinpaint import config as config_lib
 from tfinpaint import fitting, train, vgg
-from tfinpaint.data.pipeline import MaskSampler, Sampling
+from tfinpaint.config import DataConfig
+from tfinpaint.data.samplers import MaskSampler, sampling_from
 from tfinpaint.errors import InputError
 from tfinpaint.generator import build_generator
 from tfinpaint.inpainter import Inpainter
-from tfinpaint.sample import make_sample
+from tfinpaint.sample_clip import make_sample
 
 
 def _batches(batch_size=3):
     sample = make_sample(num_frames=6, height=32, width=48)
-    return MaskSampler(sample.frames, sample.masks, Sampling()).dataset(batch_size=batch_size, seed=0)
+    return MaskSampler(sample.frames, sample.masks, sampling_from(DataConfig())).dataset(batch_size=batch_size, seed=0)
 
 
 def _inpainter(**weights):

@@ -6,8 +6,8 @@ import tensorflow as tf
 
 from tfinpaint import losses, vgg
 from tfinpaint.data import augment
-from tfinpaint.inpainter import network_input, to_signed
-from tfinpaint.sample import make_sample
+from tfinpaint.generator import network_input, to_signed
+from tfinpaint.sample_clip import make_sample
 
 SEED = tf.constant([1, 2], tf.int64)
 

@@ -4,7 +4,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfinpaint.data import masks as mask_ops
-from tfinpaint.data.pipeline import MaskSampler, Sampling
+from tfinpaint.config import DataConfig
+from tfinpaint.data.samplers import MaskSampler, sampling_from
 
 
 def _square_masks(n=3, h=48, w=64):
@@ -44,7 +45,7 @@ def test_boundary_sampler_prefers_the_band_five_to_one():
 def test_sampler_examples_are_consistent_and_deterministic():
     frames = np.random.default_rng(0).integers(0, 255, (4, 48, 64, 3), dtype=np.uint8)
     masks = _square_masks(4)
-    sampler = MaskSampler(frames, masks, Sampling(translation="boundary", crop_height=32, crop_width=40))
+    sampler = MaskSampler(frames, masks, sampling_from(DataConfig(translation="boundary", crop_height=32, crop_width=40)))
     first = next(iter(sampler.dataset(batch_size=3, seed=1)))
     again = next(iter(sampler.dataset(batch_size=3, seed=1)))
     for key in first:
@@ -56,7 +57,7 @@ def test_sampler_examples_are_consistent_and_deterministic():
 
 def test_resumed_stream_replays_the_uninterrupted_one():
     frames = np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
-    sampler = MaskSampler(frames, _square_masks(5, 32, 32), Sampling())
+    sampler = MaskSampler(frames, _square_masks(5, 32, 32), sampling_from(DataConfig()))
     stream = iter(sampler.dataset(batch_size=2, seed=7))
     batches = [next(stream) for _ in range(4)]
     resumed = next(iter(sampler.dataset(batch_size=2, seed=7, start_step=3)))
@@ -66,7 +67,7 @@ def test_resumed_stream_replays_the_uninterrupted_one():
 
 def test_fixed_batch_is_whole_frames_and_stable():
     frames = np.random.default_rng(0).integers(0, 255, (3, 48, 64, 3), dtype=np.uint8)
-    sampler = MaskSampler(frames, _square_masks(3), Sampling(crop_height=32, crop_width=32))
+    sampler = MaskSampler(frames, _square_masks(3), sampling_from(DataConfig(crop_height=32, crop_width=32)))
     a, b = sampler.fixed_batch(2, seed=0), sampler.fixed_batch(2, seed=0)
     assert a["frames"].shape == (2, 48, 64, 3)
     np.testing.assert_array_equal(a["translated"].numpy(), b["translated"].numpy())

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfinpaint.data.pipeline import MaskSampler, Sampling, element_seed
+from tfinpaint.config import DataConfig
+from tfinpaint.data.pipeline import element_seed
+from tfinpaint.data.samplers import MaskSampler, sampling_from
 
 
 def _clip(num_frames=6, height=64, width=96):
@@ -20,7 +22,7 @@ def _clip(num_frames=6, height=64, width=96):
 @pytest.mark.parametrize("placement", ["random", "hole"])
 def test_crops_have_the_configured_size_eagerly_and_in_a_dataset(placement):
     frames, masks = _clip()
-    sampler = MaskSampler(frames, masks, Sampling(crop_height=32, crop_width=48, crop_placement=placement))
+    sampler = MaskSampler(frames, masks, sampling_from(DataConfig(crop_height=32, crop_width=48, crop_placement=placement)))
     example = sampler.sample(element_seed(0, tf.constant(3, tf.int64), 0))
     assert example["frames"].shape == (32, 48, 3)
     batch = next(iter(sampler.dataset(batch_size=4, seed=0)))
@@ -31,7 +33,7 @@ def test_crops_have_the_configured_size_eagerly_and_in_a_dataset(placement):
 def _fraction_inside(sampling, count=40):
     """Mean share of the translated mask's pixels that fall inside the crop."""
     frames, masks = _clip()
-    cropping, whole = MaskSampler(frames, masks, sampling), MaskSampler(frames, masks, Sampling())
+    cropping, whole = MaskSampler(frames, masks, sampling), MaskSampler(frames, masks, sampling_from(DataConfig()))
     shares = []
     for element in range(count):
         seed = element_seed(1, tf.constant(element, tf.int64), 0)
@@ -42,8 +44,8 @@ def _fraction_inside(sampling, count=40):
 
 
 def test_hole_placed_crops_contain_the_translated_mask():
-    around_hole = _fraction_inside(Sampling(crop_height=32, crop_width=48, crop_placement="hole"))
-    anywhere = _fraction_inside(Sampling(crop_height=32, crop_width=48))
+    around_hole = _fraction_inside(sampling_from(DataConfig(crop_height=32, crop_width=48, crop_placement="hole")))
+    anywhere = _fraction_inside(sampling_from(DataConfig(crop_height=32, crop_width=48)))
     # Jitter and wrap-around may cut some of the hole off; random crops miss most of it.
     assert around_hole > 0.7
     assert around_hole > anywhere + 0.2
@@ -51,7 +53,7 @@ def test_hole_placed_crops_contain_the_translated_mask():
 
 def test_the_same_element_is_the_same_sample():
     frames, masks = _clip()
-    sampler = MaskSampler(frames, masks, Sampling(crop_height=32, crop_width=48, crop_placement="hole"))
+    sampler = MaskSampler(frames, masks, sampling_from(DataConfig(crop_height=32, crop_width=48, crop_placement="hole")))
     first = next(iter(sampler.dataset(batch_size=2, seed=5, start_step=3)))
     again = next(iter(sampler.dataset(batch_size=2, seed=5, start_step=3)))
     for key in first:

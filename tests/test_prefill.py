@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tfinpaint.data.prefill import apply_prefill, pyramid_fill
-from tfinpaint.inpainter import network_input
+from tfinpaint.generator import network_input
 
 
 def _hole(height, width, top, left, bottom, right, batch=1):

@@ -13,7 +13,8 @@ import tensorflow as tf
 from conftest import tiny_args
 from tfinpaint import propagate, train
 from tfinpaint.config import CONFIG_DIR, load_config
-from tfinpaint.propagation import PasteSampler, weighted_bce
+from tfinpaint.data.samplers import PasteSampler
+from tfinpaint.losses import weighted_bce
 from tfinpaint.video import read_masks, write_frames
 
 ROOT = Path(__file__).resolve().parent.parent

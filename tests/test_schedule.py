@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from tfinpaint import config as config_lib
 from tfinpaint.fitting import CosineDecayToBudget, fit, learning_rate
-from tfinpaint.run import RunDir
-from tfinpaint.sample import make_sample
+from tfinpaint.rundir import RunDir
+from tfinpaint.sample_clip import make_sample
 
 TINY = [
     "generator.arch=base", "generator.channels=4", "train.batch_size=1", "train.precision=float32",
@@ -74,3 +74,61 @@ def test_fitting_time_is_checkpointed_and_the_budget_spans_resumes(tmp_path, cap
     resumed = fit(longer, sample.frames, sample.masks, run, verbose=False)
     assert resumed.steps == 12
     assert float(resumed.model.fit_seconds.numpy()) > fitted
+
+
+def _built(steps: int, budget_minutes: float = 0.0):
+    from tfinpaint.fitting import build_inpainter
+
+    config = config_lib.load_config([], TINY + [f"train.steps={steps}",
+                                                f"train.time_budget_minutes={budget_minutes}"])
+    return config, build_inpainter(config)
+
+
+def test_an_extended_fit_decays_on_from_the_rate_it_had_reached():
+    from tfinpaint.fitting import begin_segment
+
+    config, model = _built(steps=100)
+    model.optimizer.iterations.assign(50)
+    reached = float(model.optimizer.learning_rate)
+    assert reached == pytest.approx(cosine(0.5), rel=1e-5)
+    # A plain resume with the same schedule changes nothing.
+    assert not begin_segment(model, config)
+    # Extended to 300 steps: no jump back up the curve; the new part decays to the same floor.
+    longer = config_lib.with_overrides(config, ["train.steps=300"])
+    assert begin_segment(model, longer)
+    rates = []
+    for step in (50, 100, 175, 250, 300, 400):
+        model.optimizer.iterations.assign(step)
+        rates.append(float(model.optimizer.learning_rate))
+    assert rates[0] == pytest.approx(reached, rel=1e-5)
+    assert all(later < earlier for earlier, later in zip(rates[:4], rates[1:5]))
+    assert rates[2] == pytest.approx(1e-4 + (reached - 1e-4) * 0.5, rel=1e-5)  # half-way
+    assert rates[4] == pytest.approx(1e-4, rel=1e-5) and rates[5] == pytest.approx(1e-4, rel=1e-5)
+
+
+def test_an_extended_time_budget_decays_on_from_the_floor_it_had_reached():
+    from tfinpaint.fitting import begin_segment
+
+    config, model = _built(steps=20000, budget_minutes=10)
+    model.optimizer.iterations.assign(500)
+    model.fit_seconds.assign(600.0)  # the 10-minute budget is spent: at the floor
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-4, rel=1e-5)
+    # The README's phase 2: --resume --time-budget 20. Without a segment the rate would go back to
+    # cosine(0.5) = 5.5e-4, undoing the annealing.
+    assert begin_segment(model, config_lib.with_overrides(config, ["train.time_budget_minutes=20"]))
+    for seconds in (600.0, 900.0, 1200.0):
+        model.fit_seconds.assign(seconds)
+        assert float(model.optimizer.learning_rate) == pytest.approx(1e-4, rel=1e-5)
+
+
+def test_the_segment_is_checkpointed_so_a_resumed_extension_stays_on_it(tmp_path):
+    config = config_lib.load_config([], TINY + ["train.steps=6", "train.checkpoint_every=3"])
+    sample = make_sample(num_frames=4, height=48, width=64)
+    first = fit(config, sample.frames, sample.masks, RunDir(tmp_path), verbose=False)
+    assert float(first.model.optimizer.learning_rate) == pytest.approx(1e-4, rel=1e-5)
+    longer = config_lib.with_overrides(config, ["train.steps=12"])
+    resumed = fit(longer, sample.frames, sample.masks, RunDir(tmp_path), verbose=False)
+    assert resumed.steps == 12
+    segment = resumed.model.decay_segment.numpy()
+    assert segment[0] == 6 and segment[2] == pytest.approx(1e-4, rel=1e-5) and segment[3] == 12
+    assert float(resumed.model.optimizer.learning_rate) == pytest.approx(1e-4, rel=1e-5)

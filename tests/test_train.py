@@ -13,7 +13,7 @@ import pytest
 
 from conftest import tiny_args
 from tfinpaint import infer, train
-from tfinpaint.sample import make_sample
+from tfinpaint.sample_clip import make_sample
 from tfinpaint.video import read_video, write_frames
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import yaml
 
 from tfinpaint.errors import InputError
+
+# The choices a config can name. Each is the one list of what its implementation offers: the
+# implementations read them from here (`typing.get_args`), and validation checks every field typed
+# with one of them.
+Architecture = Literal["base", "stacked", "coarse_to_fine"]
+Padding = Literal["zero", "reflect"]
+Prefill = Literal["none", "pyramid"]
+Translation = Literal["uniform", "boundary"]
+CropPlacement = Literal["random", "hole"]
+Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 
 
 @dataclass
@@ -34,7 +43,7 @@ class DataConfig:
     # Translated masks (eq. 1-2): "uniform" over the whole frame (reference implementation) or
     # "boundary" (Appendix A.4): offsets that put the moved mask's centre near the real mask's
     # boundary are `boundary_weight` times as likely. Band sizes are in pixels at 480p, scaled.
-    translation: str = "uniform"
+    translation: Translation = "uniform"
     boundary_band_y: float = 45.0
     boundary_band_x: float = 80.0
     boundary_weight: float = 5.0
@@ -42,20 +51,39 @@ class DataConfig:
     crop_height: int = 0
     crop_width: int = 0
     # Where crops go: "random" (anywhere) or "hole" (around the translated mask, see pipeline).
-    crop_placement: str = "random"
+    crop_placement: CropPlacement = "random"
     # What the network sees inside the hole: "none" (zeros, the paper) or "pyramid" (a push-pull
     # average of the known pixels around it, computed on the device; tfinpaint.data.prefill).
     # Stored in the run's config.yaml, so inference and export feed the network the same input.
-    prefill: str = "none"
+    prefill: Prefill = "none"
 
 
 @dataclass
 class GeneratorConfig:
     """The network of Appendix A.1 (see tfinpaint.generator)."""
 
-    arch: str = "coarse_to_fine"
+    arch: Architecture = "coarse_to_fine"
     channels: int = 48
-    padding: str = "zero"
+    padding: Padding = "zero"
+
+
+@dataclass
+class PerturbationConfig:
+    """The ranges of g, the stabilisation loss's small random perturbation (eq. 4-5, Appendix
+    A.3, after Eilertsen et al. 2019), each drawn uniformly (see tfinpaint.data.augment)."""
+
+    # pixels, each axis in [-translation, translation]
+    translation: float = 3.0
+    # degrees, in [-rotation, rotation]
+    rotation: float = 2.0
+    # isotropic, in [1 - scale, 1 + scale]
+    scale: float = 0.05
+    # degrees, in [-shear, shear]
+    shear: float = 1.0
+    # gain, in [1 - intensity, 1 + intensity]
+    intensity: float = 0.05
+    # Gaussian kernel sizes, one drawn per example (sigma as OpenCV's default)
+    blur_sizes: tuple[int, ...] = (3, 5)
 
 
 @dataclass
@@ -73,6 +101,7 @@ class LossConfig:
     # Stabilisation: perturb this many examples of each batch (0 = all, as the paper). Each one
     # costs an extra generator pass; examples are random, so the loss is the same in expectation.
     stabilization_examples: int = 2
+    perturbation: PerturbationConfig = field(default_factory=PerturbationConfig)
 
 
 @dataclass
@@ -88,7 +117,7 @@ class TrainConfig:
     # `time_budget_minutes` if that ends first (1.0 = constant, the paper).
     final_lr_fraction: float = 1.0
     # "auto" = mixed_bfloat16 on GPUs and on CPUs with AVX512_BF16/AMX, else float32.
-    precision: str = "auto"
+    precision: Precision = "auto"
     seed: int = 0
     steps_per_execution: int = 1
     checkpoint_every: int = 1000
@@ -123,7 +152,7 @@ class PropagateConfig:
     """
 
     # The same gated-convolution generator as inpainting, with a one-channel sigmoid head.
-    arch: str = "coarse_to_fine"
+    arch: Architecture = "coarse_to_fine"
     channels: int = 48
     steps: int = 6000
     batch_size: int = 5
@@ -190,18 +219,24 @@ class Config:
     progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
 
 
-_CHOICES = {
-    ("data", "translation"): ("uniform", "boundary"),
-    ("data", "crop_placement"): ("random", "hole"),
-    ("data", "prefill"): ("none", "pyramid"),
-    ("generator", "arch"): ("base", "stacked", "coarse_to_fine"),
-    ("generator", "padding"): ("zero", "reflect"),
-    ("train", "precision"): ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
-    ("propagate", "arch"): ("base", "stacked", "coarse_to_fine"),
-}
+def choices(kind: Any) -> tuple[str, ...]:
+    """The values a `Literal` config type allows, e.g. `choices(Architecture)`."""
+    return typing.get_args(kind)
 
 
-def _coerce(value: Any, kind: type, where: str) -> Any:
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    if typing.get_origin(kind) is Literal:
+        allowed = choices(kind)
+        if value not in allowed:
+            raise InputError(f"config {where}: {value!r} is not one of {', '.join(allowed)}")
+        return value
+    if typing.get_origin(kind) is tuple:
+        (item, _) = typing.get_args(kind)
+        if isinstance(value, str):  # from the command line: "3,5" or "[3, 5]"
+            value = yaml.safe_load(value if value.startswith("[") else f"[{value}]")
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"config {where}: expected a list, got {value!r}")
+        return tuple(_coerce(element, item, where) for element in value)
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -238,24 +273,41 @@ def _merge(obj: Any, updates: dict, prefix: str = "") -> None:
             setattr(obj, key, _coerce(value, hints[key], where))
 
 
+def _require(section: str, rules: dict[str, bool]) -> None:
+    broken = [rule for rule, ok in rules.items() if not ok]
+    if broken:
+        raise InputError(f"config {section}: {', '.join(broken)} required")
+
+
 def _validate(config: Config) -> None:
-    for (section, key), choices in _CHOICES.items():
-        value = getattr(getattr(config, section), key)
-        if value not in choices:
-            raise InputError(f"config {section}.{key}: {value!r} is not one of {', '.join(choices)}")
+    """The ranges the types cannot say; raises InputError naming the keys."""
     t = config.train
-    if t.steps < 0 or t.batch_size < 1 or t.learning_rate <= 0 or t.steps_per_execution < 1:
-        raise InputError("config train: steps >= 0, batch_size >= 1, learning_rate > 0 and "
-                         "steps_per_execution >= 1 are required")
+    _require("train", {"steps >= 0": t.steps >= 0, "batch_size >= 1": t.batch_size >= 1,
+                       "learning_rate > 0": t.learning_rate > 0,
+                       "steps_per_execution >= 1": t.steps_per_execution >= 1})
     p = config.progressive
-    if p.stages < 1 or p.stage_steps < 0 or p.placement_tries < 1 or p.tile_batch < 1 \
-            or p.tile_overlap < 0 or p.min_hole_pixels_4k < 0 or p.patch_boundary_weight <= 0:
-        raise InputError("config progressive: stages >= 1, stage_steps >= 0, placement_tries >= 1, "
-                         "tile_batch >= 1, tile_overlap >= 0, min_hole_pixels_4k >= 0 and "
-                         "patch_boundary_weight > 0 are required")
-    for name in ("working_height", "working_width", "crop_height", "crop_width"):
-        if getattr(config.data, name) < 0:
-            raise InputError(f"config data.{name} must be >= 0")
+    _require("progressive", {
+        "stages >= 1": p.stages >= 1, "stage_steps >= 0": p.stage_steps >= 0,
+        "placement_tries >= 1": p.placement_tries >= 1, "tile_batch >= 1": p.tile_batch >= 1,
+        "tile_overlap >= 0": p.tile_overlap >= 0, "min_hole_pixels_4k >= 0": p.min_hole_pixels_4k >= 0,
+        "patch_boundary_weight > 0": p.patch_boundary_weight > 0})
+    m = config.propagate
+    _require("propagate", {
+        "steps >= 0": m.steps >= 0, "batch_size >= 1": m.batch_size >= 1,
+        "learning_rate > 0": m.learning_rate > 0, "alpha > 0": m.alpha > 0,
+        "0 < scale_min <= scale_max": 0 < m.scale_min <= m.scale_max,
+        "0 <= flip <= 1": 0 <= m.flip <= 1, "0 < threshold < 1": 0 < m.threshold < 1,
+        "image_frames >= 1": m.image_frames >= 1,
+        "log_every >= 0 and image_every >= 0": m.log_every >= 0 and m.image_every >= 0})
+    g = config.losses.perturbation
+    _require("losses.perturbation", {
+        "ranges >= 0": min(g.translation, g.rotation, g.scale, g.shear, g.intensity) >= 0,
+        "scale < 1 and intensity < 1": g.scale < 1 and g.intensity < 1,
+        "blur_sizes odd and positive": bool(g.blur_sizes) and all(
+            size > 0 and size % 2 for size in g.blur_sizes)})
+    d = config.data
+    _require("data", {f"{name} >= 0": getattr(d, name) >= 0 for name in (
+        "working_height", "working_width", "crop_height", "crop_width")})
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict:
@@ -303,6 +355,19 @@ def config_from_dict(data: dict) -> Config:
     return config
 
 
+def with_overrides(config: Config, overrides: Sequence[str]) -> Config:
+    """A copy of `config` with dotted `key=value` overrides applied; validated."""
+    updated = config_from_dict(to_dict(config))
+    _merge(updated, parse_overrides(overrides))
+    _validate(updated)
+    return updated
+
+
+def override_keys(overrides: Sequence[str]) -> set[str]:
+    """The dotted keys that `key=value` overrides name."""
+    return set(_flatten(parse_overrides(overrides)))
+
+
 def to_dict(config: Config) -> dict:
     return dataclasses.asdict(config)
 
@@ -323,13 +388,15 @@ def _flatten(data: dict, prefix: str = "") -> dict:
     return flat
 
 
-def save_config(config: Config, path: str | os.PathLike) -> None:
-    """Write the resolved config as YAML, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        yaml.safe_dump(to_dict(config), handle, sort_keys=False)
-    os.replace(handle.name, path)
+def to_yaml(config: Config) -> str:
+    """The resolved config as YAML (tuples as lists), as a run folder keeps it."""
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        return list(value) if isinstance(value, tuple) else value
+
+    return yaml.safe_dump(plain(to_dict(config)), sort_keys=False)
 
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -24,6 +22,7 @@ import numpy as np
 
 from tfinpaint import metrics, report, video
 from tfinpaint.errors import InputError, cli
+from tfinpaint.rundir import write_text
 
 BASELINES = {"telea": metrics.telea_baseline}
 COLUMNS = ("psnr", "ssim", "psnr_hole", "ssim_hole", "warping_error")
@@ -66,18 +65,7 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
 
 
 def _write_json(path: str, document: dict) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                         suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(document, file, indent=2, allow_nan=False)
-            file.write("\n")
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_text(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
 
 
 def _json_number(value: float) -> float | None:

@@ -13,11 +13,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfinpaint.config import Config
-from tfinpaint.data.pipeline import MaskSampler, Sampling
+from tfinpaint.data.samplers import MaskSampler, sampling_from
 from tfinpaint.errors import InputError
-from tfinpaint.generator import generator_from
-from tfinpaint.inpainter import Inpainter, to_uint8
-from tfinpaint.run import RunDir
+from tfinpaint.generator import generator_from, to_uint8
+from tfinpaint.inpainter import Inpainter
+from tfinpaint.rundir import RunDir
 from tfinpaint.vgg import build_feature_extractor, resolve_weights
 
 
@@ -47,40 +47,49 @@ def choose_strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def sampling_from(config: Config) -> Sampling:
-    data = config.data
-    return Sampling(translation=data.translation, band_y=data.boundary_band_y,
-                    band_x=data.boundary_band_x, boundary_weight=data.boundary_weight,
-                    crop_height=data.crop_height, crop_width=data.crop_width,
-                    crop_placement=data.crop_placement)
-
-
 @keras.saving.register_keras_serializable(package="tfinpaint")
 class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
-    """Cosine decay from `initial_learning_rate` to `initial_learning_rate * alpha` over the
-    fit's progress: the larger of `step / decay_steps` and `clock / budget_seconds`.
+    """Cosine decay to `initial_learning_rate * alpha` over the fit's progress: the larger of
+    the fraction of steps and the fraction of the time budget spent.
 
     With a time budget the decay ends when the budget does, whichever of steps and time runs
     out first, so a fit stopped by its budget has still annealed (on a slow machine the step
     count alone would stop it half-way down the curve, at a high learning rate). `clock` is a
-    scalar variable holding the seconds fitted so far (`FitClock` keeps it); without a budget
-    this is Keras' `CosineDecay`.
+    scalar variable holding the seconds fitted so far (`FitClock` keeps it).
+
+    `segment` (float64 [5]: start step, start seconds, start rate, end step, end seconds; see
+    `begin_segment`) lets an extended fit go on from where the schedule was: a fit resumed with a
+    larger budget decays from the rate it had reached to the floor over the new part of the budget,
+    instead of jumping back up the curve. Without a segment (or in the first one) this is
+    Keras' `CosineDecay` from step 0, time 0 and `initial_learning_rate`.
     """
 
     def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0,
-                 budget_seconds: float = 0.0, clock: tf.Variable | None = None):
+                 budget_seconds: float = 0.0, clock: tf.Variable | None = None,
+                 segment: tf.Variable | None = None):
         self.initial_learning_rate = initial_learning_rate
         self.decay_steps = decay_steps
         self.alpha = alpha
         self.budget_seconds = budget_seconds
         self.clock = clock
+        self.segment = segment
 
     def __call__(self, step):
-        progress = tf.cast(step, tf.float32) / float(self.decay_steps)
+        step = tf.cast(step, tf.float32)
+        if self.segment is None:
+            start_step, start_seconds = 0.0, 0.0
+            start_rate, end_step = self.initial_learning_rate, float(self.decay_steps)
+            end_seconds = self.budget_seconds
+        else:
+            start_step, start_seconds, start_rate, end_step, end_seconds = tf.unstack(
+                tf.cast(self.segment, tf.float32))
+        progress = (step - start_step) / tf.maximum(end_step - start_step, 1.0)
         if self.budget_seconds > 0 and self.clock is not None:
-            progress = tf.maximum(progress, tf.cast(self.clock, tf.float32) / self.budget_seconds)
-        cosine = 0.5 * (1.0 + tf.cos(math.pi * tf.minimum(progress, 1.0)))
-        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+            spent = tf.cast(self.clock, tf.float32) - start_seconds
+            progress = tf.maximum(progress, spent / tf.maximum(end_seconds - start_seconds, 1e-3))
+        cosine = 0.5 * (1.0 + tf.cos(math.pi * tf.clip_by_value(progress, 0.0, 1.0)))
+        floor = self.initial_learning_rate * self.alpha
+        return floor + (start_rate - floor) * cosine
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate,
@@ -88,13 +97,30 @@ class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
                 "budget_seconds": self.budget_seconds}
 
 
-def learning_rate(config: Config, clock: tf.Variable | None = None):
+def learning_rate(config: Config, clock: tf.Variable | None = None,
+                  segment: tf.Variable | None = None):
     """The configured learning rate: constant, or cosine decay over the steps and time budget."""
     train = config.train
     if train.final_lr_fraction >= 1.0 or train.steps == 0:
         return train.learning_rate
     return CosineDecayToBudget(train.learning_rate, train.steps, alpha=train.final_lr_fraction,
-                               budget_seconds=train.time_budget_minutes * 60.0, clock=clock)
+                               budget_seconds=train.time_budget_minutes * 60.0, clock=clock,
+                               segment=segment)
+
+
+def begin_segment(model: Inpainter, config: Config) -> bool:
+    """After a restore: if the configured steps or budget differ from those the schedule was
+    decaying towards (the fit is extended, or shortened), start a new segment of the decay at the
+    current step, time and rate. Returns whether it did. A plain resume changes nothing."""
+    train = config.train
+    end = (float(train.steps), train.time_budget_minutes * 60.0)
+    segment = model.decay_segment.numpy()
+    if (segment[3], segment[4]) == end:
+        return False
+    rate = float(np.asarray(model.optimizer.learning_rate))
+    step = float(model.optimizer.iterations.numpy())
+    model.decay_segment.assign([step, float(model.fit_seconds.numpy()), rate, *end])
+    return True
 
 
 class FitClock(keras.callbacks.Callback):
@@ -128,11 +154,13 @@ def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
     model = Inpainter(generator, reconstruction=losses.reconstruction, ambiguity=losses.ambiguity,
                       stabilization=losses.stabilization, feature_extractor=extractor,
                       ambiguity_positions=losses.ambiguity_positions,
+                      perturbation=losses.perturbation,
                       stabilization_examples=losses.stabilization_examples, seed=config.train.seed,
                       prefill=config.data.prefill)
-    # Seconds fitted so far (FitClock), read by the schedule and the time budget; checkpointed.
-    model.fit_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="fit_seconds")
-    optimizer = keras.optimizers.Adam(learning_rate(config, model.fit_seconds),
+    train = config.train
+    model.decay_segment.assign([0.0, 0.0, train.learning_rate, float(train.steps),
+                                train.time_budget_minutes * 60.0])
+    optimizer = keras.optimizers.Adam(learning_rate(config, model.fit_seconds, model.decay_segment),
                                       beta_1=config.train.beta_1, beta_2=config.train.beta_2)
     model.compile(optimizer=optimizer, steps_per_execution=config.train.steps_per_execution)
     optimizer.build(generator.trainable_variables)
@@ -143,11 +171,17 @@ def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
 
 
 class Checkpoints:
-    """Model and optimizer (with its step count) under `checkpoints/`; written atomically by TF."""
+    """Model and optimizer (with its step count) under `checkpoints/`; written atomically by TF.
 
-    def __init__(self, model: Inpainter, directory, keep: int = 3):
+    `learning_rate`: the configured rate (`learning_rate(config)`). A checkpoint holds a constant
+    rate as it was saved, and a resume may change it (`--set train.learning_rate=...`), so a
+    constant is applied again after each restore; a schedule is computed from the step.
+    """
+
+    def __init__(self, model: Inpainter, directory, keep: int = 3, learning_rate=None):
         self.checkpoint = tf.train.Checkpoint(generator=model.generator, optimizer=model.optimizer,
-                                              fit_seconds=model.fit_seconds)
+                                              fit_seconds=model.fit_seconds,
+                                              decay_segment=model.decay_segment)
         self.directory = Path(directory)
         try:
             self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory),
@@ -161,6 +195,7 @@ class Checkpoints:
             self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory),
                                                       max_to_keep=keep)
         self.model = model
+        self.constant_learning_rate = learning_rate if isinstance(learning_rate, float) else None
         self.saved_step: int | None = None  # the step of the newest good checkpoint
 
     def _candidates(self) -> list[str]:
@@ -179,15 +214,11 @@ class Checkpoints:
         """
         candidates = self._candidates()
         optimizer = self.model.optimizer
-        # The checkpoint holds the learning rate it was saved with; a resume may change it (--set).
-        configured = (None if isinstance(optimizer._learning_rate,
-                                         keras.optimizers.schedules.LearningRateSchedule)
-                      else float(optimizer.learning_rate))
         for path in candidates:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
-                if configured is not None:
-                    optimizer.learning_rate = configured
+                if self.constant_learning_rate is not None:
+                    optimizer.learning_rate = self.constant_learning_rate
             except Exception as error:  # noqa: BLE001 - unreadable in any way: try the one before
                 reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
                 print(f"warning: {path}: checkpoint unreadable ({reason}); "
@@ -222,18 +253,59 @@ def _grid(images: list[tf.Tensor], rows: int) -> tf.Tensor:
     return to_uint8(tf.concat([image[:rows] for image in images], axis=2))
 
 
-class Monitor(keras.callbacks.Callback):
+class ScalarLog(keras.callbacks.Callback):
+    """Every `log_every` steps: the tracked losses as `loss/<name>`, the learning rate and
+    steps per second to TensorBoard (and a line to stderr when verbose); then the trackers restart.
+
+    The base of every fit's monitor (`Monitor`, `mask_propagation.PropagationMonitor`).
+    """
+
+    def __init__(self, *, logdir, log_every: int, total_steps: int, verbose: bool,
+                 label: str = "step"):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(str(logdir)) if logdir else None
+        self.log_every = log_every
+        self.total_steps = total_steps
+        self.verbose = verbose
+        self.label = label
+
+    def step(self) -> int:
+        """The optimizer's step: the fit's, across resumes."""
+        return int(self.model.optimizer.iterations.numpy())
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+        self.last_time, self.last_step = self.start, self.step()
+
+    def log_scalars(self, step: int, logs: dict) -> None:
+        now = time.perf_counter()
+        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        self.last_time, self.last_step = now, step
+        if self.writer:
+            with self.writer.as_default(step=step):
+                for name, value in logs.items():
+                    tf.summary.scalar(f"loss/{name}", float(value))
+                tf.summary.scalar("train/learning_rate",
+                                  float(np.asarray(self.model.optimizer.learning_rate)))
+                tf.summary.scalar("train/steps_per_second", rate)
+        self.model.reset_metrics()
+        if self.verbose:
+            text = " ".join(f"{k}={float(v):.4f}" for k, v in logs.items())
+            print(f"{self.label} {step}/{self.total_steps} {text} {rate:.2f} steps/s",
+                  file=sys.stderr)
+
+
+class Monitor(ScalarLog):
     """TensorBoard scalars and images, the self-check, checkpoints, early stop and time budget."""
 
     def __init__(self, *, config: Config, run: RunDir, checkpoints: Checkpoints,
                  selfcheck_batch: dict, verbose: bool):
-        super().__init__()
+        super().__init__(logdir=run.logs, log_every=config.train.log_every,
+                         total_steps=config.train.steps, verbose=verbose)
         self.config = config
         self.train = config.train
         self.checkpoints = checkpoints
         self.selfcheck_batch = selfcheck_batch
-        self.writer = tf.summary.create_file_writer(str(run.logs))
-        self.verbose = verbose
         self.history: list[tuple[int, float, float]] = []  # (step, seconds, self-check PSNR)
         self.best = -math.inf
         self.since_best = 0
@@ -244,20 +316,12 @@ class Monitor(keras.callbacks.Callback):
     def _selfcheck_images(self, batch):
         return self.model.selfcheck(batch)
 
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-        self.last_time, self.last_step = self.start, self._step()
-        self.elapsed_before = 0.0
-
-    def _step(self) -> int:
-        return int(self.model.optimizer.iterations.numpy())
-
     def _due(self, step: int, every: int) -> bool:
         spe = self.train.steps_per_execution
         return every > 0 and (step // every) != ((step - spe) // every)
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self._step()
+        step = self.step()
         broken = {name: float(value) for name, value in (logs or {}).items()
                   if not math.isfinite(float(value))}
         if broken:
@@ -267,7 +331,7 @@ class Monitor(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         if self._due(step, self.train.log_every):
-            self._log_scalars(step, logs or {})
+            self.log_scalars(step, logs or {})
         if self._due(step, self.train.selfcheck_every):
             self.run_selfcheck(step, images=self._due(step, self.train.image_every))
         if self._due(step, self.train.checkpoint_every):
@@ -275,21 +339,6 @@ class Monitor(keras.callbacks.Callback):
         if budget_spent(self.model, self.config):
             self.stop_reason = f"time budget of {self.train.time_budget_minutes:g} min spent"
             self.model.stop_training = True
-
-    def _log_scalars(self, step: int, logs: dict) -> None:
-        now = time.perf_counter()
-        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
-        self.last_time, self.last_step = now, step
-        lr = self.model.optimizer.learning_rate
-        with self.writer.as_default(step=step):
-            for name, value in logs.items():
-                tf.summary.scalar(f"loss/{name}", float(value))
-            tf.summary.scalar("train/learning_rate", float(np.asarray(lr)))
-            tf.summary.scalar("train/steps_per_second", rate)
-        self.model.reset_metrics()
-        if self.verbose:
-            text = " ".join(f"{k}={float(v):.4f}" for k, v in logs.items())
-            print(f"step {step}/{self.train.steps} {text} {rate:.2f} steps/s", file=sys.stderr)
 
     def run_selfcheck(self, step: int, images: bool = False) -> float:
         result = self._selfcheck(self.selfcheck_batch)
@@ -341,12 +390,15 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
     strategy = choose_strategy()
     with strategy.scope():
         model = build_inpainter(config, in_channels=in_channels)
-        checkpoints = Checkpoints(model, run.checkpoints)
+        checkpoints = Checkpoints(model, run.checkpoints, learning_rate=learning_rate(config))
         start = checkpoints.restore_latest()
+        if start > 0 and begin_segment(model, config) and verbose:
+            print(f"the schedule goes on from step {start} at learning rate "
+                  f"{model.decay_segment.numpy()[2]:.2e}", file=sys.stderr)
         if warm_start is not None and start == 0:
             warm_start(model.generator)
     if sampler is None:
-        sampler = MaskSampler(frames, masks, sampling_from(config))
+        sampler = MaskSampler(frames, masks, sampling_from(config.data))
     selfcheck_batch = sampler.fixed_batch(config.train.selfcheck_frames, seed=config.train.seed)
     monitor = Monitor(config=config, run=run, checkpoints=checkpoints,
                       selfcheck_batch=selfcheck_batch, verbose=verbose and not sys.stdout.isatty())
@@ -375,7 +427,7 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
             raise InputError(f"{run.path}: fitting stopped, {monitor.diverged}; " + (
                 f"the last good checkpoint (step {kept}) is kept" if kept is not None else
                 "no checkpoint was saved") + "; lower train.learning_rate and --resume")
-        monitor.run_selfcheck(monitor._step(), images=True)
+        monitor.run_selfcheck(monitor.step(), images=True)
     elif verbose:
         print(f"already fitted to step {start}", file=sys.stderr)
     return FitOutcome(model=model, steps=int(model.optimizer.iterations.numpy()),

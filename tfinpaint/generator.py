@@ -13,12 +13,55 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfinpaint.config import Architecture, choices
+from tfinpaint.data.prefill import apply_prefill
 from tfinpaint.layers import GatedConv2D, GatedUpConv2D, PaddedConv2D
 
-ARCHITECTURES = ("base", "stacked", "coarse_to_fine")
+ARCHITECTURES = choices(Architecture)
 # Every branch has two stride-2 levels, so H and W must be divisible by 4 for the upsampled
 # features to line up with the input again.
 MULTIPLE = 4
+# The smallest input side the networks take: zero padding works down to this; reflection padding
+# of a dilation-16 convolution at 1/4 resolution needs 17 px there.
+MIN_SIZE = 16
+MIN_SIZE_REFLECT = 68
+# Later stages of progressive fitting see the previous stage's upsampled result as 3 more
+# input channels (the prior).
+PRIOR_CHANNELS = 3
+
+
+def min_input_size(padding: str) -> int:
+    """The smallest frame side (at working resolution) a network with this padding accepts."""
+    return MIN_SIZE_REFLECT if padding == "reflect" else MIN_SIZE
+
+
+def to_signed(frames: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    return tf.cast(frames, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(images: tf.Tensor) -> tf.Tensor:
+    """float [-1, 1] -> uint8, rounded."""
+    images = tf.cast(images, tf.float32)
+    return tf.cast(tf.round(tf.clip_by_value((images + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
+
+
+def network_input(frames: tf.Tensor, hole: tf.Tensor, prior: tf.Tensor | None = None,
+                  prefill: str = "none") -> tf.Tensor:
+    """The generator's input: the frame with the hole blanked, and the hole mask (4 channels),
+    then, in the later stages of progressive fitting (Sec. 4.1), the previous stage's upsampled
+    result, the prior, in [-1, 1] (3 more channels).
+
+    `prefill` (`data.prefill`): "none" blanks the hole (zeros, the paper's input); "pyramid"
+    fills it with a push-pull average of the known pixels around it (`tfinpaint.data.prefill`),
+    so the network refines a cheap fill instead of inventing one from grey. Same channels."""
+    parts = [apply_prefill(frames, hole, prefill), hole] + ([] if prior is None else [prior])
+    return tf.concat(parts, axis=-1)
+
+
+def composite(output: tf.Tensor, frames: tf.Tensor, hole: tf.Tensor) -> tf.Tensor:
+    """The network's output inside the hole, the frame outside it."""
+    return hole * tf.cast(output, tf.float32) + (1.0 - hole) * frames
 
 # One spec per gated layer: ("G", width, kernel, stride, dilation, activation) or ("U", width).
 # Widths are in units of `channels` (the paper's cnum = 48): 1 -> 48, 2 -> 96, 4 -> 192,

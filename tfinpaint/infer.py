@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import keras
-
 from tfinpaint.errors import InputError, cli
 
 
@@ -31,32 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_generator(run) -> keras.Model:
-    """The run's generator with its newest checkpoint restored (float32, for any device)."""
-    import tensorflow as tf
-
-    from tfinpaint.generator import generator_from
-
-    config = run.saved_config()
-    latest = run.latest_checkpoint()
-    if latest is None:
-        raise InputError(f"{run.checkpoints}: no checkpoint to restore; fit first")
-    keras.mixed_precision.set_global_policy("float32")
-    generator = generator_from(config.generator)
-    tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
-    return generator
-
-
 @cli
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from tfinpaint.run import RunDir
-    from tfinpaint.train import check_size, load_clip, write_result
+    from tfinpaint.clip import check_size, load_clip, write_result
+    from tfinpaint.inference import load_generator, make_fill_fn, render
+    from tfinpaint.rundir import RunDir
 
     run = RunDir(args.run)
-    if not run.config_path.exists():
-        raise InputError(f"{args.run}: not a run folder (no config.yaml)")
-    config = run.saved_config()
+    config = run.require_config()
     source = {}
     if (run.path / "source.json").exists():
         source = json.loads((run.path / "source.json").read_text())
@@ -64,14 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not video:
         raise InputError(f"{args.run}: no record of the video; pass --video and --masks")
     clip = load_clip(video, args.masks or (None if args.video else source.get("masks")), config)
-    size = check_size(clip, config)
+    size = check_size(clip.frames.shape[1:3], config, clip.source)
     out = Path(args.out) if args.out else run.result
     if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()) and not args.overwrite:
         raise InputError(f"{args.out}: exists; pass --overwrite to replace it")
     generator = load_generator(run)
-
-    from tfinpaint.inference import make_fill_fn, render
-
     filled = render(make_fill_fn(generator, config.data.prefill), clip.frames, clip.masks, size,
                     batch_size=config.infer.batch_size)
     out.parent.mkdir(parents=True, exist_ok=True)

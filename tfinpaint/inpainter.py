@@ -5,38 +5,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfinpaint import losses, vgg
+from tfinpaint import losses, metrics, vgg
+from tfinpaint.config import PerturbationConfig
 from tfinpaint.data import augment
 from tfinpaint.data.prefill import apply_prefill
-
-
-def to_signed(frames: tf.Tensor) -> tf.Tensor:
-    """uint8 [0, 255] -> float32 [-1, 1]."""
-    return tf.cast(frames, tf.float32) / 127.5 - 1.0
-
-
-def to_uint8(images: tf.Tensor) -> tf.Tensor:
-    """float [-1, 1] -> uint8, rounded."""
-    images = tf.cast(images, tf.float32)
-    return tf.cast(tf.round(tf.clip_by_value((images + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
-
-
-def network_input(frames: tf.Tensor, hole: tf.Tensor, prior: tf.Tensor | None = None,
-                  prefill: str = "none") -> tf.Tensor:
-    """The generator's input: the frame with the hole blanked, and the hole mask (4 channels),
-    then, in the later stages of progressive fitting (Sec. 4.1), the previous stage's upsampled
-    result, the prior, in [-1, 1] (3 more channels).
-
-    `prefill` (`data.prefill`): "none" blanks the hole (zeros, the paper's input); "pyramid"
-    fills it with a push-pull average of the known pixels around it (`tfinpaint.data.prefill`),
-    so the network refines a cheap fill instead of inventing one from grey. Same channels."""
-    parts = [apply_prefill(frames, hole, prefill), hole] + ([] if prior is None else [prior])
-    return tf.concat(parts, axis=-1)
-
-
-def composite(output: tf.Tensor, frames: tf.Tensor, hole: tf.Tensor) -> tf.Tensor:
-    """The network's output inside the hole, the frame outside it."""
-    return hole * tf.cast(output, tf.float32) + (1.0 - hole) * frames
+from tfinpaint.generator import composite, network_input, to_signed
 
 
 class Inpainter(keras.Model):
@@ -64,8 +37,10 @@ class Inpainter(keras.Model):
     Call arguments:
         inputs: float [B, H, W, 4], see `network_input`.
 
-    Batches are dicts of uint8 tensors: `frames` [B, H, W, 3], `masks` (M_i) and `translated`
-    (M'_t) [B, H, W, 1] with 1 = hole, as `tfinpaint.data.pipeline.MaskSampler` yields them.
+    Batches are dicts of uint8 tensors, as the samplers of `tfinpaint.data.samplers` yield them:
+    `frames` (X_i) [B, H, W, 3], `masks` (M_i) and `translated` (M'_t) [B, H, W, 1] with 1 = hole,
+    and the other frame t whose mask was borrowed, `target_frames` (X_t) and `target_masks`
+    (M_t), the anti-ambiguity loss's target.
     A term whose weight is 0 is neither computed nor tracked: the choice is made in Python when
     the step is traced, so a reconstruction-only fit pays nothing for the regularisers.
     """
@@ -73,7 +48,7 @@ class Inpainter(keras.Model):
     def __init__(self, generator: keras.Model, *, reconstruction: float = 1.0,
                  ambiguity: float = 0.0, stabilization: float = 0.0,
                  feature_extractor: keras.Model | None = None, ambiguity_positions: int = 1024,
-                 perturbation: augment.Perturbation = augment.Perturbation(),
+                 perturbation: PerturbationConfig = PerturbationConfig(),
                  stabilization_examples: int = 0, seed: int = 0, prefill: str = "none",
                  **kwargs):
         super().__init__(**kwargs)
@@ -94,6 +69,13 @@ class Inpainter(keras.Model):
             ("stabilization", stabilization)) if weight > 0}
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("total", *self.weights_by_term)}
+        # Seconds fitted so far (`fitting.FitClock`), read by the learning-rate schedule and the
+        # time budget; checkpointed with the weights, so both span resumes.
+        self.fit_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="fit_seconds")
+        # Where the learning-rate decay's current segment starts and ends (see
+        # `fitting.begin_segment`); checkpointed, so an extended fit decays on from where it was.
+        self.decay_segment = tf.Variable(tf.zeros([5], tf.float64), trainable=False,
+                                         name="decay_segment")
 
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
@@ -108,7 +90,7 @@ class Inpainter(keras.Model):
             tf.stack([tf.constant(self.sampling_seed, tf.int64) * 1000003 + 2, step]), count)
 
     def train_step(self, batch):
-        frames = to_signed(batch["frames"])
+        frames = to_signed(batch["frames"])  # X_i
         object_mask = tf.cast(batch["masks"], tf.float32)  # M_i
         translated_mask = tf.cast(batch["translated"], tf.float32)  # M'_t
         # translated mask: the network sees neither M_i nor M'_t, and is scored on 1 - M_i
@@ -116,55 +98,28 @@ class Inpainter(keras.Model):
         known = 1.0 - object_mask
         # prior: an optional `prior` key (uint8 [B, H, W, 3]) from progressive fitting
         prior = to_signed(batch["prior"]) if "prior" in batch else None
-        inputs = network_input(frames, hole, prior, self.prefill)
         seeds = self._step_seeds(2)
         terms = self.weights_by_term
 
-        if "stabilization" in terms:
-            # stabilization, the perturbed input: g(X_i) seen through g(M_i) ∪ g(M'_t)
-            count = self.stabilization_examples or tf.shape(frames)[0]
-            chosen = slice(0, count)
-            shape = tf.shape(frames[chosen])
-            g = augment.draw(seeds[0], shape[0], shape[1], shape[2], self.perturbation)
-            perturbed_frames = augment.perturb_images(frames[chosen], g, self.perturbation)
-            perturbed_object = augment.perturb_masks(object_mask[chosen], g)
-            perturbed_hole = tf.maximum(perturbed_object,
-                                        augment.perturb_masks(translated_mask[chosen], g))
-            outside = 1.0 - tf.maximum(object_mask[chosen], perturbed_object)
-            # One generator call on both batches: f(x) and f(g(x)) share the pass.
-            perturbed_prior = (None if prior is None
-                               else augment.perturb_images(prior[chosen], g, self.perturbation))
-            inputs = tf.concat([inputs, network_input(perturbed_frames, perturbed_hole,
-                                                      perturbed_prior, self.prefill)], axis=0)
-        if "ambiguity" in terms:
-            # anti-ambiguity target: another random frame X_t, the next example's (batches hold
-            # frames drawn at random from the video); its features take no gradient.
-            target_frames = tf.roll(frames, shift=1, axis=0)
-            target_blocked = tf.roll(object_mask, shift=1, axis=0)
-            target_features = vgg.relu3_4(self.feature_extractor, target_frames)
-
         with tf.GradientTape() as tape:
-            outputs = self.generator(inputs, training=True)
-            if "stabilization" in terms:
-                batch_size = tf.shape(frames)[0]
-                perturbed_outputs = [output[batch_size:] for output in outputs]
-                outputs = [output[:batch_size] for output in outputs]
+            outputs = self.generator(network_input(frames, hole, prior, self.prefill), training=True)
             values = {}
             # reconstruction (eq. 1-2)
             if "reconstruction" in terms:
                 values["reconstruction"] = losses.reconstruction_loss(outputs, frames, known)
-            # anti-ambiguity (eq. 3, 8-9)
+            # anti-ambiguity (eq. 3, 8-9): the output against another frame X_t of the video,
+            # drawn by the sampler (t != i), away from its own object M_t
             if "ambiguity" in terms:
                 values["ambiguity"] = losses.ambiguity_loss(
-                    outputs[-1], target_frames, translated_mask, target_blocked,
+                    outputs[-1], to_signed(batch["target_frames"]), translated_mask,
+                    tf.cast(batch["target_masks"], tf.float32),
                     features=lambda images: vgg.relu3_4(self.feature_extractor, images),
-                    max_positions=self.ambiguity_positions, seed=seeds[1],
-                    target_features=target_features)
-            # stabilization (eq. 4-5)
+                    max_positions=self.ambiguity_positions, seed=seeds[1])
+            # stabilization (eq. 4-5): a small random g of the input must change the output as
+            # it changes the input, outside M_i ∪ g(M_i)
             if "stabilization" in terms:
-                values["stabilization"] = losses.stabilization_loss(
-                    [output[chosen] for output in outputs], perturbed_outputs, frames[chosen],
-                    perturbed_frames, outside)
+                values["stabilization"] = self._stabilization(
+                    outputs, frames, object_mask, translated_mask, prior, seeds[0])
             total = tf.add_n([terms[name] * value for name, value in values.items()])
             # Gradients are summed over replicas, so each replica's share is averaged here.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -177,6 +132,26 @@ class Inpainter(keras.Model):
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _stabilization(self, outputs, frames, object_mask, translated_mask, prior, seed):
+        """Eq. 4-5 on the first `stabilization_examples` examples: f(g(x)) from a second
+        generator pass on g(X_i) seen through g(M_i) ∪ g(M'_t), against f(x) = `outputs`."""
+        count = self.stabilization_examples or tf.shape(frames)[0]
+        chosen = slice(0, count)
+        shape = tf.shape(frames[chosen])
+        g = augment.draw(seed, shape[0], shape[1], shape[2], self.perturbation)
+        perturbed_frames = augment.perturb_images(frames[chosen], g, self.perturbation)
+        perturbed_object = augment.perturb_masks(object_mask[chosen], g)
+        perturbed_hole = tf.maximum(perturbed_object,
+                                    augment.perturb_masks(translated_mask[chosen], g))
+        perturbed_prior = (None if prior is None
+                           else augment.perturb_images(prior[chosen], g, self.perturbation))
+        perturbed_outputs = self.generator(
+            network_input(perturbed_frames, perturbed_hole, perturbed_prior, self.prefill),
+            training=True)
+        outside = 1.0 - tf.maximum(object_mask[chosen], perturbed_object)
+        return losses.stabilization_loss([output[chosen] for output in outputs], perturbed_outputs,
+                                         frames[chosen], perturbed_frames, outside)
 
     def selfcheck(self, batch) -> dict[str, tf.Tensor]:
         """Reconstruction PSNR on known pixels hidden by translated masks (how well holes will fill).
@@ -191,7 +166,7 @@ class Inpainter(keras.Model):
         outputs = self.generator(network_input(frames, hole, prior, self.prefill), training=False)
         scored = translated_mask * (1.0 - object_mask)
         return {
-            "psnr": losses.masked_psnr(outputs[-1], frames, scored),
+            "psnr": metrics.masked_psnr(outputs[-1], frames, scored),
             "input": apply_prefill(frames, hole, self.prefill),
             "stages": [tf.cast(output, tf.float32) for output in outputs],
             "composite": composite(outputs[-1], frames, hole),

@@ -8,6 +8,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 _EPS = 1e-6
+# Keeps log(0) out of the cross-entropy; the sigmoid head saturates in float32 well before it.
+_BCE_EPSILON = 1e-6
 
 
 def masked_l1(prediction: tf.Tensor, target: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
@@ -27,12 +29,15 @@ def reconstruction_loss(outputs: list[tf.Tensor], frames: tf.Tensor, known: tf.T
     return tf.add_n([masked_l1(output, frames, known) for output in outputs])
 
 
-def masked_psnr(prediction: tf.Tensor, target: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
-    """PSNR in dB (images in [-1, 1], so the peak-to-peak range is 2) over the weighted pixels."""
-    prediction = tf.cast(prediction, tf.float32)
-    channels = tf.cast(tf.shape(prediction)[-1], tf.float32)
-    mse = tf.reduce_sum(tf.square(prediction - target) * weight) / (tf.reduce_sum(weight) * channels + _EPS)
-    return 10.0 * tf.math.log(4.0 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
+def weighted_bce(prediction: tf.Tensor, target: tf.Tensor, weight: tf.Tensor, alpha: float) -> tf.Tensor:
+    """Eq. 6 (mask propagation): `-(y log p + alpha (1 - y) log(1 - p))`, averaged over the
+    pixels where `weight` is 1.
+
+    With alpha < 1, a background pixel called object costs less than a missed object pixel.
+    """
+    p = tf.clip_by_value(tf.cast(prediction, tf.float32), _BCE_EPSILON, 1.0 - _BCE_EPSILON)
+    per_pixel = -(target * tf.math.log(p) + alpha * (1.0 - target) * tf.math.log(1.0 - p))
+    return tf.reduce_sum(per_pixel * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
 
 
 def stabilization_loss(outputs: list[tf.Tensor], perturbed_outputs: list[tf.Tensor],

@@ -1,9 +1,11 @@
 """Scores of a filled video against its truth, and the classical baseline they are compared with.
 
-All functions take and return numpy: frames are uint8 [N, H, W, 3] (values 0-255), masks are
+The numpy functions take and return numpy: frames are uint8 [N, H, W, 3] (values 0-255), masks are
 [N, H, W, 1] or [N, H, W] with 1 (or any non-zero value) in the hole. PSNR and SSIM are
 TensorFlow's own (`tf.image.psnr`, `tf.image.ssim`, max_val 255); the temporal score is a
 flow-warping error with OpenCV's DIS optical flow computed on the truth.
+
+`masked_psnr` is the training-time graph metric (the self-check), on tensors in [-1, 1].
 
 PSNR of identical images is infinite; every PSNR here is capped at `PSNR_CAP` (100 dB), so that
 scores stay finite, comparable and JSON-safe.
@@ -22,6 +24,7 @@ PSNR_CAP = 100.0
 
 _MAX_VAL = 255.0
 _SSIM_FILTER_SIZE = 11  # tf.image.ssim's default Gaussian window
+_MASK_EPS = 1e-6  # keeps an empty mask's mean finite
 
 
 def _frames(array: np.ndarray, name: str) -> np.ndarray:
@@ -166,3 +169,11 @@ def score(pred: np.ndarray, truth: np.ndarray, masks: np.ndarray) -> dict[str, f
         "ssim_hole": ssim(pred, truth, masks),
         "warping_error": warping_error(pred, truth, masks),
     }
+
+
+def masked_psnr(prediction: tf.Tensor, target: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
+    """PSNR in dB (images in [-1, 1], so the peak-to-peak range is 2) over the weighted pixels."""
+    prediction = tf.cast(prediction, tf.float32)
+    channels = tf.cast(tf.shape(prediction)[-1], tf.float32)
+    mse = tf.reduce_sum(tf.square(prediction - target) * weight) / (tf.reduce_sum(weight) * channels + _MASK_EPS)
+    return 10.0 * tf.math.log(4.0 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)

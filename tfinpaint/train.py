@@ -13,31 +13,12 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from tfinpaint import config as config_lib
 from tfinpaint.errors import InputError, cli
-
-SAMPLE = "sample"
-MIN_WORKING_SIZE = 16
-# Reflection padding of a dilation-16 convolution at 1/4 resolution needs 17 px there.
-MIN_WORKING_SIZE_REFLECT = 68
-
-
-@dataclass
-class Clip:
-    """A video to fill: native-resolution frames and masks, and the truth where it is known."""
-
-    frames: np.ndarray
-    masks: np.ndarray
-    fps: float
-    names: list[str]
-    truth: np.ndarray | None = None
-    source: str = ""
+from tfinpaint.sample_clip import SAMPLE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,113 +64,23 @@ def resolve_config(args: argparse.Namespace) -> config_lib.Config:
             overrides.append(f"{key}={getattr(args, flag)}")
     if not args.resume:
         return config_lib.load_config(files, overrides)
-    from tfinpaint.run import RunDir
+    from tfinpaint.rundir import RunDir
 
     saved = RunDir(args.run_dir).saved_config()
     if files:
         # A config file on resume must describe the same fit; explicit --set/flags may change it.
         requested = config_lib.load_config(files, overrides)
         changed = set(config_lib.diff(saved, config_lib.load_config(files, [])))
-        allowed = {key for key in config_lib._flatten(config_lib.parse_overrides(overrides))}
-        conflicts = sorted(changed - allowed)
+        conflicts = sorted(changed - config_lib.override_keys(overrides))
         if conflicts:
             raise InputError(f"{args.run_dir}/config.yaml disagrees with --config on "
                              f"{', '.join(conflicts)}; drop --config or use --set to change these")
         return requested
-    merged = config_lib.config_from_dict(config_lib.to_dict(saved))
-    config_lib._merge(merged, config_lib.parse_overrides(overrides))
-    config_lib._validate(merged)
-    return merged
-
-
-def load_clip(video: str, masks: str | None, config: config_lib.Config,
-              first_mask: str | None = None, first_mask_frame: int = 0) -> Clip:
-    """Reads (or generates) the clip and its masks; all input errors surface here, before writing."""
-    from tfinpaint import video as video_io
-
-    if video == SAMPLE:
-        from tfinpaint.sample import make_sample
-
-        sample = make_sample()
-        clip_masks = sample.masks
-        if config.data.mask_dilation:
-            clip_masks = video_io.dilate_masks(clip_masks, config.data.mask_dilation)
-        return Clip(sample.frames, clip_masks, sample.fps, [f"{i:05d}" for i in range(len(sample.frames))],
-                    truth=sample.truth, source=SAMPLE)
-    if first_mask:
-        from tfinpaint.propagate import read_annotation
-
-        annotation = read_annotation(video, first_mask, first_mask_frame, frame_option="--first-mask-frame",
-                                     threshold=config.data.mask_threshold)
-        # Only the annotated frame's mask is known until main propagates it.
-        clip_masks = np.zeros((*annotation.video.frames.shape[:3], 1), np.uint8)
-        clip_masks[annotation.frame] = annotation.mask
-        return Clip(annotation.video.frames, clip_masks, annotation.video.fps, annotation.video.names,
-                    source=str(video))
-    if not masks:
-        raise InputError("--masks is required with --video PATH (a folder, one image, or a mask video)")
-    clip = video_io.read_video(video)
-    height, width = clip.frames.shape[1:3]
-    clip_masks = video_io.read_masks(masks, len(clip.frames), height, width,
-                                     threshold=config.data.mask_threshold,
-                                     dilation=config.data.mask_dilation, names=clip.names)
-    return Clip(clip.frames, clip_masks, clip.fps, clip.names, source=str(video))
-
-
-def check_size(clip: Clip, config: config_lib.Config) -> tuple[int, int]:
-    from tfinpaint.inference import working_size
-
-    size = working_size(clip.frames.shape[1:3], (config.data.working_height, config.data.working_width))
-    minimum = MIN_WORKING_SIZE_REFLECT if config.generator.padding == "reflect" else MIN_WORKING_SIZE
-    if min(size) < minimum:
-        raise InputError(f"{clip.source}: frames of {size[1]}x{size[0]} at working resolution are too "
-                         f"small for the network (at least {minimum}x{minimum} px)")
-    crop = (config.data.crop_height, config.data.crop_width)
-    if any(crop) and (min(crop) < minimum or crop[0] % 4 or crop[1] % 4):
-        raise InputError(f"config data.crop_height/crop_width {crop}: must be multiples of 4 "
-                         f"and at least {minimum}")
-    return size
+    return config_lib.with_overrides(saved, overrides)
 
 
 def default_run_dir(video: str) -> Path:
     return Path("runs") / (Path(video.rstrip("/")).stem or "clip")
-
-
-def write_result(result: Path, clip: Clip, filled: np.ndarray, *, logdir: Path | None,
-                 extra: dict) -> dict:
-    """Writes PNG frames, video.mp4, a side-by-side preview, the report and a summary into
-    `result`, staged beside it and swapped in whole."""
-    import shutil
-
-    from tfinpaint import video as video_io
-    from tfinpaint.metrics import psnr, telea_baseline
-    from tfinpaint.run import swap_in
-
-    staged = result.with_name(result.name + ".partial")
-    if staged.exists():
-        shutil.rmtree(staged)
-    video_io.write_frames(staged / "frames", filled, clip.names)
-    video_io.write_video(staged / "video.mp4", filled, clip.fps)
-    middle = len(filled) // 2
-    tinted = clip.frames[middle].copy()
-    hole = clip.masks[middle, ..., 0] > 0
-    tinted[hole] = (0.5 * tinted[hole] + [127, 0, 0]).astype(np.uint8)
-    video_io.write_image(staged / "preview.png", np.concatenate([tinted, filled[middle]], axis=1))
-    summary = dict(extra)
-    if clip.truth is not None:
-        telea = telea_baseline(clip.frames, clip.masks)
-        summary["psnr_hole"] = psnr(filled, clip.truth, clip.masks)
-        summary["psnr_hole_telea"] = psnr(telea, clip.truth, clip.masks)
-    try:
-        from tfinpaint.report import write_report
-
-        write_report(staged / "report.png", frames=clip.frames, masks=clip.masks, filled=filled,
-                     truth=clip.truth, logdir=str(logdir) if logdir else None)
-    except ImportError:
-        pass
-    (staged / "summary.json").write_text(json.dumps(summary, indent=2))
-    swap_in(staged, result)
-    return summary
 
 
 @cli
@@ -204,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.first_mask and (args.masks or args.resume or args.video == SAMPLE):
         raise InputError("--first-mask goes with --video PATH alone (not with --masks, --resume or the sample)")
 
-    from tfinpaint.run import RunDir
+    from tfinpaint.clip import check_size, load_clip, write_result
+    from tfinpaint.rundir import RunDir
 
     run = RunDir(args.run_dir)
     run.check(resume=args.resume, overwrite=args.overwrite)
@@ -212,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = args.video or _saved_source(run)
     clip = load_clip(source, args.masks or _saved_masks(run, args), config, args.first_mask,
                      args.first_mask_frame)
-    size = check_size(clip, config)
+    size = check_size(clip.frames.shape[1:3], config, clip.source)
     if config.losses.ambiguity > 0:
         from tfinpaint.vgg import resolve_weights
 
@@ -221,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Everything the user gave has been read and checked: only now is anything written.
     run.create(config, overwrite=args.overwrite)
     if args.first_mask:
-        from tfinpaint.propagate import propagate_for_inpainting
+        from tfinpaint.mask_propagation import propagate_for_inpainting
 
         args.masks, clip.masks = propagate_for_inpainting(config, clip, args.first_mask_frame,
                                                           run.path / "propagation", verbose=not args.quiet)
@@ -230,8 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.progressive.stages > 1:
         return fit_progressive(config, clip, run, verbose=not args.quiet)
 
+    from tfinpaint.clip import resize_frames, resize_masks
     from tfinpaint.fitting import fit
-    from tfinpaint.inference import make_fill_fn, render, resize_frames, resize_masks
+    from tfinpaint.inference import make_fill_fn, render
 
     verbose = not args.quiet
     outcome = fit(config, resize_frames(clip.frames, *size), resize_masks(clip.masks, *size), run,
@@ -257,8 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def fit_progressive(config: config_lib.Config, clip: Clip, run, *, verbose: bool) -> int:
+def fit_progressive(config: config_lib.Config, clip, run, *, verbose: bool) -> int:
     """The stage ladder of `tfinpaint.progressive`; the result as a single fit writes it."""
+    from tfinpaint.clip import write_result
     from tfinpaint.progressive import fit_ladder
 
     began = time.perf_counter()

@@ -28,9 +28,8 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from tfinpaint.protocols import fixed_masks  # noqa: E402
+from tfinpaint.mask_protocols import fixed_masks
 
 BMX = ROOT.parent / "shared" / "data" / "bmx-trees" / "frames"
 SIZE = (2160, 3840)
@@ -58,9 +57,11 @@ def make_ladder(folder: Path, channels: int) -> None:
     """A run folder holding an untrained ladder of configs/progressive_4k.yaml."""
     import tensorflow as tf
 
-    from tfinpaint.config import load_config, save_config
+    from tfinpaint.config import load_config
+    from tfinpaint.rundir import save_config
     from tfinpaint.generator import generator_from
-    from tfinpaint.progressive import PRIOR_CHANNELS, stage_config, stage_sizes
+    from tfinpaint.generator import PRIOR_CHANNELS
+    from tfinpaint.progressive import stage_config, stage_sizes
 
     config = load_config([ROOT / "configs" / "progressive_4k.yaml"],
                          [f"generator.channels={channels}"])

@@ -32,7 +32,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,11 +121,12 @@ def main(argv=None) -> int:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
 
     from tfinpaint.config import Config
-    from tfinpaint.data.pipeline import MaskSampler
-    from tfinpaint.fitting import build_inpainter, choose_precision, sampling_from
+    from tfinpaint.data.samplers import MaskSampler
+    from tfinpaint.data.samplers import sampling_from
+    from tfinpaint.fitting import build_inpainter, choose_precision
     from tfinpaint.generator import build_generator
     from tfinpaint.inference import make_fill_fn
-    from tfinpaint.protocols import fixed_masks
+    from tfinpaint.mask_protocols import fixed_masks
 
     height, width = args.height, args.width
     rng = np.random.default_rng(0)
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     config.train.steps_per_execution = args.steps_per_execution
     config.train.precision = precision
     model = build_inpainter(config)
-    sampler = MaskSampler(frames, masks, sampling_from(config))
+    sampler = MaskSampler(frames, masks, sampling_from(config.data))
     dataset = sampler.dataset(batch_size=args.batch, seed=0)
 
     class StepTimes(keras.callbacks.Callback):
@@ -258,11 +258,11 @@ def serving_benchmark(args) -> dict:
     import numpy as np
 
     from tfinpaint.export import export
-    from tfinpaint.infer import load_generator
+    from tfinpaint.inference import load_generator
     from tfinpaint.inference import make_fill_fn
-    from tfinpaint.run import RunDir
-    from tfinpaint.sample import make_sample
-    from tfinpaint.serving.client import connect, fetch_working_size, fill_frames, local_predict_fn
+    from tfinpaint.rundir import RunDir
+    from tfinpaint.sample_clip import make_sample
+    from tfinpaint.serving.remote import connect, fetch_working_size, fill_frames, local_predict_fn
 
     scratch = tempfile.TemporaryDirectory(prefix="tfinpaint-bench-")
     with scratch:

@@ -23,9 +23,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tfinpaint.errors import InputError  # noqa: E402
+from tfinpaint.errors import InputError
 
 
 @dataclass

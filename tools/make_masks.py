@@ -10,16 +10,14 @@ Writes one PNG per frame of the clip (0 known, 255 hole), named like the clip's 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from tfinpaint import protocols, video  # noqa: E402
-from tfinpaint.errors import InputError, cli  # noqa: E402
+from tfinpaint import mask_protocols, video
+from tfinpaint.errors import InputError, cli
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -45,11 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     clip = video.read_video(args.clip)
     num_frames, height, width = clip.frames.shape[:3]
     if args.protocol == "fixed":
-        masks = protocols.fixed_masks(num_frames, height, width)
+        masks = mask_protocols.fixed_masks(num_frames, height, width)
     else:
         source = video.read_video(args.source).frames.max(axis=-1)
-        masks = protocols.object_masks(source, num_frames, height, width, shift=tuple(args.shift))
-    masks = protocols.dilate(masks, args.dilation)
+        masks = mask_protocols.object_masks(source, num_frames, height, width, shift=tuple(args.shift))
+    masks = mask_protocols.dilate(masks, args.dilation)
     out = Path(args.out)
     video.write_frames(out, np.repeat(masks * 255, 3, axis=-1), clip.names)
     empty = int((masks.reshape(num_frames, -1).max(axis=1) == 0).sum())

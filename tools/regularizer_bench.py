@@ -21,22 +21,22 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
 
-from tfinpaint import vgg  # noqa: E402
-from tfinpaint.config import LossConfig  # noqa: E402
-from tfinpaint.data.pipeline import MaskSampler, Sampling  # noqa: E402
-from tfinpaint.generator import build_generator  # noqa: E402
-from tfinpaint.inpainter import Inpainter, composite, network_input, to_signed, to_uint8  # noqa: E402
-from tfinpaint.metrics import psnr  # noqa: E402
-from tfinpaint.sample import make_sample  # noqa: E402
+from tfinpaint import vgg
+from tfinpaint.config import LossConfig
+from tfinpaint.config import DataConfig
+from tfinpaint.data.samplers import MaskSampler, sampling_from
+from tfinpaint.generator import build_generator
+from tfinpaint.generator import composite, network_input, to_signed, to_uint8
+from tfinpaint.inpainter import Inpainter
+from tfinpaint.metrics import psnr
+from tfinpaint.sample_clip import make_sample
 
 
 def _inpainter(generator, *, ambiguity=0.0, stabilization=0.0, learning_rate=2e-4,
@@ -51,7 +51,7 @@ def _inpainter(generator, *, ambiguity=0.0, stabilization=0.0, learning_rate=2e-
 
 def step_times(steps: int, warmup: int = 2) -> dict:
     sample = make_sample(num_frames=24, height=128, width=240)
-    batches = iter(MaskSampler(sample.frames, sample.masks, Sampling()).dataset(batch_size=5, seed=0))
+    batches = iter(MaskSampler(sample.frames, sample.masks, sampling_from(DataConfig())).dataset(batch_size=5, seed=0))
     steps_by_name = {}
     for name, weights in (("reconstruction", {}), ("stabilization", {"stabilization": 0.2}),
                           ("stabilization_whole_batch",
@@ -118,7 +118,7 @@ def hole_flicker(video: np.ndarray, masks: np.ndarray, camera: np.ndarray) -> fl
 
 def temporal_consistency(fit_steps: int, extra_steps: int, batch_size: int = 4) -> dict:
     sample = make_sample()
-    sampler = MaskSampler(sample.frames, sample.masks, Sampling())
+    sampler = MaskSampler(sample.frames, sample.masks, sampling_from(DataConfig()))
     keras.utils.set_random_seed(0)
     generator = build_generator("coarse_to_fine", channels=48, padding="zero", in_channels=4)
     base = _inpainter(generator, learning_rate=4e-4)

@@ -16,13 +16,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from tfinpaint import video  # noqa: E402
-from tfinpaint.errors import InputError, cli  # noqa: E402
+from tfinpaint import video
+from tfinpaint.errors import InputError, cli
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

@@ -9,25 +9,23 @@
 Frames and masks are folders of images matched by sorted name; each frame is read, filled and
 written (PNG, atomically) before the next is read, so memory is one frame plus a batch of tiles,
 whatever the clip's length. Known pixels are the input's, bit for bit. A run is filled through
-its whole ladder (`tfinpaint.progressive.fill_frame`); an export or endpoint through
-`tfinpaint.serving.client.fill_frames` with tiles of the model's working size.
+its whole ladder (`tfinpaint.inference.fill_frame`); an export or endpoint through
+`tfinpaint.serving.remote.fill_frames` with tiles of the model's working size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tfinpaint.errors import InputError, cli  # noqa: E402
-from tfinpaint.video import IMAGE_EXTENSIONS, dilate_masks, write_frames  # noqa: E402
+from tfinpaint.errors import InputError, cli
+from tfinpaint.video import IMAGE_EXTENSIONS, dilate_masks, write_frames
 
 
 def _images(folder: str) -> list[Path]:
@@ -87,13 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _frame_filler(args):
     """`(frame, mask) -> filled frame` for the chosen model."""
     if args.run:
-        from tfinpaint.progressive import fill_frame, load_ladder
+        from tfinpaint.inference import fill_frame, load_ladder
 
         config, ladder, base = load_ladder(args.run)
         config.progressive.tile_batch = args.batch
         return lambda frame, mask: fill_frame(ladder, frame, mask, base=base, config=config)
 
-    from tfinpaint.serving import client
+    from tfinpaint.serving import remote as client
 
     if args.export:
         predict = client.local_predict_fn(args.export)

@@ -9,7 +9,7 @@ against the truth every `--eval-every` seconds of that clock.
 
 Clips:
   sample  the built-in synthetic clip (its own masks and hidden truth);
-  bmx     /work/shared/data/bmx-trees at 240x432 (the first `--bmx-frames` frames) with the
+  bmx     --bmx-data (default ../shared/data/bmx-trees beside the repository) at 240x432 (the first `--bmx-frames` frames) with the
           paper's fixed-mask protocol: a centred rectangle 1/4 wide and 1/4 high on every frame.
           The truth is the real footage; the network never sees the pixels behind the rectangle.
 
@@ -36,9 +36,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-BMX_FRAMES = Path("/work/shared/data/bmx-trees/frames")
+BMX_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bmx-trees"
 BMX_SIZE = (240, 432)
 
 
@@ -63,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--slice", type=float, default=15.0,
                         help="seconds each configuration fits before the other takes its turn")
     parser.add_argument("--bmx-frames", type=int, default=30)
+    parser.add_argument("--bmx-data", type=Path, default=BMX_DATA,
+                        help="the bmx-trees folder (with frames/); default: %(default)s")
     parser.add_argument("--out", default="runs/time_to_quality")
     return parser
 
@@ -75,16 +76,17 @@ class Clip:
     truth: np.ndarray
 
 
-def load_clip(name: str, bmx_frames: int) -> Clip:
+def load_clip(name: str, bmx_frames: int, bmx_data: Path = BMX_DATA) -> Clip:
     if name == "sample":
-        from tfinpaint.sample import make_sample
+        from tfinpaint.sample_clip import make_sample
 
         sample = make_sample()
         return Clip(name, sample.frames, sample.masks, sample.truth)
-    from tfinpaint.inference import resize_frames
-    from tfinpaint.protocols import fixed_masks
+    from tfinpaint.clip import resize_frames
+    from tfinpaint.mask_protocols import fixed_masks
 
-    paths = sorted(BMX_FRAMES.glob("*.jpg")) + sorted(BMX_FRAMES.glob("*.png"))
+    frames = bmx_data / "frames"
+    paths = sorted(frames.glob("*.jpg")) + sorted(frames.glob("*.png"))
     paths = paths[:bmx_frames]
     truth = resize_frames(np.stack([cv2.imread(str(p))[..., ::-1] for p in paths]), *BMX_SIZE)
     masks = fixed_masks(len(truth), *BMX_SIZE)
@@ -107,8 +109,9 @@ class Contender:
     def build(self):
         import keras
 
-        from tfinpaint.data.pipeline import MaskSampler
-        from tfinpaint.fitting import build_inpainter, choose_precision, sampling_from
+        from tfinpaint.data.samplers import MaskSampler
+        from tfinpaint.data.samplers import sampling_from
+        from tfinpaint.fitting import build_inpainter, choose_precision
         from tfinpaint.inference import make_fill_fn
 
         # The race's budget is the fit's time budget: a schedule that decays over the budget
@@ -118,7 +121,7 @@ class Contender:
         keras.mixed_precision.set_global_policy(choose_precision(self.config.train.precision))
         keras.utils.set_random_seed(self.config.train.seed)
         self.model = build_inpainter(self.config)
-        self.sampler = MaskSampler(self.clip.frames, self.clip.masks, sampling_from(self.config))
+        self.sampler = MaskSampler(self.clip.frames, self.clip.masks, sampling_from(self.config.data))
         self.fill = make_fill_fn(self.model.generator, self.config.data.prefill)
         self.fit_seconds += time.perf_counter() - began
 
@@ -248,7 +251,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for clip_name in args.clips:
-        clip = load_clip(clip_name, args.bmx_frames)
+        clip = load_clip(clip_name, args.bmx_frames, args.bmx_data)
         contenders = [Contender(name, config, clip, budget=minutes * 60.0)
                       for name, config, minutes in zip(names, configs, budgets)]
         race(contenders, eval_every=args.eval_every, slice_seconds=args.slice,

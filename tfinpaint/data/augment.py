@@ -15,26 +15,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-
-@dataclass(frozen=True)
-class Perturbation:
-    """Ranges of g, the paper's (Appendix A.3, after Eilertsen et al. 2019), drawn uniformly.
-
-    Attributes:
-        translation: pixels, each axis in [-translation, translation].
-        rotation: degrees, in [-rotation, rotation].
-        scale: isotropic, in [1 - scale, 1 + scale].
-        shear: degrees, in [-shear, shear].
-        intensity: gain, in [1 - intensity, 1 + intensity].
-        blur_sizes: Gaussian kernel sizes, one drawn per example (sigma as OpenCV's default).
-    """
-
-    translation: float = 3.0
-    rotation: float = 2.0
-    scale: float = 0.05
-    shear: float = 1.0
-    intensity: float = 0.05
-    blur_sizes: tuple[int, ...] = (3, 5)
+from tfinpaint.config import PerturbationConfig
 
 
 @dataclass
@@ -52,7 +33,7 @@ def _uniform(seed: tf.Tensor, shape, half_range: float, centre: float = 0.0) -> 
 
 
 def forward_matrices(seed: tf.Tensor, batch: int | tf.Tensor, height, width,
-                     ranges: Perturbation = Perturbation()) -> tf.Tensor:
+                     ranges: PerturbationConfig = PerturbationConfig()) -> tf.Tensor:
     """float32 [B, 3, 3]: per example, where g sends pixel (x, y, 1) of the original image."""
     seeds = tf.random.experimental.stateless_split(seed, 5)
     shift = _uniform(seeds[0], [batch, 2], ranges.translation)
@@ -77,7 +58,7 @@ def forward_matrices(seed: tf.Tensor, batch: int | tf.Tensor, height, width,
 
 
 def draw(seed: tf.Tensor, batch: int | tf.Tensor, height, width,
-         ranges: Perturbation = Perturbation()) -> Draw:
+         ranges: PerturbationConfig = PerturbationConfig()) -> Draw:
     """Draws one perturbation g per example of a [batch, height, width, C] batch."""
     seeds = tf.random.experimental.stateless_split(seed, 3)
     forward = forward_matrices(seeds[0], batch, height, width, ranges)
@@ -119,7 +100,7 @@ def _blur(images: tf.Tensor, size: int) -> tf.Tensor:
     return tf.nn.depthwise_conv2d(padded, cols, [1, 1, 1, 1], "VALID")
 
 
-def perturb_images(images: tf.Tensor, g: Draw, ranges: Perturbation = Perturbation()) -> tf.Tensor:
+def perturb_images(images: tf.Tensor, g: Draw, ranges: PerturbationConfig = PerturbationConfig()) -> tf.Tensor:
     """g on images in [-1, 1]: warp (bilinear), intensity gain, Gaussian blur; clipped to [-1, 1]."""
     warped = warp(tf.cast(images, tf.float32), g.transforms, "BILINEAR")
     # The gain scales brightness (in [0, 1] terms), so black stays black.

@@ -15,7 +15,9 @@ import math
 
 import tensorflow as tf
 
-PREFILLS = ("none", "pyramid")
+from tfinpaint.config import Prefill, choices
+
+PREFILLS = choices(Prefill)
 # Levels when the frame size is unknown at trace time: enough for frames up to 2^14 px. Pooling
 # a 1x1 level leaves it 1x1, so extra levels cost next to nothing.
 _DEFAULT_LEVELS = 14

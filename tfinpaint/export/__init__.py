@@ -11,13 +11,14 @@ Layout of one export:
     models/clip/<version>/assets.extra/model_float.onnx  --onnx: serving_float as ONNX
 
 `tfinpaint.export.savedmodel` builds and writes the SavedModel, `tfinpaint.export.onnx` converts
-and checks the ONNX models, `tfinpaint.export.cli` is the command. Nothing heavy is imported
+and checks the ONNX models, `tfinpaint.export.exporter` writes a version folder, `tfinpaint.export.names` holds the
+names servers and clients rely on, and `tfinpaint.export.cli` is the command. Nothing heavy is imported
 here.
 """
 
 
 def export(*args, **kwargs):
-    """`tfinpaint.export.cli.export`: export a run folder; returns the version folder."""
-    from tfinpaint.export.cli import export as _export
+    """`tfinpaint.export.exporter.export`: export a run folder; returns the version folder."""
+    from tfinpaint.export.exporter import export as _export
 
     return _export(*args, **kwargs)

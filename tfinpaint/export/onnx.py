@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tfinpaint.export.savedmodel import DEFAULT_SIGNATURE, FLOAT_SIGNATURE, OUTPUT, InpaintModule
+from tfinpaint.export.names import DEFAULT_SIGNATURE, FLOAT_SIGNATURE, FRAMES, MASKS, OUTPUT
+from tfinpaint.export.savedmodel import InpaintModule
 
 DEFAULT_OPSET = 17
 FILES = {DEFAULT_SIGNATURE: "model.onnx", FLOAT_SIGNATURE: "model_float.onnx"}
@@ -82,7 +83,7 @@ def session(model):
 
 
 def run(sess, frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    return sess.run([OUTPUT], {"frames": frames, "masks": masks})[0]
+    return sess.run([OUTPUT], {FRAMES: frames, MASKS: masks})[0]
 
 
 def random_inputs(height: int, width: int, *, frames: int, seed: int
@@ -111,7 +112,7 @@ def check(module: InpaintModule, models: dict, *, sizes=CHECK_SIZES, min_size: i
         known = masks == 0
         where = f"{CHECK_FRAMES}x{height}x{width}"
 
-        expected = module.serving_default(frames=frames, masks=masks)[OUTPUT].numpy()
+        expected = module.serving_default(**{FRAMES: frames, MASKS: masks})[OUTPUT].numpy()
         got = run(sessions[DEFAULT_SIGNATURE], frames, masks)
         _check_shape(got, expected, DEFAULT_SIGNATURE, where)
         diff = int(np.abs(got.astype(np.int16) - expected.astype(np.int16)).max())
@@ -124,7 +125,7 @@ def check(module: InpaintModule, models: dict, *, sizes=CHECK_SIZES, min_size: i
 
         float_frames = frames.astype(np.float32) / 255.0
         float_masks = (~known).astype(np.float32)
-        expected = module.serving_float(frames=float_frames, masks=float_masks)[OUTPUT].numpy()
+        expected = module.serving_float(**{FRAMES: float_frames, MASKS: float_masks})[OUTPUT].numpy()
         got = run(sessions[FLOAT_SIGNATURE], float_frames, float_masks)
         _check_shape(got, expected, FLOAT_SIGNATURE, where)
         diff = float(np.abs(got - expected).max())

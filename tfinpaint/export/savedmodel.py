@@ -17,29 +17,22 @@ run's resolved config).
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from tfinpaint.export.names import (ASSETS_CONFIG, ASSETS_JSON, DEFAULT_SIGNATURE,
+                                    FLOAT_HOLE_THRESHOLD, FLOAT_SIGNATURE, FRAMES, MASKS, OUTPUT)
 from tfinpaint.inference import make_fill_fn, predict_hole
-
-ASSETS_JSON = "tfinpaint.json"
-ASSETS_CONFIG = "config.yaml"
-DEFAULT_SIGNATURE = "serving_default"
-FLOAT_SIGNATURE = "serving_float"
-OUTPUT = "inpainted"
-# A float mask is hole above this (uint8 masks: any non-zero value).
-FLOAT_HOLE_THRESHOLD = 0.5
 
 
 class InpaintModule(tf.Module):
     """A float32 generator and the fill graphs that the SavedModel's signatures export.
 
     Args:
-        generator: a float32 `Generator` (`tfinpaint.infer.load_generator` gives one); its
+        generator: a float32 `Generator` (`tfinpaint.inference.load_generator` gives one); its
             variables become the SavedModel's.
         prefill: the run's `data.prefill` (the network's input must be the one it was fitted on).
 
@@ -57,15 +50,15 @@ class InpaintModule(tf.Module):
         self.fill = make_fill_fn(generator, prefill)
 
     @tf.function(input_signature=[
-        tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames"),
-        tf.TensorSpec([None, None, None, 1], tf.uint8, name="masks"),
+        tf.TensorSpec([None, None, None, 3], tf.uint8, name=FRAMES),
+        tf.TensorSpec([None, None, None, 1], tf.uint8, name=MASKS),
     ])
     def serving_default(self, frames, masks):
         return {OUTPUT: self.fill(frames, masks)}
 
     @tf.function(input_signature=[
-        tf.TensorSpec([None, None, None, 3], tf.float32, name="frames"),
-        tf.TensorSpec([None, None, None, 1], tf.float32, name="masks"),
+        tf.TensorSpec([None, None, None, 3], tf.float32, name=FRAMES),
+        tf.TensorSpec([None, None, None, 1], tf.float32, name=MASKS),
     ])
     def serving_float(self, frames, masks):
         # make_fill_fn's graph without the uint8 conversions at either end
@@ -119,28 +112,3 @@ def working_size(config, summary_path: Path) -> tuple[int, int]:
     if not recorded or len(recorded) != 2:
         return height, width
     return height or int(recorded[0]), width or int(recorded[1])
-
-
-def stage_folder(final: Path) -> Path:
-    """A fresh temporary folder beside `final` (a name TF Serving ignores: not an integer)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=final.parent))
-
-
-def remove_tree(path: Path) -> None:
-    import shutil
-
-    if path.exists():
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def publish(staged: Path, final: Path, *, overwrite: bool) -> None:
-    """Move a fully written version folder into place; never leaves a half-written one."""
-    from tfinpaint.run import swap_in
-
-    if overwrite:
-        swap_in(staged, final)
-        return
-    # rename(2) refuses an existing non-empty folder, so a concurrent export of the same
-    # version cannot be clobbered between our check and this rename
-    os.rename(staged, final)

@@ -11,100 +11,20 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tfinpaint import video as video_io
+from tfinpaint.clip import Annotation, Clip, check_size, resize_frames, resize_masks, write_masks
 from tfinpaint.config import Config, PropagateConfig
-from tfinpaint.data import masks as mask_ops
-from tfinpaint.data.pipeline import seeded_batches
-from tfinpaint.errors import InputError
-from tfinpaint.fitting import choose_precision, choose_strategy
-from tfinpaint.generator import MULTIPLE, build_generator, crop_to, pad_to_multiple
-from tfinpaint.inpainter import network_input, to_signed
-
-# Keeps log(0) out of the cross-entropy; the sigmoid head saturates in float32 well before it.
-_EPSILON = 1e-6
-
-
-def weighted_bce(prediction: tf.Tensor, target: tf.Tensor, weight: tf.Tensor, alpha: float) -> tf.Tensor:
-    """Eq. 6: `-(y log p + alpha (1 - y) log(1 - p))`, averaged over the pixels where `weight` is 1.
-
-    With alpha < 1, a background pixel called object costs less than a missed object pixel.
-    """
-    p = tf.clip_by_value(tf.cast(prediction, tf.float32), _EPSILON, 1.0 - _EPSILON)
-    per_pixel = -(target * tf.math.log(p) + alpha * (1.0 - target) * tf.math.log(1.0 - p))
-    return tf.reduce_sum(per_pixel * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
-
-
-def check_config(propagate: PropagateConfig) -> None:
-    """The ranges the dataclass types cannot say; raises InputError naming the key."""
-    p = propagate
-    rules = {
-        "steps >= 0": p.steps >= 0, "batch_size >= 1": p.batch_size >= 1,
-        "learning_rate > 0": p.learning_rate > 0, "alpha > 0": p.alpha > 0,
-        "0 < scale_min <= scale_max": 0 < p.scale_min <= p.scale_max,
-        "0 <= flip <= 1": 0 <= p.flip <= 1, "0 < threshold < 1": 0 < p.threshold < 1,
-        "image_frames >= 1": p.image_frames >= 1,
-        "log_every >= 0 and image_every >= 0": p.log_every >= 0 and p.image_every >= 0,
-    }
-    broken = [rule for rule, ok in rules.items() if not ok]
-    if broken:
-        raise InputError(f"config propagate: {', '.join(broken)} required")
-
-
-class PasteSampler:
-    """Draws training examples from the annotated frame: the object pasted somewhere else in it.
-
-    Element `e` of the stream is a pure function of `(seed, e)`, as in
-    `tfinpaint.data.pipeline.MaskSampler`, so the samples are drawn on the device and reproducible.
-
-    Args:
-        frame: uint8 [H, W, 3], the annotated frame `X_0` at working resolution.
-        mask: uint8 [H, W, 1], its object mask `M_0` (1 = object).
-        scale_range: (low, high) scale factors of the pasted object.
-        flip: probability that the pasted object is mirrored left to right.
-    """
-
-    def __init__(self, frame: np.ndarray, mask: np.ndarray, *, scale_range: tuple[float, float],
-                 flip: float):
-        self.height, self.width = frame.shape[:2]
-        self.frame = tf.constant(frame, tf.uint8)
-        self.mask = tf.constant(mask, tf.uint8)
-        self.scale_range = scale_range
-        self.flip = flip
-
-    def sample(self, seed: tf.Tensor) -> dict[str, tf.Tensor]:
-        """`pasted_frame` (X') uint8 [H, W, 3], `pasted_mask` (M'_0) and `object_mask` (M_0) [H, W, 1]."""
-        seeds = tf.random.experimental.stateless_split(seed, 3)
-        frame = tf.cast(self.frame, tf.float32)
-        mask = tf.cast(self.mask, tf.float32)
-        # mirrored, then scaled about the frame centre: the whole frame moves with the object
-        mirrored = tf.random.stateless_uniform([], seeds[0]) < self.flip
-        frame = tf.where(mirrored, tf.reverse(frame, axis=[1]), frame)
-        mask = tf.where(mirrored, tf.reverse(mask, axis=[1]), mask)
-        low, high = self.scale_range
-        scale = tf.random.stateless_uniform([], seeds[1], low, high)
-        size = tf.cast(tf.round(scale * tf.constant([self.height, self.width], tf.float32)), tf.int32)
-        frame = tf.image.resize_with_crop_or_pad(tf.image.resize(frame, size), self.height, self.width)
-        mask = tf.image.resize_with_crop_or_pad(
-            tf.image.resize(mask, size, method="nearest"), self.height, self.width)
-        # translated, circularly as the inpainting's translated masks
-        offset = mask_ops.uniform_offset(seeds[2], self.height, self.width)
-        pasted_mask = mask_ops.translate(mask, offset)
-        pasted_object = mask_ops.translate(frame, offset)
-        pasted_frame = pasted_mask * pasted_object + (1.0 - pasted_mask) * tf.cast(self.frame, tf.float32)
-        return {
-            "pasted_frame": tf.cast(tf.round(tf.clip_by_value(pasted_frame, 0.0, 255.0)), tf.uint8),
-            "pasted_mask": tf.cast(pasted_mask > 0.5, tf.uint8),
-            "object_mask": self.mask,
-        }
-
-    def dataset(self, *, batch_size: int, seed: int) -> tf.data.Dataset:
-        """An endless stream of batches."""
-        return seeded_batches(self.sample, batch_size=batch_size, seed=seed, stream=2)
+from tfinpaint.data.samplers import PasteSampler
+from tfinpaint.fitting import ScalarLog, choose_precision, choose_strategy
+from tfinpaint.generator import MULTIPLE, build_generator, crop_to, network_input, pad_to_multiple, to_signed
+from tfinpaint.losses import weighted_bce
 
 
 class MaskPropagator(keras.Model):
@@ -192,40 +112,25 @@ def overlay(frames: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.round(tf.concat(rows, axis=0)), tf.uint8)[None]
 
 
-class PropagationMonitor(keras.callbacks.Callback):
+class PropagationMonitor(ScalarLog):
     """TensorBoard: `loss/segmentation` and the predicted masks over frames spread across the clip."""
 
     def __init__(self, *, propagate: PropagateConfig, frames: np.ndarray, logdir, verbose: bool):
-        super().__init__()
+        super().__init__(logdir=logdir, log_every=propagate.log_every, total_steps=propagate.steps,
+                         verbose=verbose, label="propagation step")
         self.propagate = propagate
         count = min(propagate.image_frames, len(frames))
         self.frames = tf.constant(frames[np.linspace(0, len(frames) - 1, count).round().astype(int)])
-        self.writer = tf.summary.create_file_writer(str(logdir)) if logdir else None
-        self.verbose = verbose
         self._probabilities = None
 
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
         self._probabilities = tf.function(self.model.probabilities, autograph=False)
-        self.last_time, self.last_step = time.perf_counter(), 0
-
-    def _step(self) -> int:
-        return int(self.model.optimizer.iterations.numpy())
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self._step()
+        step = self.step()
         if self.propagate.log_every and step % self.propagate.log_every == 0:
-            now = time.perf_counter()
-            rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
-            self.last_time, self.last_step = now, step
-            loss = float((logs or {}).get("segmentation", float("nan")))
-            if self.writer:
-                with self.writer.as_default(step=step):
-                    tf.summary.scalar("loss/segmentation", loss)
-                    tf.summary.scalar("train/steps_per_second", rate)
-            self.model.reset_metrics()
-            if self.verbose:
-                print(f"propagation step {step}/{self.propagate.steps} segmentation={loss:.4f} "
-                      f"{rate:.2f} steps/s", file=sys.stderr)
+            self.log_scalars(step, logs or {})
         if self.propagate.image_every and step % self.propagate.image_every == 0:
             self.log_masks(step)
 
@@ -238,7 +143,7 @@ class PropagationMonitor(keras.callbacks.Callback):
         self.writer.flush()
 
     def on_train_end(self, logs=None):
-        self.log_masks(self._step())
+        self.log_masks(self.step())
         if self.writer:
             self.writer.flush()
 
@@ -263,9 +168,6 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
 
     The annotated frame's result always includes the given mask.
     """
-    from tfinpaint.inference import resize_frames, resize_masks
-
-    check_config(config.propagate)
     p = config.propagate
     small_frames = resize_frames(frames, *working_size)
     small_mask = resize_masks(mask[None], *working_size)[0]
@@ -292,3 +194,36 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
         masks[index, ..., 0] = probability > p.threshold
     masks[frame] |= mask
     return Propagation(masks=masks, steps=int(model.optimizer.iterations.numpy()), seconds=seconds)
+
+
+def propagate(config: Config, annotation: Annotation, *, out: Path, logdir: Path | None,
+              dilation: int, verbose: bool = True):
+    """Fits, predicts every frame's mask, dilates it by `dilation` px and writes it to `out`.
+
+    Returns the written masks (uint8 [N, H, W, 1], 0/1) and the `Propagation`.
+    """
+    frames = annotation.video.frames
+    size = check_size(frames.shape[1:3], config, "video")
+    result = propagate_masks(config, frames, annotation.frame, annotation.mask, size,
+                             logdir=logdir, verbose=verbose)
+    masks = video_io.dilate_masks(result.masks, dilation)
+    write_masks(Path(out), masks, annotation.video.names)
+    return masks, result
+
+
+def propagate_for_inpainting(config: Config, clip: Clip, frame: int, folder: Path, *,
+                             verbose: bool = True) -> tuple[str, np.ndarray]:
+    """`train --first-mask`: propagates `clip.masks[frame]` to every frame of `clip` (a
+    `tfinpaint.clip.Clip`) into `folder` (masks/ and logs/).
+
+    The masks are saved undilated, so that `--resume` reads them as any mask folder; returns
+    that folder and the masks dilated by data.mask_dilation, ready to inpaint.
+    """
+    annotation = Annotation(video=video_io.Video(frames=clip.frames, fps=clip.fps, names=clip.names),
+                            frame=frame, mask=clip.masks[frame])
+    masks, result = propagate(config, annotation, out=folder / "masks", logdir=folder / "logs",
+                              dilation=0, verbose=verbose)
+    if verbose:
+        print(f"propagated the mask of frame {frame} in {result.seconds:.0f} s "
+              f"({result.steps} steps): {folder / 'masks'}", file=sys.stderr)
+    return str(folder / "masks"), video_io.dilate_masks(masks, config.data.mask_dilation)

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+# What `--video` names the built-in sample by.
+SAMPLE = "sample"
+
 
 @dataclass
 class SampleClip:

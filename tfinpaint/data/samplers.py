@@ -1,0 +1,254 @@
+"""The samplers: where each fit draws its training examples from, on the device.
+
+Every sampler holds its clip once as uint8 tensors and draws example `e` as a pure function of
+`(seed, e)` (stateless random ops, `tfinpaint.data.pipeline.seeded_batches`), so a resumed fit
+replays exactly the samples an uninterrupted one would have drawn, with no RNG state to save.
+
+- `MaskSampler`: whole frames (or crops) with a translated mask of another frame (eq. 1-2).
+- `PatchSampler`: base-size patches of a later progressive stage, with their prior (Sec. 4.1).
+- `PasteSampler`: the annotated frame with its object pasted elsewhere (mask propagation, Sec. 4.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from tfinpaint.config import DataConfig
+from tfinpaint.data import masks as mask_ops
+from tfinpaint.data.pipeline import fixed_examples, seeded_batches
+
+
+@dataclass
+class Sampling:
+    """How translated masks and crops are drawn: `DataConfig`'s settings (where their defaults
+    live), as `sampling_from` reads them."""
+
+    translation: str
+    band_y: float  # at 480p
+    band_x: float
+    boundary_weight: float
+    crop_height: int
+    crop_width: int
+    # "random": anywhere in the frame; "hole": around the translated mask M'_t, whose hidden known
+    # pixels are what teaches the network to fill (the crop centre is jittered by up to a quarter
+    # of the crop, so the hole is seen at every position the network will meet).
+    crop_placement: str
+
+
+def sampling_from(data: DataConfig) -> Sampling:
+    return Sampling(translation=data.translation, band_y=data.boundary_band_y,
+                    band_x=data.boundary_band_x, boundary_weight=data.boundary_weight,
+                    crop_height=data.crop_height, crop_width=data.crop_width,
+                    crop_placement=data.crop_placement)
+
+
+class MaskSampler:
+    """Draws (frame, its mask, a translated mask of another frame) from a clip held in memory.
+
+    Args:
+        frames: uint8 [N, H, W, 3] at working resolution.
+        masks: uint8 [N, H, W, 1], 1 = hole.
+        sampling: translation sampler and crop size.
+    """
+
+    def __init__(self, frames: np.ndarray, masks: np.ndarray, sampling: Sampling):
+        self.sampling = sampling
+        self.num_frames, self.height, self.width = frames.shape[:3]
+        self.frames = tf.constant(frames, tf.uint8)
+        self.masks = tf.constant(masks, tf.uint8)
+        self.centres = tf.constant(mask_ops.mask_centres(masks))
+        scale = self.height / 480.0
+        band_y = max(1, int(round(sampling.band_y * scale)))
+        band_x = max(1, int(round(sampling.band_x * scale)))
+        self.bands = tf.constant(mask_ops.boundary_band(masks, band_y, band_x))
+
+    def sample(self, seed: tf.Tensor, crop: bool = True) -> dict[str, tf.Tensor]:
+        """One example: `frames` (X_i) uint8 [h, w, 3], `masks` (M_i) and `translated` (M'_t)
+        uint8 [h, w, 1], and the frame t != i whose mask was borrowed: `target_frames` (X_t)
+        and `target_masks` (M_t), the anti-ambiguity loss's target."""
+        seeds = tf.random.experimental.stateless_split(seed, 4)
+        n = self.num_frames
+        i = tf.random.stateless_uniform([], seeds[0], 0, n, dtype=tf.int32)
+        # t is another frame where there is one: the borrowed mask then differs from M_i.
+        t = (i + tf.random.stateless_uniform([], seeds[1], 1, max(n, 2), dtype=tf.int32)) % n
+        if self.sampling.translation == "boundary":
+            offset = mask_ops.boundary_offset(seeds[2], self.bands[i], self.centres[t],
+                                              self.sampling.boundary_weight)
+        else:
+            offset = mask_ops.uniform_offset(seeds[2], self.height, self.width)
+        example = {
+            "frames": self.frames[i],
+            "masks": self.masks[i],
+            "translated": mask_ops.translate(self.masks[t], offset),
+            "target_frames": self.frames[t],
+            "target_masks": self.masks[t],
+        }
+        if crop and self.sampling.crop_height and self.sampling.crop_width:
+            translated_centre = (tf.cast(tf.round(self.centres[t]), tf.int32) + offset) % tf.constant(
+                [self.height, self.width])
+            example = self._crop(example, seeds[3], translated_centre)
+        return example
+
+    def _crop(self, example: dict[str, tf.Tensor], seed: tf.Tensor,
+              translated_centre: tf.Tensor) -> dict[str, tf.Tensor]:
+        crop_h = min(self.sampling.crop_height, self.height)
+        crop_w = min(self.sampling.crop_width, self.width)
+        draw = tf.random.stateless_uniform([2], seed, minval=0, maxval=tf.int32.max, dtype=tf.int32)
+        if self.sampling.crop_placement == "hole":
+            jitter = tf.constant([crop_h // 4, crop_w // 4])
+            corner = translated_centre - tf.constant([crop_h // 2, crop_w // 2]) + draw % (2 * jitter + 1) - jitter
+            corner = tf.clip_by_value(corner, 0, tf.constant([self.height - crop_h, self.width - crop_w]))
+        else:
+            corner = draw % tf.constant([self.height - crop_h + 1, self.width - crop_w + 1])
+        return {key: value[corner[0]:corner[0] + crop_h, corner[1]:corner[1] + crop_w]
+                for key, value in example.items()}
+
+    def dataset(self, *, batch_size: int, seed: int, start_step: int = 0) -> tf.data.Dataset:
+        """An endless stream of batches, starting at `start_step` of the fit."""
+        return seeded_batches(self.sample, batch_size=batch_size, seed=seed, start_step=start_step)
+
+    def fixed_batch(self, count: int, seed: int) -> dict[str, tf.Tensor]:
+        """A fixed set of whole-frame examples (the self-check), the same for every call."""
+        return fixed_examples(lambda s: self.sample(s, crop=False), count, seed)
+
+
+class PatchSampler:
+    """Draws base-size training patches from a later stage's frames, with their prior.
+
+    A drop-in for `MaskSampler` in `fitting.fit`: elements are dicts of uint8 `frames`, `masks`
+    (M_i), `translated` (M'_t) and `prior`, all cut from the same window, and element `e` is a
+    pure function of `(seed, e)`, so a resumed stage replays what an uninterrupted one draws.
+
+    Placement: `tries` candidate windows are drawn at once; each centre is a pixel drawn with
+    probability `boundary_weight` times higher within M_i's boundary band (boundary-aware
+    sampling, App. A.4), and M'_t (another frame's mask) is moved so that its centre falls at a
+    uniform point inside the window. The first candidate whose translated hole hides at least
+    `min_pixels` known pixels is kept (the one hiding most when none does).
+
+    Args:
+        frames, priors: uint8 [N, H, W, 3] at the stage's size; masks uint8 [N, H, W, 1].
+        patch: (h, w) of a patch, the base size.
+        band: (band_y, band_x) of the boundary band in pixels at this size.
+    """
+
+    def __init__(self, frames: np.ndarray, masks: np.ndarray, priors: np.ndarray, *,
+                 patch: tuple[int, int], band: tuple[int, int], boundary_weight: float,
+                 min_pixels: int, tries: int):
+        if priors.shape != frames.shape:
+            raise ValueError(f"priors {priors.shape} must match frames {frames.shape}")
+        self.num_frames, self.height, self.width = frames.shape[:3]
+        self.patch = (min(patch[0], self.height), min(patch[1], self.width))
+        self.min_pixels = min_pixels
+        self.tries = tries
+        self.frames = tf.constant(frames, tf.uint8)
+        self.masks = tf.constant(masks, tf.uint8)
+        self.priors = tf.constant(priors, tf.uint8)
+        self.centres = tf.constant(mask_ops.mask_centres(masks))
+        bands = mask_ops.boundary_band(masks, max(1, band[0]), max(1, band[1]))
+        self.logits = tf.constant(np.log1p((boundary_weight - 1.0) * bands.reshape(
+            len(bands), -1).astype(np.float32)))
+
+    def sample(self, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        seeds = tf.random.experimental.stateless_split(seed, 4)
+        n, height, width = self.num_frames, self.height, self.width
+        patch_h, patch_w = self.patch
+        i = tf.random.stateless_uniform([], seeds[0], 0, n, dtype=tf.int32)
+        t = (i + tf.random.stateless_uniform([], seeds[1], 1, max(n, 2), dtype=tf.int32)) % n
+        # boundary-aware placement: candidate centres near M_i's boundary
+        flat = tf.random.stateless_categorical(self.logits[i][None], self.tries, seeds[2],
+                                               dtype=tf.int32)[0]
+        centres = tf.stack([flat // width, flat % width], axis=1)
+        corners = tf.clip_by_value(centres - [patch_h // 2, patch_w // 2], 0,
+                                   [height - patch_h, width - patch_w])
+        # translated mask: M'_t's centre at a uniform point of each candidate window
+        inside = tf.random.stateless_uniform([self.tries, 2], seeds[3], 0, tf.int32.max,
+                                             dtype=tf.int32) % [patch_h, patch_w]
+        offsets = corners + inside - tf.cast(tf.round(self.centres[t]), tf.int32)
+        # Windows of the circularly moved mask, read from M_t without moving the whole frame.
+        rows = corners[:, :1] + tf.range(patch_h)[None]
+        cols = corners[:, 1:] + tf.range(patch_w)[None]
+        translated = self._windows(self.masks[t, ..., 0], (rows - offsets[:, :1]) % height,
+                                   (cols - offsets[:, 1:]) % width)
+        object_mask = self._windows(self.masks[i, ..., 0], rows, cols)
+        hidden = tf.reduce_sum(tf.cast(translated * (1 - object_mask), tf.int32), axis=[1, 2])
+        enough = hidden >= self.min_pixels
+        choice = tf.where(tf.reduce_any(enough), tf.argmax(tf.cast(enough, tf.int32)),
+                          tf.argmax(hidden))
+        top, left = corners[choice, 0], corners[choice, 1]
+        window = (slice(top, top + patch_h), slice(left, left + patch_w))
+        return {
+            "frames": self.frames[i][window],
+            "masks": self.masks[i][window],
+            "translated": translated[choice][..., None],
+            "prior": self.priors[i][window],
+            "target_frames": self.frames[t][window],
+            "target_masks": self.masks[t][window],
+        }
+
+    @staticmethod
+    def _windows(mask: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor) -> tf.Tensor:
+        """mask[rows[k]][:, cols[k]] for each candidate k: [K, h, w]."""
+        return tf.gather(tf.gather(mask, rows), cols, axis=2, batch_dims=1)
+
+    def dataset(self, *, batch_size: int, seed: int, start_step: int = 0) -> tf.data.Dataset:
+        """An endless stream of batches, starting at `start_step` of the stage's fit."""
+        return seeded_batches(self.sample, batch_size=batch_size, seed=seed, start_step=start_step)
+
+    def fixed_batch(self, count: int, seed: int) -> dict[str, tf.Tensor]:
+        """A fixed set of patches (the self-check), the same for every call."""
+        return fixed_examples(self.sample, count, seed)
+
+
+class PasteSampler:
+    """Draws training examples from the annotated frame: the object pasted somewhere else in it.
+
+    Element `e` of the stream is a pure function of `(seed, e)`, as in
+    `tfinpaint.data.pipeline.MaskSampler`, so the samples are drawn on the device and reproducible.
+
+    Args:
+        frame: uint8 [H, W, 3], the annotated frame `X_0` at working resolution.
+        mask: uint8 [H, W, 1], its object mask `M_0` (1 = object).
+        scale_range: (low, high) scale factors of the pasted object.
+        flip: probability that the pasted object is mirrored left to right.
+    """
+
+    def __init__(self, frame: np.ndarray, mask: np.ndarray, *, scale_range: tuple[float, float],
+                 flip: float):
+        self.height, self.width = frame.shape[:2]
+        self.frame = tf.constant(frame, tf.uint8)
+        self.mask = tf.constant(mask, tf.uint8)
+        self.scale_range = scale_range
+        self.flip = flip
+
+    def sample(self, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        """`pasted_frame` (X') uint8 [H, W, 3], `pasted_mask` (M'_0) and `object_mask` (M_0) [H, W, 1]."""
+        seeds = tf.random.experimental.stateless_split(seed, 3)
+        frame = tf.cast(self.frame, tf.float32)
+        mask = tf.cast(self.mask, tf.float32)
+        # mirrored, then scaled about the frame centre: the whole frame moves with the object
+        mirrored = tf.random.stateless_uniform([], seeds[0]) < self.flip
+        frame = tf.where(mirrored, tf.reverse(frame, axis=[1]), frame)
+        mask = tf.where(mirrored, tf.reverse(mask, axis=[1]), mask)
+        low, high = self.scale_range
+        scale = tf.random.stateless_uniform([], seeds[1], low, high)
+        size = tf.cast(tf.round(scale * tf.constant([self.height, self.width], tf.float32)), tf.int32)
+        frame = tf.image.resize_with_crop_or_pad(tf.image.resize(frame, size), self.height, self.width)
+        mask = tf.image.resize_with_crop_or_pad(
+            tf.image.resize(mask, size, method="nearest"), self.height, self.width)
+        # translated, circularly as the inpainting's translated masks
+        offset = mask_ops.uniform_offset(seeds[2], self.height, self.width)
+        pasted_mask = mask_ops.translate(mask, offset)
+        pasted_object = mask_ops.translate(frame, offset)
+        pasted_frame = pasted_mask * pasted_object + (1.0 - pasted_mask) * tf.cast(self.frame, tf.float32)
+        return {
+            "pasted_frame": tf.cast(tf.round(tf.clip_by_value(pasted_frame, 0.0, 255.0)), tf.uint8),
+            "pasted_mask": tf.cast(pasted_mask > 0.5, tf.uint8),
+            "object_mask": self.mask,
+        }
+
+    def dataset(self, *, batch_size: int, seed: int) -> tf.data.Dataset:
+        """An endless stream of batches."""
+        return seeded_batches(self.sample, batch_size=batch_size, seed=seed, stream=2)

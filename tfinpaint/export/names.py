@@ -1,0 +1,24 @@
+"""The names an export promises its servers and clients, in one place (imports nothing).
+
+TensorFlow Serving, `tfinpaint.serve`, the gRPC client, ONNX Runtime users and the exporter all
+speak these; changing one breaks deployed clients, so they live only here.
+"""
+
+# SignatureDefs of the SavedModel
+DEFAULT_SIGNATURE = "serving_default"  # uint8 frames, masks -> uint8 inpainted
+FLOAT_SIGNATURE = "serving_float"  # float32 [0, 1] frames, masks -> float32 inpainted
+# their input and output keys
+FRAMES = "frames"
+MASKS = "masks"
+OUTPUT = "inpainted"
+# A float mask is hole above this (uint8 masks: any non-zero value).
+FLOAT_HOLE_THRESHOLD = 0.5
+
+# files under the version folder's assets/
+ASSETS_JSON = "tfinpaint.json"  # working size, architecture, checkpoint
+ASSETS_CONFIG = "config.yaml"  # the run's resolved config
+
+# GetModelMetadata fields: TF Serving's own, and tfinpaint's (assets/tfinpaint.json as a Struct;
+# the real server rejects it with INVALID_ARGUMENT)
+SIGNATURE_DEF_FIELD = "signature_def"
+TFINPAINT_FIELD = "tfinpaint"

@@ -1,0 +1,285 @@
+"""Filling frames through a TF Serving-compatible server, tiling frames larger than the network.
+
+Works with `python -m tfinpaint.serve` and with the real `tensorflow_model_server`.
+
+Working size. Frames no larger than the network's working resolution are sent whole; larger
+ones are cut into tiles of that size (`tfinpaint.tiling`), only tiles holding a hole pixel are
+sent, and the outputs are blended back into the hole. The client learns the working size, in
+this order, from:
+  1. `--tile-size HxW`;
+  2. `GetModelMetadata` with the metadata field `tfinpaint`, which `tfinpaint.serve` answers with
+     the export's `assets/tfinpaint.json` (`working_height`, `working_width`);
+  3. nothing: the real TF Serving only answers `signature_def` (the signature says "any H and
+     W"), so without `--tile-size` frames are sent whole.
+
+The in-process and the remote paths share one tiling and batching code path, `fill_frames`,
+behind a `PredictFn`: `remote_predict_fn` (gRPC, with retries) or `local_predict_fn` (a
+SavedModel loaded here).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import time
+from typing import Callable, Iterator
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format, struct_pb2
+from tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2,
+                                     prediction_service_pb2_grpc)
+
+from tfinpaint import tiling
+from tfinpaint.export.names import ASSETS_JSON, DEFAULT_SIGNATURE, FRAMES, MASKS, OUTPUT, TFINPAINT_FIELD
+
+PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""`(frames uint8 [N,H,W,3], masks uint8 [N,H,W,1]) -> inpainted uint8 [N,H,W,3]`."""
+
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+MEGABYTE = 1 << 20
+
+
+def connect(target: str, *, max_message_mb: int = 64
+            ) -> prediction_service_pb2_grpc.PredictionServiceStub:
+    """A PredictionService stub on an insecure channel to HOST:PORT."""
+    message_bytes = max_message_mb * MEGABYTE
+    channel = grpc.insecure_channel(target, options=[
+        ("grpc.max_send_message_length", message_bytes),
+        ("grpc.max_receive_message_length", message_bytes),
+        # reconnect about as often as `with_retries` retries, not after gRPC's 1 s..120 s
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 4000),
+    ])
+    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+def _stub(stub_or_target) -> prediction_service_pb2_grpc.PredictionServiceStub:
+    return connect(stub_or_target) if isinstance(stub_or_target, str) else stub_or_target
+
+
+def with_retries(call: Callable[[], object], *, retries: int = 5, backoff: float = 0.5,
+                 max_backoff: float = 8.0, sleep: Callable[[float], None] = time.sleep):
+    """`call()`, retried up to `retries` times on UNAVAILABLE or DEADLINE_EXCEEDED.
+
+    Waits backoff, 2 x backoff, ... (at most max_backoff) between tries; any other error, and
+    the last retryable one, propagate.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except grpc.RpcError as error:
+            if error.code() not in RETRYABLE or attempt == retries:
+                raise
+            sleep(min(backoff * 2 ** attempt, max_backoff))
+    raise AssertionError("unreachable")
+
+
+def _model_spec(spec, model: str, version: int | None, signature: str | None = None) -> None:
+    spec.name = model
+    if version is not None:
+        spec.version.value = version
+    if signature is not None:
+        spec.signature_name = signature
+
+
+def remote_predict_fn(stub_or_target, model: str, *, version: int | None = None,
+                      signature: str = DEFAULT_SIGNATURE, timeout: float = 300.0,
+                      retries: int = 5, backoff: float = 0.5) -> PredictFn:
+    """A PredictFn that calls `Predict` on a TF Serving-compatible server.
+
+    `stub_or_target` is a PredictionServiceStub or "HOST:PORT". Each call has a deadline of
+    `timeout` seconds and is retried on UNAVAILABLE / DEADLINE_EXCEEDED (see `with_retries`).
+    Thread-safe: gRPC stubs may be shared by threads.
+    """
+    stub = _stub(stub_or_target)
+
+    def predict(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        request = predict_pb2.PredictRequest()
+        _model_spec(request.model_spec, model, version, signature)
+        request.inputs[FRAMES].CopyFrom(tf.make_tensor_proto(frames))
+        request.inputs[MASKS].CopyFrom(tf.make_tensor_proto(masks))
+        response = with_retries(lambda: stub.Predict(request, timeout=timeout),
+                                retries=retries, backoff=backoff)
+        return tf.make_ndarray(response.outputs[OUTPUT])
+
+    return predict
+
+
+def local_predict_fn(saved_model, *, signature: str = DEFAULT_SIGNATURE) -> PredictFn:
+    """A PredictFn over a SavedModel in this process: a path, a loaded object, or a function.
+
+    A function (for example `tfinpaint.inference.make_fill_fn(generator)`) is called as
+    `function(frames=..., masks=...)` and may return the tensor or `{OUTPUT: tensor}`.
+    """
+    if isinstance(saved_model, (str, os.PathLike)):
+        saved_model = tf.saved_model.load(str(saved_model))
+    function = saved_model.signatures[signature] if hasattr(saved_model, "signatures") \
+        else saved_model
+
+    def predict(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        result = function(**{FRAMES: tf.constant(frames), MASKS: tf.constant(masks)})
+        if isinstance(result, dict):
+            result = result[OUTPUT]
+        return np.asarray(result)
+
+    return predict
+
+
+def fetch_working_size(stub_or_target, model: str, *, version: int | None = None,
+                       timeout: float = 30.0, retries: int = 5,
+                       backoff: float = 0.5) -> tuple[int, int] | None:
+    """The model's working (height, width) as `tfinpaint.serve` reports it; None if unknown
+    (then frames are sent whole).
+
+    None when the server does not know the `tfinpaint` metadata field (the real TF Serving
+    answers INVALID_ARGUMENT) or the export has no `tfinpaint.json` (NOT_FOUND).
+    """
+    stub = _stub(stub_or_target)
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=[TFINPAINT_FIELD])
+    _model_spec(request.model_spec, model, version)
+    try:
+        response = with_retries(lambda: stub.GetModelMetadata(request, timeout=timeout),
+                                retries=retries, backoff=backoff)
+    except grpc.RpcError as error:
+        if error.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED):
+            return None
+        if error.code() == grpc.StatusCode.NOT_FOUND and ASSETS_JSON in (error.details() or ""):
+            return None  # an export without assets/tfinpaint.json
+        raise
+    info = struct_pb2.Struct()
+    response.metadata[TFINPAINT_FIELD].Unpack(info)
+    info = json_format.MessageToDict(info)
+    size = int(info.get("working_height", 0)), int(info.get("working_width", 0))
+    return size if min(size) > 0 else None  # 0 = the export does not know its working size
+
+
+# A piece of work: (frame index, tile or None for the whole frame).
+_Piece = tuple[int, "tiling.Tile | None"]
+
+
+def _whole_frame_batches(frames, masks, holes, batch) -> Iterator[tuple[list[_Piece], ...]]:
+    indices = [i for i in range(len(frames)) if holes[i]]
+    for start in range(0, len(indices), batch):
+        chosen = indices[start:start + batch]
+        yield [(i, None) for i in chosen], frames[chosen], masks[chosen]
+
+
+def _tile_batches(frames, masks, holes, tiles, batch) -> Iterator[tuple[list[_Piece], ...]]:
+    """Batches of `batch` tiles (across frames), cutting one frame at a time to bound memory."""
+    pieces, frame_tiles, mask_tiles = [], [], []
+    for i in range(len(frames)):
+        if not holes[i]:
+            continue
+        cut_frames, cut_masks, kept = tiling.tile(frames[i], masks[i], tiles)
+        pieces += [(i, tiles[k]) for k in kept]
+        frame_tiles += list(cut_frames)
+        mask_tiles += list(cut_masks)
+        while len(pieces) >= batch:
+            yield pieces[:batch], np.stack(frame_tiles[:batch]), np.stack(mask_tiles[:batch])
+            del pieces[:batch], frame_tiles[:batch], mask_tiles[:batch]
+    if pieces:
+        yield pieces, np.stack(frame_tiles), np.stack(mask_tiles)
+
+
+def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np.ndarray, *,
+                tile_size: tuple[int, int] | None = None, overlap: int | None = None,
+                batch: int = 4, concurrency: int = 2, version: int | None = None,
+                progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Fill the holes of `frames` by calling a model, tiling frames larger than `tile_size`.
+
+    Args:
+      stub_or_target: where the model runs: a `PredictFn` (`local_predict_fn(...)`,
+        `remote_predict_fn(...)`), a PredictionServiceStub, or "HOST:PORT".
+      model: the served model's name (ignored for a PredictFn).
+      frames: uint8 [N, H, W, 3]; masks: [N, H, W, 1] or [N, H, W], non-zero in the hole.
+      tile_size: (height, width), the network's working size. Frames no larger are sent whole
+        in batches of `batch`; larger ones are tiled (`tiling.plan_tiles`, with seam tiles)
+        and only tiles with a hole pixel are sent, `batch` tiles per request. None: no tiling.
+      overlap: least overlap of neighbouring tiles (default: a quarter of the tile's smaller
+        side).
+      concurrency: requests in flight at once (a bounded window, not a queue of everything).
+      version: model version (default: the server's latest).
+      progress: called with the number of frames done so far, as frames complete.
+
+    Returns:
+      uint8 [N, H, W, 3]; known pixels are `frames`' bit-exactly, frames without a hole are
+      copied without a request.
+    """
+    frames = np.asarray(frames)
+    masks = np.asarray(masks)
+    if masks.ndim == 3:
+        masks = masks[..., None]
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} "
+                         f"{list(frames.shape)}")
+    if masks.ndim != 4 or masks.shape[:3] != frames.shape[:3] or masks.shape[-1] != 1:
+        raise ValueError(f"masks {list(masks.shape)} do not match frames {list(frames.shape)}")
+    if batch < 1 or concurrency < 1:
+        raise ValueError(f"batch ({batch}) and concurrency ({concurrency}) must be >= 1")
+    masks = masks.astype(np.uint8)
+    predict = stub_or_target if callable(stub_or_target) \
+        else remote_predict_fn(stub_or_target, model, version=version)
+
+    num_frames, height, width, _ = frames.shape
+    holes = masks.reshape(num_frames, -1).any(axis=1)
+    filled = frames.copy()
+    done = int(num_frames - holes.sum())
+    if progress:
+        progress(done)
+
+    pending: dict[int, int] = {}  # frame index -> its tiles still to come back
+    returned: dict[int, list[tuple[tiling.Tile, np.ndarray]]] = {}
+    tiled = tile_size is not None and (height > tile_size[0] or width > tile_size[1])
+    if tiled:
+        tile_h, tile_w = tile_size
+        overlap = min(tile_h, tile_w) // 4 if overlap is None else overlap
+        tiles = tiling.plan_tiles(height, width, tile_h, tile_w, overlap)
+        batches = _tile_batches(frames, masks, holes, tiles, batch)
+        for i in np.flatnonzero(holes):
+            hole = masks[i, ..., 0] != 0
+            pending[int(i)] = sum(bool(hole[t.window].any()) for t in tiles)
+    else:
+        batches = _whole_frame_batches(frames, masks, holes, batch)
+
+    def collect(pieces: list[_Piece], outputs: np.ndarray) -> None:
+        nonlocal done
+        if outputs.shape[0] != len(pieces):
+            raise ValueError(f"model returned {outputs.shape[0]} outputs for {len(pieces)} inputs")
+        for (i, piece), output in zip(pieces, outputs):
+            if piece is None:
+                filled[i] = np.where(masks[i] != 0, output, frames[i])
+                done += 1
+            else:
+                returned.setdefault(i, []).append((piece, output))
+                pending[i] -= 1
+                if pending[i] == 0:
+                    parts = returned.pop(i)
+                    filled[i] = tiling.stitch(frames[i], masks[i], [t for t, _ in parts],
+                                              np.stack([o for _, o in parts]))
+                    done += 1
+            if progress and (piece is None or pending[i] == 0):
+                progress(done)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
+        in_flight: dict[concurrent.futures.Future, list[_Piece]] = {}
+        try:
+            for pieces, frame_batch, mask_batch in batches:
+                while len(in_flight) >= concurrency:
+                    _drain(in_flight, collect, concurrent.futures.FIRST_COMPLETED)
+                in_flight[pool.submit(predict, frame_batch, mask_batch)] = pieces
+            while in_flight:
+                _drain(in_flight, collect, concurrent.futures.FIRST_COMPLETED)
+        except BaseException:
+            for future in in_flight:
+                future.cancel()
+            raise
+    return filled
+
+
+def _drain(in_flight, collect, return_when) -> None:
+    finished, _ = concurrent.futures.wait(in_flight, return_when=return_when)
+    for future in finished:
+        pieces = in_flight.pop(future)
+        collect(pieces, np.asarray(future.result()))
