@@ -48,6 +48,33 @@ def test_output_shapes_eager_and_traced(arch):
     assert traced(tf.constant(_inputs(1, 8, 12)))[-1].shape == (1, 8, 12, 3)
 
 
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("padding", ["zero", "reflect"])
+def test_any_size_pads_once_at_the_edge_and_crops_every_stage(arch, padding):
+    # 101 x 75: neither divides 4. Every stage, the refiner's composite included, runs at the
+    # size padded once at the input, so each output is the crop of the padded input's output.
+    model = build_generator(arch, channels=SMALL, padding=padding)
+    x = _inputs(1, 101, 75)
+    padded, size = pad_to_multiple(x)
+    assert padded.shape == (1, 104, 76, 4) and size == (101, 75)
+    outputs = model(x)
+    for y, y_padded in zip(outputs, model(padded), strict=True):
+        assert y.shape == (1, 101, 75, 3)
+        np.testing.assert_array_equal(y, crop_to(y_padded, size))
+
+    traced = tf.function(lambda t: model(t), input_signature=[tf.TensorSpec([None, None, None, 4])])
+    for y, y_traced in zip(outputs, traced(tf.constant(x)), strict=True):
+        np.testing.assert_allclose(y, y_traced, atol=1e-5)
+
+
+def test_symbolic_call_at_an_odd_size_reports_the_input_size():
+    model = build_generator("coarse_to_fine", channels=SMALL)
+    inputs = keras.Input((101, 75, 4))
+    outer = keras.Model(inputs, model(inputs))
+    assert [tuple(y.shape) for y in outer.outputs] == [(None, 101, 75, 3)] * 2
+    assert outer(_inputs(1, 101, 75))[-1].shape == (1, 101, 75, 3)
+
+
 def test_reflect_padding_with_smallest_size_for_dilation_16():
     # Dilation 16 runs at a quarter of the input: reflection needs 17 px there, 68 at the input.
     model = build_generator("coarse_to_fine", channels=SMALL, padding="reflect")
@@ -140,3 +167,10 @@ def test_pad_to_multiple_and_crop_round_trip(height, width):
         return crop_to(padded, size)
 
     np.testing.assert_array_equal(round_trip(x), x)
+
+
+def test_pad_to_multiple_leaves_a_fitting_static_size_alone():
+    x = tf.zeros((1, 16, 24, 3))
+    padded, size = pad_to_multiple(x)
+    assert padded is x and size == (16, 24)
+    assert crop_to(x, size) is x

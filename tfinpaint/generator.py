@@ -18,9 +18,12 @@ from tfinpaint.data.prefill import apply_prefill
 from tfinpaint.layers import GatedConv2D, GatedUpConv2D, PaddedConv2D
 
 ARCHITECTURES = choices(Architecture)
-# Every branch has two stride-2 levels, so H and W must be divisible by 4 for the upsampled
-# features to line up with the input again.
+# Every branch has two stride-2 levels, so the layers see H and W divisible by 4, or the
+# upsampled features (2 * 2 * ceil(ceil(H / 2) / 2)) would not line up with the input again.
+# `Generator` pads its input up to this multiple and crops every stage's output back.
 MULTIPLE = 4
+# How `Generator` pads: reflected pixels and hole, as `tfinpaint.inference` always padded.
+EDGE_PAD_MODE = "REFLECT"
 # The smallest input side the networks take: zero padding works down to this; reflection padding
 # of a dilation-16 convolution at 1/4 resolution needs 17 px there.
 MIN_SIZE = 16
@@ -122,7 +125,14 @@ def _output(x, *, channels, padding, out_channels, out_activation, prefix):
 
 @keras.saving.register_keras_serializable(package="tfinpaint")
 class Generator(keras.Model):
-    """A functional model whose call always returns the list of stage outputs.
+    """A functional model for inputs of any H and W that always returns the list of stage outputs.
+
+    Any size: the layers need H and W divisible by `MULTIPLE`, so the call pads the input once
+    (bottom and right, `EDGE_PAD_MODE`), runs every stage at that one size (the refiner's
+    composite `y1 * hole + x * (1 - hole)` included) and crops each stage's output back to the
+    input's H and W. Sizes that already divide `MULTIPLE` are neither padded nor cropped. The
+    padding lives here rather than in a layer so that the layer list, and with it the
+    checkpoints of earlier runs, stays as it was.
 
     Keras unpacks a functional model's one-element output list into a bare tensor; the base
     network would then differ in kind from the two-stage ones. This subclass keeps the list, so
@@ -131,14 +141,25 @@ class Generator(keras.Model):
     """
 
     def call(self, inputs, training=None, mask=None, **kwargs):
-        return _as_list(super().call(inputs, training=training, mask=mask, **kwargs))
+        padded, size = pad_to_multiple(inputs, MULTIPLE, mode=EDGE_PAD_MODE)
+        outputs = super().call(padded, training=training, mask=mask, **kwargs)
+        return [crop_to(output, size) for output in _as_list(outputs)]
 
     def compute_output_spec(self, inputs, training=None, mask=None):
-        return _as_list(super().compute_output_spec(inputs, training=training, mask=mask))
+        batch, height, width, channels = inputs.shape
+        padded = keras.KerasTensor((batch, _round_up(height), _round_up(width), channels),
+                                   dtype=inputs.dtype)
+        specs = _as_list(super().compute_output_spec(padded, training=training, mask=mask))
+        return [keras.KerasTensor((batch, height, width, *spec.shape[3:]), dtype=spec.dtype)
+                for spec in specs]
 
 
 def _as_list(outputs):
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _round_up(size, multiple: int = MULTIPLE):
+    return None if size is None else -(-size // multiple) * multiple
 
 
 def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding: str = "zero",
@@ -161,10 +182,11 @@ def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding
         name: the model's name (defaults to `arch`).
 
     Returns:
-        A `Generator` (a functional `keras.Model`) taking `[batch, H, W, in_channels]` with H
-        and W divisible by `MULTIPLE`, and returning a list of float32 stage outputs `[batch, H, W, out_channels]`: `[y1]` for
-        "base", `[y1, y2]` (coarse, refined) for the two-stage networks. The refiner sees the
-        composite `y1 * hole + x * (1 - hole)`, where x is the masked frame (channels 0:3).
+        A `Generator` (a functional `keras.Model`) taking `[batch, H, W, in_channels]` of any H
+        and W (at least `MULTIPLE`; 68 with "reflect"), and returning a list of float32 stage
+        outputs `[batch, H, W, out_channels]`: `[y1]` for "base", `[y1, y2]` (coarse, refined)
+        for the two-stage networks. The refiner sees the composite `y1 * hole + x * (1 - hole)`,
+        where x is the masked frame (channels 0:3), formed at the padded size (see `Generator`).
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
@@ -227,6 +249,8 @@ def pad_to_multiple(x, multiple: int = MULTIPLE, mode: str = "REFLECT"):
     # negative number as a truncated remainder, so the ONNX graph would crop instead of pad.
     pad_h = (multiple - height % multiple) % multiple
     pad_w = (multiple - width % multiple) % multiple
+    if isinstance(pad_h, int) and isinstance(pad_w, int) and pad_h == pad_w == 0:
+        return x, (height, width)  # known to fit: no op in the graph
     paddings = [[0, 0]] * (rank - 3) + [[0, pad_h], [0, pad_w], [0, 0]]
     return tf.pad(x, paddings, mode=mode), (height, width)
 
@@ -234,4 +258,6 @@ def pad_to_multiple(x, multiple: int = MULTIPLE, mode: str = "REFLECT"):
 def crop_to(x, size):
     """Crop `[..., H', W', C]` images to the top-left `size = (H, W)` (undoes `pad_to_multiple`)."""
     height, width = size
+    if isinstance(height, int) and isinstance(width, int) and x.shape[-3:-1] == (height, width):
+        return x  # already that size (known statically): no op in the graph
     return x[..., :height, :width, :]
