@@ -30,6 +30,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_FPS = 25.0
 # H.264 constant rate factor of the result video: 18 is close to visually lossless.
 DEFAULT_CRF = 18
+# Audio codecs that browsers play from an .mp4; others are re-encoded to AAC there.
+MP4_AUDIO = ("aac", "mp3", "opus", "flac")
 # Larger images are refused before decoding (8K UHD is 33 million pixels).
 MAX_IMAGE_PIXELS = 1 << 27
 
@@ -321,7 +323,8 @@ def _read_video_file(path: Path, max_frames: int | None,
     frames = []
     with container:
         if not container.streams.video:
-            raise InputError(f"{path}: holds no video stream")
+            raise InputError(f"{path}: no video stream in this {what} (an audio file, or one cut "
+                             "short before its first frame)")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -425,7 +428,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float | Fracti
     yuv420p needs even sizes, so odd frames are padded by repeating their last row/column:
     nothing is lost, and the video is at most one pixel taller and wider than the frames.
 
-    `lossless=True` writes FFV1 in planar RGB instead, into `path`, which must end in .mkv: it
+    `lossless=True` writes FFV1 in RGB instead, into `path`, which must end in .mkv: it
     decodes bit-exact to `frames`, at any size, for further editing.
 
     `fps` is kept exactly: give the reader's `Video.rate` (a Fraction), or a float such as
@@ -433,7 +436,8 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float | Fracti
 
     `audio_from` is a media file, usually the source video (`Video.source`): its audio streams
     are copied unchanged (not re-encoded) and cut where the frames end, keeping their offset to
-    the source's first video frame. A stream the container cannot hold (PCM in .mp4) is
+    the source's first video frame. A stream the container cannot hold, or in an .mp4 one that
+    browsers do not play (anything but AAC, MP3, Opus and FLAC: PCM from a .mov, say), is
     re-encoded to AAC, with a warning. Anything without audio (a folder of frames, a missing
     path, a silent video) gives a silent video.
     """
@@ -455,7 +459,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float | Fracti
         with av.open(temp, "w", options=options) as out:
             if lossless:
                 stream = out.add_stream("ffv1", rate=rate)
-                stream.pix_fmt = "gbrp"
+                stream.pix_fmt = "bgr0"  # FFV1's 8-bit RGB: a repacking of rgb24, no conversion
                 stream.options = {"level": "3", "g": "1", "slicecrc": "1"}
             else:
                 stream = out.add_stream("libx264", rate=rate)
@@ -473,13 +477,15 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float | Fracti
                     rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
                 if lossless:
-                    frame = frame.reformat(format="gbrp")
+                    frame = frame.reformat(format="bgr0")
                 else:
                     frame = frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709,
                                            dst_color_range=ColorRange.MPEG)
                 frame.pts, frame.time_base = i, stream.time_base
-                audio.until(i / rate)
-                out.mux(stream.encode(frame))
+                for packet in stream.encode(frame):
+                    # Audio up to the video's decoding time: interleaved, and never ahead of it.
+                    audio.until(packet.dts * packet.time_base)
+                    out.mux(packet)
             out.mux(stream.encode())
             audio.finish()
         if os.path.getsize(temp) == 0:
@@ -499,7 +505,7 @@ class _AudioCopy:
     def __init__(self, source: str | os.PathLike | None, out: av.container.OutputContainer, *,
                  end: Fraction) -> None:
         self.out, self.end, self.copies, self.packets = out, end, {}, iter(())
-        self.pending = None
+        self.pending, self.queue = None, iter(())
         if source is None or not Path(source).is_file():
             return
         try:
@@ -513,22 +519,26 @@ class _AudioCopy:
         first = self.input.streams.video[0] if self.input.streams.video else None
         self.start = (first.start_time * first.time_base
                       if first is not None and first.start_time is not None else Fraction(0))
+        mp4 = Path(out.name).suffix.lower() == ".mp4"
         for stream in audio:
+            codec = stream.codec_context.name
             try:
+                if mp4 and codec not in MP4_AUDIO:
+                    raise ValueError(f"browsers do not play {codec} audio from an .mp4")
                 self.copies[stream.index] = (out.add_stream_from_template(stream), False)
-            except ValueError:
-                _warn(f"{source}: a {out.format.name} file cannot hold its "
-                      f"{stream.codec_context.name} audio as it is; re-encoding it as AAC")
+            except ValueError as why:
+                _warn(f"{source}: {why}; re-encoding the audio as AAC")
                 aac = out.add_stream("aac", rate=stream.codec_context.sample_rate,
                                      layout=stream.codec_context.layout)
                 self.copies[stream.index] = (aac, True)
         self.packets = self.input.demux(audio)
+        self.queue = self._overlapping()
 
     def until(self, time: Fraction) -> None:
         """Mux the audio that starts before `time` seconds (of the written video)."""
         while True:
             if self.pending is None:
-                self.pending = self._next()
+                self.pending = next(self.queue, None)
                 if self.pending is None:
                     return
             packet, start = self.pending
@@ -538,8 +548,7 @@ class _AudioCopy:
             copy, transcode = self.copies[packet.stream.index]
             if transcode:
                 for frame in packet.decode():
-                    frame.pts = None
-                    self.out.mux(copy.encode(frame))
+                    self.out.mux(copy.encode(self._trimmed(frame)))
             else:
                 shift = round(self.start / packet.time_base)
                 packet.pts -= shift
@@ -557,17 +566,43 @@ class _AudioCopy:
                 self.out.mux(copy.encode())
         self.input.close()
 
-    def _next(self) -> tuple[av.Packet, Fraction] | None:
-        """The next audio packet that overlaps [0, end) of the written video, and its start."""
+    def _trimmed(self, frame: av.AudioFrame) -> av.AudioFrame:
+        """A decoded frame without its samples outside [0, end), retimed for the encoder."""
+        start = frame.pts * frame.time_base - self.start if frame.pts is not None else Fraction(0)
+        first = max(0, round(-start * frame.sample_rate))
+        last = min(frame.samples, round((self.end - start) * frame.sample_rate))
+        if (first, last) != (0, frame.samples):
+            samples = frame.to_ndarray()
+            kept = samples[:, first:last] if frame.format.is_planar else samples[:, first * len(frame.layout.channels):last * len(frame.layout.channels)]
+            trimmed = av.AudioFrame.from_ndarray(np.ascontiguousarray(kept), format=frame.format.name,
+                                                 layout=frame.layout.name)
+            trimmed.sample_rate = frame.sample_rate
+            frame = trimmed
+        # In samples from the written video's start, so the muxer can trim the encoder's padding.
+        frame.pts = round(max(start, 0) * frame.sample_rate)
+        frame.time_base = Fraction(1, frame.sample_rate)
+        return frame
+
+    def _overlapping(self) -> Iterator[tuple[av.Packet, Fraction]]:
+        """The audio packets that overlap [0, end) of the written video, with their start times.
+
+        The packet just before the first one is kept too: an audio decoder needs it to start
+        cleanly (AAC's priming packet at a negative time is one).
+        """
+        before = None
         for packet in self.packets:
             if packet.pts is None:
                 continue  # a demuxer's flush packet
             start = packet.pts * packet.time_base - self.start
             if start >= self.end:
-                return None
-            if start + (packet.duration or 0) * packet.time_base > 0:
-                return packet, start
-        return None
+                return
+            if start + (packet.duration or 0) * packet.time_base <= 0:
+                before = (packet, start)
+                continue
+            if before is not None:
+                yield before
+                before = None
+            yield packet, start
 
 
 def _check_frames(frames: np.ndarray) -> np.ndarray:
