@@ -1,10 +1,11 @@
 """Reading frames and masks (a folder of images or a video file) and writing PNG frames and video.
 
 Folders of images go through OpenCV; video files through PyAV (FFmpeg), which counts frames
-exactly, keeps the container's exact frame rate and rotation, and can copy the source's audio into
-the result. Every problem with the user's files is an `InputError` whose message names the file and what is
-wrong, raised before anything is written. Everything written goes to a temporary name in the
-target folder first and is then renamed, so an interrupted run never leaves a half-written file.
+exactly, keeps the container's exact frame rate and rotation, and can copy the source's audio
+into the result. Every problem with the user's files is an `InputError` whose message names the
+file and what is wrong, raised before anything is written. Everything written goes to a temporary
+name in the target folder first and is then renamed, so an interrupted run never leaves a
+half-written file.
 """
 
 from __future__ import annotations
@@ -98,9 +99,9 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Video:
                          "frames or a video file")
     else:
         frames, stream = _read_video_file(path, max_frames)
-        video = Video(frames=frames, fps=float(stream.rate), names=[f"{i:05d}" for i in range(len(frames))],
-                      rate=stream.rate, source=path, has_audio=stream.has_audio,
-                      rotation=stream.rotation)
+        video = Video(frames=frames, fps=float(stream.rate),
+                      names=[f"{i:05d}" for i in range(len(frames))], rate=stream.rate,
+                      source=path, has_audio=stream.has_audio, rotation=stream.rotation)
     if len(video.frames) < 2:
         raise InputError(f"{path}: only 1 frame; need at least 2")
     return video
@@ -420,7 +421,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float | Fraction, *,
                 audio_from: str | os.PathLike | None = None, crf: int = DEFAULT_CRF,
                 lossless: bool = False) -> None:
-    """Write RGB frames as a video at `fps`, atomically, with the audio of `audio_from` if it has any.
+    """Write RGB frames as a video at `fps`, atomically, with the audio of `audio_from` if any.
 
     By default the video is H.264 (libx264, yuv420p, BT.709, constant quality `crf`: 18 is close
     to visually lossless, 23 x264's default, 51 worst), which browsers and editors play; in an
@@ -456,7 +457,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float | Fracti
     options = {"movflags": "+faststart"} if path.suffix.lower() in (".mp4", ".mov") else {}
 
     def write(temp: str) -> None:
-        with av.open(temp, "w", options=options) as out:
+        with av.open(temp, "w", options=options) as out, contextlib.ExitStack() as inputs:
             if lossless:
                 stream = out.add_stream("ffv1", rate=rate)
                 stream.pix_fmt = "bgr0"  # FFV1's 8-bit RGB: a repacking of rgb24, no conversion
@@ -471,7 +472,14 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float | Fracti
                 stream.codec_context.color_trc = ColorTrc.BT709
             stream.width, stream.height = width + pad_w, height + pad_h
             stream.time_base = 1 / rate
-            audio = _AudioCopy(audio_from, out, end=len(frames) / rate)
+            audio = inputs.enter_context(_AudioCopy(audio_from, out, end=len(frames) / rate))
+
+            def mux(packets: list[av.Packet]) -> None:
+                for packet in packets:
+                    # Audio up to the video's decoding time: interleaved, and never ahead of it.
+                    audio.until(packet.dts * packet.time_base)
+                    out.mux(packet)
+
             for i, rgb in enumerate(frames):
                 if pad_h or pad_w:
                     rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
@@ -482,11 +490,8 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float | Fracti
                     frame = frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709,
                                            dst_color_range=ColorRange.MPEG)
                 frame.pts, frame.time_base = i, stream.time_base
-                for packet in stream.encode(frame):
-                    # Audio up to the video's decoding time: interleaved, and never ahead of it.
-                    audio.until(packet.dts * packet.time_base)
-                    out.mux(packet)
-            out.mux(stream.encode())
+                mux(stream.encode(frame))
+            mux(stream.encode())
             audio.finish()
         if os.path.getsize(temp) == 0:
             raise InputError(f"{path}: FFmpeg wrote an empty video")
@@ -504,7 +509,7 @@ class _AudioCopy:
 
     def __init__(self, source: str | os.PathLike | None, out: av.container.OutputContainer, *,
                  end: Fraction) -> None:
-        self.out, self.end, self.copies, self.packets = out, end, {}, iter(())
+        self.out, self.end, self.copies, self.input = out, end, {}, None
         self.pending, self.queue = None, iter(())
         if source is None or not Path(source).is_file():
             return
@@ -514,7 +519,6 @@ class _AudioCopy:
             return  # not a media file: the sample, an image
         audio = list(self.input.streams.audio)
         if not audio:
-            self.input.close()
             return
         first = self.input.streams.video[0] if self.input.streams.video else None
         self.start = (first.start_time * first.time_base
@@ -531,8 +535,14 @@ class _AudioCopy:
                 aac = out.add_stream("aac", rate=stream.codec_context.sample_rate,
                                      layout=stream.codec_context.layout)
                 self.copies[stream.index] = (aac, True)
-        self.packets = self.input.demux(audio)
-        self.queue = self._overlapping()
+        self.queue = self._overlapping(self.input.demux(audio))
+
+    def __enter__(self) -> _AudioCopy:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.input is not None:
+            self.input.close()
 
     def until(self, time: Fraction) -> None:
         """Mux the audio that starts before `time` seconds (of the written video)."""
@@ -558,13 +568,11 @@ class _AudioCopy:
                 self.out.mux(packet)
 
     def finish(self) -> None:
-        if not self.copies:
-            return
+        """Mux the rest, up to `end`, and flush the AAC encoders."""
         self.until(self.end)
         for copy, transcode in self.copies.values():
             if transcode:
                 self.out.mux(copy.encode())
-        self.input.close()
 
     def _trimmed(self, frame: av.AudioFrame) -> av.AudioFrame:
         """A decoded frame without its samples outside [0, end), retimed for the encoder."""
@@ -572,10 +580,11 @@ class _AudioCopy:
         first = max(0, round(-start * frame.sample_rate))
         last = min(frame.samples, round((self.end - start) * frame.sample_rate))
         if (first, last) != (0, frame.samples):
-            samples = frame.to_ndarray()
-            kept = samples[:, first:last] if frame.format.is_planar else samples[:, first * len(frame.layout.channels):last * len(frame.layout.channels)]
-            trimmed = av.AudioFrame.from_ndarray(np.ascontiguousarray(kept), format=frame.format.name,
-                                                 layout=frame.layout.name)
+            # planar: [channels, samples]; packed: [1, samples * channels], interleaved
+            channels = 1 if frame.format.is_planar else len(frame.layout.channels)
+            kept = frame.to_ndarray()[:, first * channels:last * channels]
+            trimmed = av.AudioFrame.from_ndarray(np.ascontiguousarray(kept),
+                                                 format=frame.format.name, layout=frame.layout.name)
             trimmed.sample_rate = frame.sample_rate
             frame = trimmed
         # In samples from the written video's start, so the muxer can trim the encoder's padding.
@@ -583,14 +592,14 @@ class _AudioCopy:
         frame.time_base = Fraction(1, frame.sample_rate)
         return frame
 
-    def _overlapping(self) -> Iterator[tuple[av.Packet, Fraction]]:
+    def _overlapping(self, packets: Iterator[av.Packet]) -> Iterator[tuple[av.Packet, Fraction]]:
         """The audio packets that overlap [0, end) of the written video, with their start times.
 
         The packet just before the first one is kept too: an audio decoder needs it to start
         cleanly (AAC's priming packet at a negative time is one).
         """
         before = None
-        for packet in self.packets:
+        for packet in packets:
             if packet.pts is None:
                 continue  # a demuxer's flush packet
             start = packet.pts * packet.time_base - self.start
