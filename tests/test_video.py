@@ -1,6 +1,8 @@
 import errno
 import os
+from fractions import Fraction
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -71,6 +73,188 @@ def test_odd_sized_video_keeps_every_pixel(tmp_path):
     # the encoder needs even sizes: one repeated row and column, never a lost one
     assert result.shape == (3, H, W, 3)
     assert np.abs(result[:, :H - 1, :W - 1].astype(int) - frames).mean() < 6
+
+
+def _source_with_audio(path, frames, rate, *, audio_codec="aac", sample_rate=44100,
+                       audio_seconds=None):
+    """A video file as a camera writes one: H.264 frames at `rate` and a sine-wave audio track."""
+    with av.open(str(path), "w") as out:
+        video_stream = out.add_stream("libx264", rate=rate)
+        video_stream.width, video_stream.height = frames.shape[2], frames.shape[1]
+        video_stream.pix_fmt = "yuv420p"
+        audio_stream = out.add_stream(audio_codec, rate=sample_rate, layout="stereo")
+        seconds = audio_seconds if audio_seconds is not None else len(frames) / rate
+        t = np.arange(int(seconds * sample_rate)) / sample_rate
+        tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        samples = np.stack([tone, tone])
+        fmt = "s16p" if audio_codec.startswith("pcm") else "fltp"
+        if fmt == "s16p":
+            samples = (samples * 32767).astype(np.int16)
+        for i, frame in enumerate(frames):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts = i
+            out.mux(video_stream.encode(video_frame))
+        for at in range(0, samples.shape[1], 1024):
+            audio_frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, at:at + 1024]),
+                                                     format=fmt, layout="stereo")
+            audio_frame.sample_rate, audio_frame.pts = sample_rate, at
+            out.mux(audio_stream.encode(audio_frame))
+        out.mux(video_stream.encode())
+        out.mux(audio_stream.encode())
+    return path
+
+
+def _probe(path):
+    """What a player sees: video codec, pix_fmt, size, rate, frame count, audio seconds decoded."""
+    with av.open(str(path)) as container:
+        video_stream = container.streams.video[0]
+        codec = video_stream.codec_context
+        info = dict(codec=codec.name, pix_fmt=codec.pix_fmt, size=(codec.height, codec.width),
+                    rate=video_stream.average_rate,
+                    audio=[s.codec_context.name for s in container.streams.audio])
+        info["frames"] = sum(1 for _ in container.decode(video=0))
+        if container.streams.audio:
+            container.seek(0)
+            samples = sum(f.samples for f in container.decode(audio=0))
+            info["audio_seconds"] = samples / container.streams.audio[0].codec_context.sample_rate
+    return info
+
+
+def test_result_is_h264_yuv420p_at_the_source_rate_with_its_audio(tmp_path):
+    frames = _frames(n=20)
+    source = _source_with_audio(tmp_path / "camera.mp4", frames, Fraction(30000, 1001))
+    clip = read_video(source)
+    assert clip.rate == Fraction(30000, 1001) and clip.fps == pytest.approx(29.97003)
+    assert clip.source == source and clip.has_audio and len(clip.frames) == 20
+
+    write_video(tmp_path / "out.mp4", clip.frames, clip.fps, audio_from=clip.source)
+    got, want = _probe(tmp_path / "out.mp4"), _probe(source)
+    assert (got["codec"], got["pix_fmt"], got["audio"]) == ("h264", "yuv420p", ["aac"])
+    assert got["frames"] == 20 and got["rate"] == Fraction(30000, 1001)
+    assert abs(got["audio_seconds"] - want["audio_seconds"]) < 1001 / 30000
+    assert abs(got["audio_seconds"] - 20 * 1001 / 30000) < 1001 / 30000
+    back = read_video(tmp_path / "out.mp4")
+    assert back.rate == Fraction(30000, 1001)
+    assert np.abs(back.frames.astype(int) - clip.frames).mean() < 3  # crf 18, BT.709 both ways
+
+
+def test_audio_is_copied_not_reencoded(tmp_path):
+    source = _source_with_audio(tmp_path / "camera.mp4", _frames(n=10), 25)
+    write_video(tmp_path / "out.mkv", read_video(source).frames, 25, audio_from=source)
+
+    def payloads(path):
+        with av.open(str(path)) as container:
+            return [bytes(p) for p in container.demux(audio=0) if p.size]
+    assert payloads(tmp_path / "out.mkv") == payloads(source)[:len(payloads(tmp_path / "out.mkv"))]
+    assert len(payloads(tmp_path / "out.mkv")) >= len(payloads(source)) - 1
+
+
+def test_audio_is_cut_where_the_frames_end(tmp_path):
+    source = _source_with_audio(tmp_path / "camera.mp4", _frames(n=25), 25, audio_seconds=3.0)
+    clip = read_video(source, max_frames=10)
+    write_video(tmp_path / "out.mp4", clip.frames, clip.rate, audio_from=source)
+    assert abs(_probe(tmp_path / "out.mp4")["audio_seconds"] - 10 / 25) < 1 / 25
+
+
+def test_audio_the_container_cannot_hold_is_reencoded_with_a_warning(tmp_path, capsys):
+    source = _source_with_audio(tmp_path / "camera.mov", _frames(n=10), 25, audio_codec="pcm_s16le")
+    assert _probe(source)["audio"] == ["pcm_s16le"]
+    write_video(tmp_path / "out.mp4", read_video(source).frames, 25, audio_from=source)
+    got = _probe(tmp_path / "out.mp4")
+    assert got["audio"] == ["aac"] and abs(got["audio_seconds"] - 10 / 25) < 1 / 25
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "camera.mov" in err[0] and "pcm_s16le" in err[0] and "AAC" in err[0]
+    # cut where the frames end, as a copy is
+    first = read_video(source, max_frames=5).frames
+    write_video(tmp_path / "out.mp4", first, 25, audio_from=source)
+    assert abs(_probe(tmp_path / "out.mp4")["audio_seconds"] - 5 / 25) < 1 / 25
+    capsys.readouterr()
+    # a .mkv takes it as it is
+    write_video(tmp_path / "out.mkv", read_video(source).frames, 25, lossless=True,
+                audio_from=source)
+    assert _probe(tmp_path / "out.mkv")["audio"] == ["pcm_s16le"]
+    assert capsys.readouterr().err == ""
+
+
+def test_no_audio_from_folders_silent_videos_or_the_sample(tmp_path):
+    folder = tmp_path / "frames"
+    write_frames(folder, _frames(), list("abcd"))
+    silent = tmp_path / "silent.mp4"
+    write_video(silent, _frames(), 25)
+    for audio_from in (None, folder, silent, "sample", folder / "a.png"):
+        write_video(tmp_path / "out.mp4", _frames(), 25, audio_from=audio_from)
+        assert _probe(tmp_path / "out.mp4")["audio"] == []
+    assert read_video(folder).source is None and not read_video(folder).has_audio
+    assert read_video(folder).rate == 25 and not read_video(silent).has_audio
+
+
+@pytest.mark.parametrize("rate", [Fraction(30000, 1001), Fraction(24000, 1001), Fraction(12),
+                                  29.97, 15.0])
+def test_frame_rate_is_kept_exactly(tmp_path, rate):
+    write_video(tmp_path / "clip.mp4", _frames(n=5), rate)
+    result = read_video(tmp_path / "clip.mp4")
+    assert result.rate == video.exact_rate(rate) and _probe(tmp_path / "clip.mp4")["frames"] == 5
+    assert video.exact_rate(float(Fraction(30000, 1001))) == Fraction(30000, 1001)
+    assert video.exact_rate(29.97) == Fraction(2997, 100)
+    assert video.exact_rate(float("nan")) == video.exact_rate(0) == 25
+
+
+@pytest.mark.parametrize("size", [(101, 203), (31, 48), (32, 47)])
+def test_odd_sizes_encode(tmp_path, size):
+    frames = _frames(n=3, height=size[0], width=size[1])
+    write_video(tmp_path / "odd.mp4", frames, 25)
+    got = _probe(tmp_path / "odd.mp4")
+    padded = (size[0] + size[0] % 2, size[1] + size[1] % 2)
+    assert (got["codec"], got["pix_fmt"], got["frames"]) == ("h264", "yuv420p", 3)
+    assert got["size"] == padded  # one repeated row or column where the frames are odd
+
+
+@pytest.mark.parametrize("size", [(H, W), (101, 203)])
+def test_lossless_video_decodes_bit_exact(tmp_path, size):
+    # noise, which no lossy codec keeps exactly
+    frames = np.random.default_rng(1).integers(0, 256, (4, *size, 3), np.uint8)
+    source = _source_with_audio(tmp_path / "camera.mp4", _frames(n=4), Fraction(30000, 1001))
+    write_video(tmp_path / "exact.mkv", frames, Fraction(30000, 1001), lossless=True,
+                audio_from=source)
+    got = _probe(tmp_path / "exact.mkv")
+    assert (got["codec"], got["size"], got["audio"]) == ("ffv1", size, ["aac"])
+    result = read_video(tmp_path / "exact.mkv")
+    np.testing.assert_array_equal(result.frames, frames)
+    assert result.rate == Fraction(30000, 1001)
+    with pytest.raises(ValueError, match=r"\.mkv"):
+        write_video(tmp_path / "exact.mp4", frames, 25, lossless=True)
+
+
+def test_crf_sets_the_quality(tmp_path):
+    frames = np.random.default_rng(2).integers(0, 256, (3, H, W, 3), np.uint8)
+    write_video(tmp_path / "fine.mp4", frames, 25, crf=10)
+    write_video(tmp_path / "coarse.mp4", frames, 25, crf=40)
+    fine = read_video(tmp_path / "fine.mp4").frames
+    coarse = read_video(tmp_path / "coarse.mp4").frames
+    assert np.abs(fine.astype(int) - frames).mean() < np.abs(coarse.astype(int) - frames).mean()
+    assert (tmp_path / "fine.mp4").stat().st_size > (tmp_path / "coarse.mp4").stat().st_size
+    with pytest.raises(ValueError, match="crf"):
+        write_video(tmp_path / "bad.mp4", frames, 25, crf=52)
+
+
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_rotation_metadata_is_applied(tmp_path, degrees):
+    frames = _frames(n=2)  # 32 rows x 48 columns as stored
+    with av.open(str(tmp_path / "phone.mp4"), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv444p"
+        stream.options = {"qp": "0"}
+        stream.set_display_rotation(degrees)
+        for i, frame in enumerate(frames):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts = i
+            out.mux(stream.encode(video_frame))
+        out.mux(stream.encode())
+    result = read_video(tmp_path / "phone.mp4")
+    assert result.rotation == degrees % 360
+    upright = np.rot90(frames, degrees // 90, axes=(1, 2))
+    assert result.frames.shape == upright.shape
+    assert np.abs(result.frames.astype(int) - upright).mean() < 3
 
 
 def test_natural_sort_and_max_frames(tmp_path):
@@ -197,6 +381,17 @@ def _case_truncated_video(tmp_path):
     return tmp_path / "clip.mp4", "clip.mp4"
 
 
+def _case_audio_only(tmp_path):
+    with av.open(str(tmp_path / "voice.m4a"), "w") as out:
+        stream = out.add_stream("aac", rate=8000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                           layout="mono")
+        frame.sample_rate, frame.pts = 8000, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return tmp_path / "voice.m4a", "voice.m4a: no video stream"
+
+
 def _case_one_frame_video(tmp_path):
     write_video(tmp_path / "one.avi", _frames(1), fps=25.0)
     return tmp_path / "one.avi", "one.avi"
@@ -205,7 +400,8 @@ def _case_one_frame_video(tmp_path):
 @pytest.mark.parametrize("case", [
     _case_missing, _case_empty_folder, _case_junk_image, _case_truncated_jpeg,
     _case_truncated_png, _case_sizes_differ, _case_names_collide, _case_single_frame_folder,
-    _case_single_image_file, _case_junk_video, _case_truncated_video, _case_one_frame_video,
+    _case_single_image_file, _case_junk_video, _case_truncated_video, _case_audio_only,
+    _case_one_frame_video,
 ], ids=lambda case: case.__name__[6:])
 def test_bad_frames_raise_input_error_naming_the_file(tmp_path, case):
     path, named = case(tmp_path)

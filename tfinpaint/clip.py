@@ -155,7 +155,7 @@ def write_result(result: Path, clip: Clip, filled: np.ndarray, *, logdir: Path |
 
     with staged_folder(result) as staged:
         video_io.write_frames(staged / "frames", filled, clip.names)
-        video_io.write_video(staged / "video.mp4", filled, clip.fps)
+        video_io.write_video(staged / "video.mp4", filled, clip.fps, audio_from=clip.source)
         middle = len(filled) // 2
         tinted = clip.frames[middle].copy()
         hole = clip.masks[middle, ..., 0] > 0

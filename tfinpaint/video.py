@@ -1,8 +1,11 @@
-"""Reading frames and masks (a folder of images or a video file) and writing PNG frames and mp4.
+"""Reading frames and masks (a folder of images or a video file) and writing PNG frames and video.
 
-Every problem with the user's files is an `InputError` whose message names the file and what is
-wrong, raised before anything is written. Everything written goes to a temporary name in the
-target folder first and is then renamed, so an interrupted run never leaves a half-written file.
+Folders of images go through OpenCV; video files through PyAV (FFmpeg), which counts frames
+exactly, keeps the container's exact frame rate and rotation, and can copy the source's audio
+into the result. Every problem with the user's files is an `InputError` whose message names the
+file and what is wrong, raised before anything is written. Everything written goes to a temporary
+name in the target folder first and is then renamed, so an interrupted run never leaves a
+half-written file.
 """
 
 from __future__ import annotations
@@ -11,18 +14,25 @@ import contextlib
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
+import av
 import cv2
 import numpy as np
+from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, Colorspace
 
 from tfinpaint.errors import InputError
+from tfinpaint.rundir import atomic_write
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_FPS = 25.0
+# H.264 constant rate factor of the result video: 18 is close to visually lossless.
+DEFAULT_CRF = 18
+# Audio codecs that browsers play from an .mp4; others are re-encoded to AAC there.
+MP4_AUDIO = ("aac", "mp3", "opus", "flac")
 # Larger images are refused before decoding (8K UHD is 33 million pixels).
 MAX_IMAGE_PIXELS = 1 << 27
 
@@ -32,15 +42,29 @@ class Video:
     """Decoded frames and what is needed to write them back out.
 
     Attributes:
-        frames: uint8 [N, H, W, 3], RGB.
+        frames: uint8 [N, H, W, 3], RGB, upright (a video file's rotation metadata is applied).
         fps: frames per second; 25.0 for folders of images.
         names: one output file stem per frame: the input stems for a folder of images,
             zero-padded indices ("00000", ...) for a video file.
+        rate: the exact frame rate (30000/1001, not 29.97) as the container declares it;
+            `Fraction(fps)` for folders of images.
+        source: the video file the frames were decoded from, where `write_video(audio_from=...)`
+            finds the audio; None for a folder of images.
+        has_audio: whether `source` holds an audio stream.
+        rotation: degrees counter-clockwise by which the stored frames were turned upright.
     """
 
     frames: np.ndarray
     fps: float
     names: list[str]
+    rate: Fraction | None = None
+    source: Path | None = None
+    has_audio: bool = False
+    rotation: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rate is None:
+            self.rate = exact_rate(self.fps)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -74,8 +98,10 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Video:
         raise InputError(f"{path}: a single image is not a video; need a folder of at least 2 "
                          "frames or a video file")
     else:
-        frames, fps = _read_video_file(path, max_frames)
-        video = Video(frames=frames, fps=fps, names=[f"{i:05d}" for i in range(len(frames))])
+        frames, stream = _read_video_file(path, max_frames)
+        video = Video(frames=frames, fps=float(stream.rate),
+                      names=[f"{i:05d}" for i in range(len(frames))], rate=stream.rate,
+                      source=path, has_audio=stream.has_audio, rotation=stream.rotation)
     if len(video.frames) < 2:
         raise InputError(f"{path}: only 1 frame; need at least 2")
     return video
@@ -280,34 +306,76 @@ def _stack(source: Path, labels: list, frames: Iterator[np.ndarray]) -> np.ndarr
     return out
 
 
+@dataclass
+class _Stream:
+    rate: Fraction
+    has_audio: bool
+    rotation: int
+
+
 def _read_video_file(path: Path, max_frames: int | None,
-                     what: str = "video") -> tuple[np.ndarray, float]:
-    with _quiet_opencv():
-        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+                     what: str = "video") -> tuple[np.ndarray, _Stream]:
+    """Decode the first video stream as upright RGB frames, with what the writer needs of it."""
     try:
-        if not capture.isOpened():
-            raise InputError(f"{path}: OpenCV cannot open this {what} (not a video, or an "
-                             "unsupported codec)")
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        frames = []
-        while max_frames is None or len(frames) < max_frames:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(_to_8bit(frame, path), cv2.COLOR_BGR2RGB))
-    finally:
-        capture.release()
+        container = av.open(str(path), "r")
+    except (av.FFmpegError, ValueError, OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot open this {what} (not a video, or an unsupported "
+                         f"codec: {_reason(error)})") from None
+    frames = []
+    with container:
+        if not container.streams.video:
+            raise InputError(f"{path}: no video stream in this {what} (an audio file, or one cut "
+                             "short before its first frame)")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        rate = Fraction(rate) if rate and rate > 0 else exact_rate(DEFAULT_FPS)
+        expected = stream.frames
+        has_audio = bool(container.streams.audio)
+        rotation = 0
+        try:
+            for frame in container.decode(stream):
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+                if not frames:
+                    rotation = int(round((frame.rotation or 0) / 90.0)) * 90 % 360
+                # The frame's own colour range: unset means limited (MPEG) range to swscale.
+                rgb = frame.to_ndarray(format="rgb24", src_color_range=frame.color_range or None)
+                frames.append(np.rot90(rgb, rotation // 90) if rotation else rgb)
+        except (av.FFmpegError, ValueError, OSError) as error:
+            if not frames:
+                raise InputError(f"{path}: cannot decode this {what} ({_reason(error)})") from None
+            _warn(f"{path}: decoding stopped after {len(frames)} frames ({_reason(error)}); "
+                  "the file may be damaged")
+            expected = 0
     if not frames:
-        raise InputError(f"{path}: OpenCV decodes no frames from this {what}")
+        raise InputError(f"{path}: decodes no frames from this {what}")
     if max_frames is None and 0 < len(frames) < expected:
         _warn(f"{path}: decoded {len(frames)} of the {expected} frames the {what} announces; "
               "it may be truncated")
     shapes = {f.shape for f in frames}
     if len(shapes) > 1:
         raise InputError(f"{path}: {what} changes frame size mid-stream ({sorted(shapes)})")
-    fps = float(fps) if np.isfinite(fps) and fps > 0 else DEFAULT_FPS
-    return np.stack(frames), fps
+    return np.stack(frames), _Stream(rate=rate, has_audio=has_audio, rotation=rotation)
+
+
+def _reason(error: Exception) -> str:
+    """FFmpeg's message in one line, without the file name PyAV appends."""
+    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return " ".join(str(reason).split())
+
+
+def exact_rate(fps: float | Fraction) -> Fraction:
+    """A frame rate as an exact fraction: 29.97002997... becomes 30000/1001, 12.0 becomes 12.
+
+    A float made from a fraction with a denominator below a million comes back as that fraction;
+    a rate that is not positive and finite becomes DEFAULT_FPS.
+    """
+    if isinstance(fps, Fraction):
+        return fps if fps > 0 else Fraction(DEFAULT_FPS)
+    if not (np.isfinite(fps) and fps > 0):
+        fps = DEFAULT_FPS
+    return Fraction(float(fps)).limit_denominator(1_000_000)
 
 
 @contextlib.contextmanager
@@ -350,36 +418,200 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     _write_png(path, image)
 
 
-def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None:
-    """Write RGB frames as an mp4 (MPEG-4 part 2, 'mp4v'), atomically.
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float | Fraction, *,
+                audio_from: str | os.PathLike | None = None, crf: int = DEFAULT_CRF,
+                lossless: bool = False) -> None:
+    """Write RGB frames as a video at `fps`, atomically, with the audio of `audio_from` if any.
 
-    The encoder needs even sizes and OpenCV silently drops an odd last row or column, so odd
-    frames are padded by repeating their last row/column: nothing is lost, and the video is at
-    most one pixel taller and wider than the frames.
+    By default the video is H.264 (libx264, yuv420p, BT.709, constant quality `crf`: 18 is close
+    to visually lossless, 23 x264's default, 51 worst), which browsers and editors play; in an
+    .mp4 its index comes first so that playback starts while it downloads.
+    yuv420p needs even sizes, so odd frames are padded by repeating their last row/column:
+    nothing is lost, and the video is at most one pixel taller and wider than the frames.
+
+    `lossless=True` writes FFV1 in RGB instead, into `path`, which must end in .mkv: it
+    decodes bit-exact to `frames`, at any size, for further editing.
+
+    `fps` is kept exactly: give the reader's `Video.rate` (a Fraction), or a float such as
+    `Video.fps`, which `exact_rate` turns back into the fraction it came from (30000/1001).
+
+    `audio_from` is a media file, usually the source video (`Video.source`): its audio streams
+    are copied unchanged (not re-encoded) and cut where the frames end, keeping their offset to
+    the source's first video frame. A stream the container cannot hold, or in an .mp4 one that
+    browsers do not play (anything but AAC, MP3, Opus and FLAC: PCM from a .mov, say), is
+    re-encoded to AAC, with a warning. Anything without audio (a folder of frames, a missing
+    path, a silent video) gives a silent video.
     """
     frames = _check_frames(frames)
     path = Path(path)
+    if lossless and path.suffix.lower() != ".mkv":
+        raise ValueError(f"{path}: a lossless (FFV1) video goes in a .mkv file")
+    if not 0 <= crf <= 51:
+        raise ValueError(f"crf must be in 0..51, got {crf}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    rate = exact_rate(fps)
     _, height, width, _ = frames.shape
-    pad_h, pad_w = height % 2, width % 2
-    fps = float(fps) if np.isfinite(fps) and fps > 0 else DEFAULT_FPS
+    pad_h, pad_w = (0, 0) if lossless else (height % 2, width % 2)
+
+    # An .mp4's index first, so that a browser starts playing while it downloads.
+    options = {"movflags": "+faststart"} if path.suffix.lower() in (".mp4", ".mov") else {}
 
     def write(temp: str) -> None:
-        writer = cv2.VideoWriter(temp, cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                 (width + pad_w, height + pad_h))
-        if not writer.isOpened():
-            raise InputError(f"{path}: OpenCV cannot open an mp4 ('mp4v') writer here")
-        try:
-            for frame in frames:
-                if pad_h or pad_w:
-                    frame = np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        finally:
-            writer.release()
-        if os.path.getsize(temp) == 0:
-            raise InputError(f"{path}: OpenCV wrote an empty video")
+        with av.open(temp, "w", options=options) as out, contextlib.ExitStack() as inputs:
+            if lossless:
+                stream = out.add_stream("ffv1", rate=rate)
+                stream.pix_fmt = "bgr0"  # FFV1's 8-bit RGB: a repacking of rgb24, no conversion
+                stream.options = {"level": "3", "g": "1", "slicecrc": "1"}
+            else:
+                stream = out.add_stream("libx264", rate=rate)
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(crf), "preset": "medium"}
+                stream.codec_context.color_range = ColorRange.MPEG
+                stream.codec_context.colorspace = Colorspace.ITU709
+                stream.codec_context.color_primaries = ColorPrimaries.BT709
+                stream.codec_context.color_trc = ColorTrc.BT709
+            stream.width, stream.height = width + pad_w, height + pad_h
+            stream.time_base = 1 / rate
+            audio = inputs.enter_context(_AudioCopy(audio_from, out, end=len(frames) / rate))
 
-    _atomic(path, write)
+            def mux(packets: list[av.Packet]) -> None:
+                for packet in packets:
+                    # Audio up to the video's decoding time: interleaved, and never ahead of it.
+                    audio.until(packet.dts * packet.time_base)
+                    out.mux(packet)
+
+            for i, rgb in enumerate(frames):
+                if pad_h or pad_w:
+                    rgb = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                if lossless:
+                    frame = frame.reformat(format="bgr0")
+                else:
+                    frame = frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709,
+                                           dst_color_range=ColorRange.MPEG)
+                frame.pts, frame.time_base = i, stream.time_base
+                mux(stream.encode(frame))
+            mux(stream.encode())
+            audio.finish()
+        if os.path.getsize(temp) == 0:
+            raise InputError(f"{path}: FFmpeg wrote an empty video")
+
+    atomic_write(path, write)
+
+
+class _AudioCopy:
+    """The audio streams of `source`, added to `out` as they are (or as AAC), up to `end` seconds.
+
+    Times are shifted so that the source's first video frame falls at 0, as the written frames
+    do; audio before it is dropped with it. `until(t)` muxes the audio up to time t, so that the
+    file interleaves audio with video as players expect; `finish()` muxes the rest.
+    """
+
+    def __init__(self, source: str | os.PathLike | None, out: av.container.OutputContainer, *,
+                 end: Fraction) -> None:
+        self.out, self.end, self.copies, self.input = out, end, {}, None
+        self.pending, self.queue = None, iter(())
+        if source is None or not Path(source).is_file():
+            return
+        try:
+            self.input = av.open(str(source), "r")
+        except (av.FFmpegError, ValueError, OSError, UnicodeDecodeError):
+            return  # not a media file: the sample, an image
+        audio = list(self.input.streams.audio)
+        if not audio:
+            return
+        first = self.input.streams.video[0] if self.input.streams.video else None
+        self.start = (first.start_time * first.time_base
+                      if first is not None and first.start_time is not None else Fraction(0))
+        mp4 = Path(out.name).suffix.lower() == ".mp4"
+        for stream in audio:
+            codec = stream.codec_context.name
+            try:
+                if mp4 and codec not in MP4_AUDIO:
+                    raise ValueError(f"browsers do not play {codec} audio from an .mp4")
+                self.copies[stream.index] = (out.add_stream_from_template(stream), False)
+            except ValueError as why:
+                _warn(f"{source}: {why}; re-encoding the audio as AAC")
+                aac = out.add_stream("aac", rate=stream.codec_context.sample_rate,
+                                     layout=stream.codec_context.layout)
+                self.copies[stream.index] = (aac, True)
+        self.queue = self._overlapping(self.input.demux(audio))
+
+    def __enter__(self) -> _AudioCopy:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.input is not None:
+            self.input.close()
+
+    def until(self, time: Fraction) -> None:
+        """Mux the audio that starts before `time` seconds (of the written video)."""
+        while True:
+            if self.pending is None:
+                self.pending = next(self.queue, None)
+                if self.pending is None:
+                    return
+            packet, start = self.pending
+            if start >= time:
+                return
+            self.pending = None
+            copy, transcode = self.copies[packet.stream.index]
+            if transcode:
+                for frame in packet.decode():
+                    self.out.mux(copy.encode(self._trimmed(frame)))
+            else:
+                shift = round(self.start / packet.time_base)
+                packet.pts -= shift
+                if packet.dts is not None:
+                    packet.dts -= shift
+                packet.stream = copy
+                self.out.mux(packet)
+
+    def finish(self) -> None:
+        """Mux the rest, up to `end`, and flush the AAC encoders."""
+        self.until(self.end)
+        for copy, transcode in self.copies.values():
+            if transcode:
+                self.out.mux(copy.encode())
+
+    def _trimmed(self, frame: av.AudioFrame) -> av.AudioFrame:
+        """A decoded frame without its samples outside [0, end), retimed for the encoder."""
+        start = frame.pts * frame.time_base - self.start if frame.pts is not None else Fraction(0)
+        first = max(0, round(-start * frame.sample_rate))
+        last = min(frame.samples, round((self.end - start) * frame.sample_rate))
+        if (first, last) != (0, frame.samples):
+            # planar: [channels, samples]; packed: [1, samples * channels], interleaved
+            channels = 1 if frame.format.is_planar else len(frame.layout.channels)
+            kept = frame.to_ndarray()[:, first * channels:last * channels]
+            trimmed = av.AudioFrame.from_ndarray(np.ascontiguousarray(kept),
+                                                 format=frame.format.name, layout=frame.layout.name)
+            trimmed.sample_rate = frame.sample_rate
+            frame = trimmed
+        # In samples from the written video's start, so the muxer can trim the encoder's padding.
+        frame.pts = round(max(start, 0) * frame.sample_rate)
+        frame.time_base = Fraction(1, frame.sample_rate)
+        return frame
+
+    def _overlapping(self, packets: Iterator[av.Packet]) -> Iterator[tuple[av.Packet, Fraction]]:
+        """The audio packets that overlap [0, end) of the written video, with their start times.
+
+        The packet just before the first one is kept too: an audio decoder needs it to start
+        cleanly (AAC's priming packet at a negative time is one).
+        """
+        before = None
+        for packet in packets:
+            if packet.pts is None:
+                continue  # a demuxer's flush packet
+            start = packet.pts * packet.time_base - self.start
+            if start >= self.end:
+                return
+            if start + (packet.duration or 0) * packet.time_base <= 0:
+                before = (packet, start)
+                continue
+            if before is not None:
+                yield before
+                before = None
+            yield packet, start
 
 
 def _check_frames(frames: np.ndarray) -> np.ndarray:
@@ -399,17 +631,4 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
         with open(temp, "wb") as file:
             file.write(encoded.tobytes())
 
-    _atomic(path, write)
-
-
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Let `write` fill a temporary file beside `path`, then rename it over `path`."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
-                                dir=path.parent)
-    os.close(fd)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, write)
