@@ -128,6 +128,7 @@ def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
     model = Inpainter(generator, reconstruction=losses.reconstruction, ambiguity=losses.ambiguity,
                       stabilization=losses.stabilization, feature_extractor=extractor,
                       ambiguity_positions=losses.ambiguity_positions,
+                      ambiguity_target_positions=losses.ambiguity_target_positions,
                       stabilization_examples=losses.stabilization_examples, seed=config.train.seed,
                       prefill=config.data.prefill)
     # Seconds fitted so far (FitClock), read by the schedule and the time budget; checkpointed.
