@@ -95,9 +95,12 @@ class LossConfig:
     stabilization: float = 0.0
     # VGG-19 ImageNet weights for the anti-ambiguity loss ("" = Keras' cache / download).
     vgg_weights: str = ""
-    # Anti-ambiguity: at most this many relu3_4 positions per example are matched (all pairs of a
-    # 480p region would not fit in memory); see tfinpaint.losses.ambiguity_loss.
+    # Anti-ambiguity: at most this many relu3_4 positions per example are matched, all pairs: of
+    # the output inside the translated mask (source) and of the other frame outside its object
+    # mask (target). All positions of 480p frames would not fit in memory; see
+    # tfinpaint.losses.ambiguity_loss.
     ambiguity_positions: int = 1024
+    ambiguity_target_positions: int = 4096
     # Stabilisation: perturb this many examples of each batch (0 = all, as the paper). Each one
     # costs an extra generator pass; examples are random, so the loss is the same in expectation.
     stabilization_examples: int = 2

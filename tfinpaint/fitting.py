@@ -155,6 +155,7 @@ def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
                       stabilization=losses.stabilization, feature_extractor=extractor,
                       ambiguity_positions=losses.ambiguity_positions,
                       perturbation=losses.perturbation,
+                      ambiguity_target_positions=losses.ambiguity_target_positions,
                       stabilization_examples=losses.stabilization_examples, seed=config.train.seed,
                       prefill=config.data.prefill)
     train = config.train

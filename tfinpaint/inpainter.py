@@ -23,8 +23,9 @@ class Inpainter(keras.Model):
             `feature_extractor`.
         stabilization: lambda_s, weight of the stabilisation loss (eq. 4-5).
         feature_extractor: the frozen VGG-19 of `tfinpaint.vgg.build_feature_extractor`.
-        ambiguity_positions: at most this many feature positions per example enter the
-            anti-ambiguity loss (see `losses.ambiguity_loss`).
+        ambiguity_positions: at most this many feature positions of the output inside the
+            translated mask per example enter the anti-ambiguity loss (see `losses.ambiguity_loss`).
+        ambiguity_target_positions: likewise, of the other frame outside its object mask.
         perturbation: the ranges of the stabilisation loss's random perturbation g.
         stabilization_examples: the stabilisation loss perturbs the first n examples of each batch
             (0 = all). Examples are drawn at random, so the loss is the same in expectation, and
@@ -48,6 +49,7 @@ class Inpainter(keras.Model):
     def __init__(self, generator: keras.Model, *, reconstruction: float = 1.0,
                  ambiguity: float = 0.0, stabilization: float = 0.0,
                  feature_extractor: keras.Model | None = None, ambiguity_positions: int = 1024,
+                 ambiguity_target_positions: int = 4096,
                  perturbation: PerturbationConfig = PerturbationConfig(),
                  stabilization_examples: int = 0, seed: int = 0, prefill: str = "none",
                  **kwargs):
@@ -60,6 +62,7 @@ class Inpainter(keras.Model):
         self.stabilization = stabilization
         self.feature_extractor = feature_extractor
         self.ambiguity_positions = ambiguity_positions
+        self.ambiguity_target_positions = ambiguity_target_positions
         self.perturbation = perturbation
         self.stabilization_examples = stabilization_examples
         self.sampling_seed = seed
@@ -114,7 +117,8 @@ class Inpainter(keras.Model):
                     outputs[-1], to_signed(batch["target_frames"]), translated_mask,
                     tf.cast(batch["target_masks"], tf.float32),
                     features=lambda images: vgg.relu3_4(self.feature_extractor, images),
-                    max_positions=self.ambiguity_positions, seed=seeds[1])
+                    max_positions=self.ambiguity_positions,
+                    target_positions=self.ambiguity_target_positions, seed=seeds[1])
             # stabilization (eq. 4-5): a small random g of the input must change the output as
             # it changes the input, outside M_i ∪ g(M_i)
             if "stabilization" in terms:

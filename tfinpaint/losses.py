@@ -68,29 +68,61 @@ def sample_positions(region: tf.Tensor, count: int, seed: tf.Tensor) -> tf.Tenso
 
 
 def contextual_loss(source: tf.Tensor, target: tf.Tensor, source_weight: tf.Tensor,
-                    target_weight: tf.Tensor) -> tf.Tensor:
-    """Eq. 8-9: mean over source features of the cosine distance to the nearest target feature.
+                    target_weight: tf.Tensor, *, bandwidth: float = 0.5,
+                    epsilon: float = 1e-5) -> tf.Tensor:
+    """Eq. 8-9, the contextual loss of Mechrez et al. (ECCV 2018) between two sets of features.
 
     Args:
-        source: float [B, P, C] feature points s_p (of the output frame).
-        target: float [B, Q, C] feature points t_q (of another frame).
+        source: float [B, P, C] feature points s_i (of the output frame).
+        target: float [B, Q, C] feature points t_j (of another frame).
         source_weight: [B, P] in {0, 1}, which source points count.
-        target_weight: [B, Q] in {0, 1}, which target points may be matched.
+        target_weight: [B, Q] in {0, 1}, which target points count.
+        bandwidth: h; epsilon: of the row normalisation (the paper's reference code: 0.5, 1e-5).
 
-    Features are normalised to unit length (eq. 8) and `D = 1 - s . t` for all pairs; each source
-    point takes its nearest target point (eq. 9). An example without any target point to match
-    contributes nothing (the paper's "blocked frame"). The all-pairs matrix is [B, P, Q]: bound P
-    and Q (see `ambiguity_loss`).
+    Both sets are centred on the target's mean and normalised to unit length (eq. 8), and for all
+    pairs
+
+        d_ij  = 1 - s_i . t_j                            cosine distance
+        d~_ij = d_ij / (min_k d_ik + epsilon)            relative to source i's nearest target
+        CX_ij = exp((1 - d~_ij) / h) / sum_k exp((1 - d~_ik) / h)
+        loss  = -log(1/Q sum_j max_i CX_ij)              eq. 9's 1/N sum_j min_i D_ij
+
+    averaged over the examples that have both source and target points (an example with none on
+    either side, the paper's "blocked frame", contributes nothing; all blocked gives 0).
+
+    The form is asymmetric, as eq. 9 is: every target point asks whether some source point has it
+    as its distinct nearest neighbour. A source that contains every target point gives 0 whatever
+    else it holds; a target that holds P source points plus unrelated ones gives log(Q / P), which
+    is also the least any P source points can reach against Q target points (each source row of
+    CX sums to 1). So with Q > P the value has that floor; its gradient is unaffected.
+
+    Distances, exponentials and sums are float32 whatever the inputs' dtype. The all-pairs tensors
+    are [B, P, Q] float32: bound P and Q (see `ambiguity_loss`).
     """
-    source = tf.math.l2_normalize(tf.cast(source, tf.float32), axis=-1, epsilon=1e-12)
-    target = tf.math.l2_normalize(tf.cast(target, tf.float32), axis=-1, epsilon=1e-12)
-    distance = 1.0 - tf.matmul(source, target, transpose_b=True)
-    # Cosine distances lie in [0, 2]: a point that may not be matched is pushed beyond them.
-    distance += 4.0 * (1.0 - target_weight[:, None, :])
-    nearest = tf.reduce_min(distance, axis=-1)
-    has_target = tf.cast(tf.reduce_any(target_weight > 0, axis=-1, keepdims=True), tf.float32)
-    weight = source_weight * has_target
-    return tf.reduce_sum(nearest * weight) / (tf.reduce_sum(weight) + _EPS)
+    source = tf.cast(source, tf.float32)
+    target = tf.cast(target, tf.float32)
+    source_weight = tf.cast(source_weight, tf.float32)
+    target_weight = tf.cast(target_weight, tf.float32)
+    target_count = tf.reduce_sum(target_weight, axis=-1, keepdims=True)  # [B, 1]
+    mean = (tf.reduce_sum(target * target_weight[..., None], axis=1, keepdims=True)
+            / tf.maximum(target_count, 1.0)[..., None])
+    source = tf.math.l2_normalize(source - mean, axis=-1, epsilon=1e-12)
+    target = tf.math.l2_normalize(target - mean, axis=-1, epsilon=1e-12)
+    distance = 1.0 - tf.matmul(source, target, transpose_b=True)  # [B, P, Q], in [0, 2]
+    allowed = target_weight[:, None, :] > 0
+    # Cosine distances lie in [0, 2]: a target point that does not count is pushed beyond them
+    # for the minimum, and out of the normalisation below.
+    nearest = tf.reduce_min(tf.where(allowed, distance, 4.0), axis=-1, keepdims=True)
+    relative = distance / (nearest + epsilon)
+    logits = tf.where(allowed, (1.0 - relative) / bandwidth, -1e30)
+    similarity = tf.nn.softmax(logits, axis=-1) * source_weight[..., None]  # CX_ij, [B, P, Q]
+    best = tf.reduce_max(similarity, axis=1)  # [B, Q], max over sources i
+    context = tf.reduce_sum(best * target_weight, axis=-1) / tf.maximum(target_count[:, 0], 1.0)
+    counted = tf.cast((tf.reduce_sum(source_weight, axis=-1) > 0) & (target_count[:, 0] > 0),
+                      tf.float32)
+    # An example that does not count takes log(1) = 0, so no NaN reaches the gradient either.
+    per_example = -tf.math.log(tf.where(counted > 0, tf.maximum(context, 1e-30), 1.0))
+    return tf.reduce_sum(per_example * counted) / tf.maximum(tf.reduce_sum(counted), 1.0)
 
 
 def _to_features(mask: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
@@ -100,27 +132,31 @@ def _to_features(mask: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
 
 def ambiguity_loss(output: tf.Tensor, target_frames: tf.Tensor, region: tf.Tensor,
                    target_blocked: tf.Tensor, *, features, max_positions: int,
-                   seed: tf.Tensor, target_features: tf.Tensor | None = None) -> tf.Tensor:
-    """Eq. 3, 8-9: contextual loss between VGG-19 relu3_4 features of the output frame and of
-    another frame, both restricted to the translated-mask region `M'_t`.
+                   target_positions: int, seed: tf.Tensor,
+                   target_features: tf.Tensor | None = None) -> tf.Tensor:
+    """Eq. 3, 8-9: contextual loss between VGG-19 relu3_4 features of the output frame inside the
+    translated mask `M'_t` (source: where the network invents) and those of another frame
+    anywhere outside that frame's own object mask `M_t` (target), so that a source feature may
+    find its match anywhere in the other frame: the comparison is unaligned.
 
     Args:
         output: [B, H, W, 3] in [-1, 1], the output frame (source).
         target_frames: [B, H, W, 3] in [-1, 1], another frame of the video per example (target).
         region: [B, H, W, 1], the translated mask M'_t.
-        target_blocked: [B, H, W, 1], the target frame's own object mask: its pixels there are the
-            object being removed and are never matched.
+        target_blocked: [B, H, W, 1], the target frame's own object mask M_t: its pixels there
+            are the object being removed and are never matched.
         features: images in [-1, 1] -> float32 [B, H/4, W/4, C] (see `tfinpaint.vgg.relu3_4`).
-        max_positions: K. Memory is bounded by sampling at most K feature positions inside the
-            region per example, for the source and the target alike (the same positions: both
-            images are restricted to the same region), so the distance matrix is [B, K, K] at any
-            resolution: 4 MiB per example for K = 1024, where all pairs of a 480p frame's region
-            could reach gigabytes.
+        max_positions: P, at most this many source positions per example, drawn at random
+            inside the region (`losses.ambiguity_positions`).
+        target_positions: Q, at most this many target positions per example, drawn at random
+            outside the target's object mask (`losses.ambiguity_target_positions`). The distance
+            matrix is [B, P, Q] float32 at any resolution: 16 MiB per example for 1024 x 4096,
+            where all pairs of a 480p frame could reach gigabytes.
         seed: stateless seed [2] for the sampled positions.
         target_features: the target's features if already computed (they take no gradient).
 
     Returns:
-        The scalar loss; 0 where the region is empty.
+        The scalar loss; 0 where the region is empty or the target wholly blocked.
     """
     source_features = features(output)
     if target_features is None:
@@ -130,15 +166,16 @@ def ambiguity_loss(output: tf.Tensor, target_frames: tf.Tensor, region: tf.Tenso
     # A feature cell belongs to the region when the region covers most of it; it is blocked in
     # the target when the object touches it at all.
     inside = tf.cast(_to_features(region, size) > 0.5, tf.float32)
-    blocked = tf.cast(_to_features(target_blocked, size) > 0.0, tf.float32)
-    positions = sample_positions(inside, max_positions, seed)
+    unblocked = tf.cast(_to_features(target_blocked, size) <= 0.0, tf.float32)
+    source_seed, target_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     batch = tf.shape(source_features)[0]
     channels = tf.shape(source_features)[-1]
 
-    def gather(tensor, depth):
+    def gather(tensor, positions, depth):
         return tf.gather(tf.reshape(tensor, [batch, -1, depth]), positions, batch_dims=1)
 
-    source_weight = gather(inside, 1)[..., 0]
-    target_weight = source_weight * (1.0 - gather(blocked, 1)[..., 0])
-    return contextual_loss(gather(source_features, channels), gather(target_features, channels),
-                           source_weight, target_weight)
+    sources = sample_positions(inside, max_positions, source_seed)
+    targets = sample_positions(unblocked, target_positions, target_seed)
+    return contextual_loss(
+        gather(source_features, sources, channels), gather(target_features, targets, channels),
+        gather(inside, sources, 1)[..., 0], gather(unblocked, targets, 1)[..., 0])
