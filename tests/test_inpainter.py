@@ -119,3 +119,38 @@ def test_resume_adds_the_regularisers_to_a_finished_fit(tmp_path):
     assert saved.train.steps == 4
     tags = _scalar_tags(run / "logs")
     assert {"loss/reconstruction", "loss/ambiguity", "loss/stabilization"} <= tags
+
+
+def test_at_batch_1_the_anti_ambiguity_target_is_another_frame(monkeypatch):
+    # Frames of one flat colour each: frame k is k * 20 everywhere, so a frame names itself.
+    count, height, width = 6, 32, 48
+    frames = np.stack([np.full((height, width, 3), 20 * k, np.uint8) for k in range(count)])
+    masks = np.zeros((count, height, width, 1), np.uint8)
+    masks[:, 8:20, 10:26] = 1
+    sampler = MaskSampler(frames, masks, sampling_from(DataConfig()))
+    seen = []
+
+    def spy(output, target_frames, *args, **kwargs):
+        seen.append(target_frames)
+        return tf.reduce_mean(tf.cast(output, tf.float32)) * 0.0
+
+    monkeypatch.setattr("tfinpaint.losses.ambiguity_loss", spy)
+    model = _inpainter(ambiguity=0.1)
+    model.fit(sampler.dataset(batch_size=1, seed=0), steps_per_epoch=1, epochs=1, verbose=0)
+    assert seen  # traced once
+    # The step's own frame and its target, over many batches of one: never the same frame.
+    for batch in sampler.dataset(batch_size=1, seed=0).take(30):
+        own = int(batch["frames"][0, 0, 0, 0]) // 20
+        target = int(batch["target_frames"][0, 0, 0, 0]) // 20
+        assert own != target
+        np.testing.assert_array_equal(batch["target_masks"][0], masks[target])
+    # ... and the step reads its target from the batch, not from the batch's other examples.
+    step_batch = next(iter(sampler.dataset(batch_size=1, seed=1)))
+    captured = []
+    monkeypatch.setattr("tfinpaint.losses.ambiguity_loss",
+                        lambda output, target_frames, *a, **k: captured.append(target_frames)
+                        or tf.reduce_mean(tf.cast(output, tf.float32)) * 0.0)
+    model = _inpainter(ambiguity=0.1)
+    model.train_step(step_batch)
+    expected = tf.cast(step_batch["target_frames"], tf.float32) / 127.5 - 1.0
+    np.testing.assert_allclose(captured[0], expected)

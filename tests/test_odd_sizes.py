@@ -3,7 +3,7 @@
 Each network with each padding takes one fitting step (`Inpainter.train_step` on a batch from
 `MaskSampler`, with configs/quick.yaml's settings: whole frames at the clip's own size, pyramid
 prefill) and fills through the path `infer` uses (`make_fill_fn` and `render`), at the smallest
-size `train.check_size` allows, at 203x101, and at a 480p clip's own size (854 is not a multiple
+size `clip.check_size` allows, at 203x101, and at a 480p clip's own size (854 is not a multiple
 of 4: that fit crashed). Tiny networks (channels 4): the shapes, not the quality, are under test.
 """
 
@@ -14,15 +14,14 @@ import pytest
 import tensorflow as tf
 
 from tfinpaint import config as config_lib
-from tfinpaint.data.pipeline import MaskSampler
-from tfinpaint.fitting import build_inpainter, sampling_from
-from tfinpaint.generator import ARCHITECTURES
+from tfinpaint.data.samplers import MaskSampler, sampling_from
+from tfinpaint.fitting import build_inpainter
+from tfinpaint.generator import ARCHITECTURES, MIN_SIZE, MIN_SIZE_REFLECT
 from tfinpaint.inference import make_fill_fn, render
 from tfinpaint.layers import PADDINGS
-from tfinpaint.train import MIN_WORKING_SIZE, MIN_WORKING_SIZE_REFLECT
 
 QUICK = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"
-MINIMUM = {"zero": MIN_WORKING_SIZE, "reflect": MIN_WORKING_SIZE_REFLECT}
+MINIMUM = {"zero": MIN_SIZE, "reflect": MIN_SIZE_REFLECT}
 SIZES = ("minimum", "203x101", "854x480")  # W x H
 
 
@@ -63,7 +62,7 @@ def test_one_fit_step_and_a_fill_at_any_working_size(fitted, size):
     config, model, fill = fitted
     height, width = _height_width(size, config.generator.padding)
     frames, masks = _clip(height, width)
-    batch = MaskSampler(frames, masks, sampling_from(config)).fixed_batch(1, seed=0)
+    batch = MaskSampler(frames, masks, sampling_from(config.data)).fixed_batch(1, seed=0)
     assert batch["frames"].shape == (1, height, width, 3)
     before = [w.numpy().copy() for w in model.generator.trainable_weights]
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-PADDINGS = ("zero", "reflect")
+from tfinpaint.config import Padding, choices
+
+PADDINGS = choices(Padding)
 GATE_ACTIVATIONS = ("elu", "relu")
 
 
