@@ -15,7 +15,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
 
 from tfinpaint.serving.server import serve
-from tfinpaint.serving import remote as client
+from tfinpaint.serving import client, remote
 from tfinpaint.serving.remote import (fetch_working_size, fill_frames, local_predict_fn,
                                       remote_predict_fn, with_retries)
 
@@ -68,7 +68,7 @@ def server(model_base):
 
 @pytest.fixture(scope="module")
 def stub(server):
-    return client.connect(server)
+    return remote.connect(server)
 
 
 def _video(num_frames, height, width, seed=0):
