@@ -19,8 +19,7 @@ from tfinpaint.export import exporter
 from tfinpaint.export import onnx as onnx_export
 from tfinpaint.export.savedmodel import InpaintModule, next_version
 from tfinpaint.generator import MULTIPLE, build_generator
-from tfinpaint.inference import load_generator
-from tfinpaint.inference import make_fill_fn
+from tfinpaint.inference import fill_float_at_working_size, load_generator, make_fill_fn
 from tfinpaint.rundir import RunDir
 
 WORKING = (32, 48)  # the run's working size: tiny, so that a 4x frame is cheap to tile
@@ -73,11 +72,25 @@ def _keras_float(generator, frames, masks):
 
 
 def _expected(generator, fill, height, width, seed):
+    """What the export must answer: the in-process fill graphs at the run's working size."""
     frames, masks = _inputs(height, width, seed)
     float_frames, float_masks = frames.astype(np.float32) / 255.0, (masks > 0).astype(np.float32)
+    in_process_float = fill_float_at_working_size(generator, tf.constant(float_frames),
+                                                  tf.constant(float_masks > 0.5), WORKING).numpy()
     return dict(frames=frames, masks=masks, float_frames=float_frames, float_masks=float_masks,
-                uint8=fill(frames, masks).numpy(),
-                float=_keras_float(generator, float_frames, float_masks))
+                uint8=fill(frames, masks).numpy(), float=in_process_float)
+
+
+def test_fill_graph_at_the_working_size_is_the_plain_network(generator):
+    # frames already at the working size: no resizing, the NumPy-padded Keras model exactly
+    frames, masks = _inputs(*WORKING, seed=9)
+    float_frames, float_masks = frames.astype(np.float32) / 255.0, (masks > 0).astype(np.float32)
+    got = fill_float_at_working_size(generator, tf.constant(float_frames),
+                                     tf.constant(float_masks > 0.5), WORKING).numpy()
+    np.testing.assert_allclose(got, _keras_float(generator, float_frames, float_masks),
+                               atol=FLOAT_TOLERANCE)
+    np.testing.assert_array_equal(make_fill_fn(generator, working_size=WORKING)(frames, masks),
+                                  make_fill_fn(generator)(frames, masks))
 
 
 def _assert_matches(got_uint8, got_float, expected):
@@ -112,6 +125,7 @@ def test_export_layout_and_assets(exported, run_dir):
     assert (exported / "saved_model.pb").is_file() and (exported / "variables").is_dir()
     info = json.loads((exported / "assets" / "tfinpaint.json").read_text())
     assert (info["working_height"], info["working_width"]) == WORKING
+    assert info["fills_at_working_size"] is True
     assert info["arch"] == "coarse_to_fine" and info["channels"] == 8
     assert info["onnx"] == {"serving_default": "assets.extra/model.onnx",
                             "serving_float": "assets.extra/model_float.onnx"}
@@ -123,7 +137,7 @@ def test_export_layout_and_assets(exported, run_dir):
 
 
 def test_savedmodel_in_fresh_process_matches_keras(exported, generator, tmp_path):
-    fill = make_fill_fn(generator)
+    fill = make_fill_fn(generator, working_size=WORKING)
     cases = {}
     for seed, (height, width) in enumerate(ODD_SIZES):
         cases[str(tmp_path / f"case{seed}")] = _expected(generator, fill, height, width, seed)
@@ -139,7 +153,7 @@ def test_savedmodel_in_fresh_process_matches_keras(exported, generator, tmp_path
 
 
 def test_onnx_matches_keras(exported, generator):
-    fill = make_fill_fn(generator)
+    fill = make_fill_fn(generator, working_size=WORKING)
     sessions = {name: onnx_export.session(_load_onnx(exported / onnx_export.FOLDER / file))
                 for name, file in onnx_export.FILES.items()}
     for seed, (height, width) in enumerate(ODD_SIZES):
@@ -246,37 +260,58 @@ def served(exported):
         process.wait(timeout=30)
 
 
-def test_serve_and_client_fill_like_infer(served, run_dir, generator, tmp_path):
+def test_serve_and_client_fill_like_infer(served, run_dir, tmp_path):
     from tfinpaint.infer import main as infer
-    from tfinpaint.serving.remote import fetch_working_size, fill_frames, local_predict_fn
+    from tfinpaint.serving.remote import fetch_model_info, fill_frames, tile_size_for
     from tfinpaint.video import read_video, write_frames
 
     target = f"127.0.0.1:{served}"
-    assert fetch_working_size(target, MODEL) == WORKING
+    info = fetch_model_info(target, MODEL)
+    assert tile_size_for(info, None) is None  # whole frames: the graph reduces them itself
+    with pytest.raises(InputError, match="send whole frames"):
+        tile_size_for(info, WORKING)
 
-    # a clip at the working size: tfinpaint.infer fills it without resizing
-    frames, masks = _inputs(*WORKING, seed=5, frames=3)
+    # native frames larger than the working size, not a multiple of it
+    frames, masks = _inputs(2 * WORKING[0] + 5, 2 * WORKING[1] + 3, seed=5, frames=3)
     names = [f"{i:05d}" for i in range(len(frames))]
     write_frames(tmp_path / "video", frames, names)
     write_frames(tmp_path / "masks", np.repeat(masks, 3, axis=-1), names)
     assert infer(["--run", str(run_dir), "--video", str(tmp_path / "video"),
                   "--masks", str(tmp_path / "masks"), "--out", str(tmp_path / "infer")]) == 0
     by_infer = read_video(tmp_path / "infer" / "frames").frames
-    by_server = fill_frames(target, MODEL, frames, masks, tile_size=WORKING, batch=2)
+    by_server = fill_frames(target, MODEL, frames, masks, batch=2)
     np.testing.assert_array_equal(by_server, by_infer)
+    assert not np.array_equal(by_server, frames)
 
-    # a frame four times the working size goes through the tiling path on both sides
-    big_frames, big_masks = _inputs(4 * WORKING[0], 4 * WORKING[1], seed=6, frames=1)
-    shapes = []
-    in_process = local_predict_fn(make_fill_fn(generator))
 
-    def recording(frame_batch, mask_batch):
-        shapes.append(frame_batch.shape[1:3])
-        return in_process(frame_batch, mask_batch)
+def test_export_made_before_in_graph_resizing_still_serves(generator, run_dir, tmp_path):
+    """An older export (no `fills_at_working_size`, a graph that fills at the size it is sent)
+    loads, serves, and is tiled at its working size by the client, as before."""
+    from tfinpaint.export.savedmodel import write_savedmodel
+    from tfinpaint.serving.remote import fetch_model_info, fill_frames, local_predict_fn, tile_size_for
+    from tfinpaint.serving.server import serve
 
-    expected = fill_frames(recording, None, big_frames, big_masks, tile_size=WORKING, batch=4)
-    assert shapes and all(shape == WORKING for shape in shapes)
-    got = fill_frames(target, MODEL, big_frames, big_masks, tile_size=WORKING, batch=4)
+    old = tmp_path / "old" / "1"
+    write_savedmodel(InpaintModule(generator), old, config_yaml=(run_dir / "config.yaml").read_text(),
+                     info={"working_height": WORKING[0], "working_width": WORKING[1]})
+    server, port = serve(old.parent, 0)
+    try:
+        target = f"127.0.0.1:{port}"
+        tile_size = tile_size_for(fetch_model_info(target, "old"), None)
+        assert tile_size == WORKING
+        big_frames, big_masks = _inputs(4 * WORKING[0], 4 * WORKING[1], seed=6, frames=1)
+        shapes = []
+        in_process = local_predict_fn(make_fill_fn(generator))
+
+        def recording(frame_batch, mask_batch):
+            shapes.append(frame_batch.shape[1:3])
+            return in_process(frame_batch, mask_batch)
+
+        expected = fill_frames(recording, None, big_frames, big_masks, tile_size=tile_size, batch=4)
+        assert shapes and all(shape == WORKING for shape in shapes)
+        got = fill_frames(target, "old", big_frames, big_masks, tile_size=tile_size, batch=4)
+    finally:
+        server.stop(grace=None)
     np.testing.assert_array_equal(got, expected)
     known = big_masks == 0
     assert np.array_equal(np.where(known, got, 0), np.where(known, big_frames, 0))

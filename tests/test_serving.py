@@ -15,7 +15,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
 
 from tfinpaint.serving.server import serve
-from tfinpaint.serving import client, remote
+from tfinpaint.serving import remote as client
+from tfinpaint.serving.client import main as client_command
 from tfinpaint.serving.remote import (fetch_working_size, fill_frames, local_predict_fn,
                                       remote_predict_fn, with_retries)
 
@@ -68,7 +69,7 @@ def server(model_base):
 
 @pytest.fixture(scope="module")
 def stub(server):
-    return remote.connect(server)
+    return client.connect(server)
 
 
 def _video(num_frames, height, width, seed=0):
@@ -308,12 +309,70 @@ def test_client_command_writes_frames_and_video(server, tmp_path):
     out = tmp_path / "out"
     argv = ["--target", server, "--model", MODEL, "--video", str(tmp_path / "video"),
             "--masks", str(tmp_path / "masks"), "--out", str(out), "--batch", "2"]
-    assert client.main(argv) == 0
+    assert client_command(argv) == 0
     assert (out / "video.mp4").is_file()
     written = np.stack([cv2.imread(str(out / f"f{i}.png"))[..., ::-1] for i in range(3)])
     hole = masks[..., 0] != 0
     np.testing.assert_array_equal(written[~hole], frames[~hole])
     np.testing.assert_array_equal(written, fill_frames(server, MODEL, frames, masks,
                                                        tile_size=WORKING))
-    assert client.main(argv) == 2  # refuses to overwrite
-    assert client.main(argv[:2] + ["--model", "nope"] + argv[4:] + ["--overwrite"]) == 2
+    assert client_command(argv) == 2  # refuses to overwrite
+    assert client_command(argv[:2] + ["--model", "nope"] + argv[4:] + ["--overwrite"]) == 2
+
+
+def test_tile_size_for_new_old_and_unknown_exports():
+    from tfinpaint.errors import InputError
+
+    new = {"working_height": 32, "working_width": 48, "fills_at_working_size": True}
+    old = {"working_height": 32, "working_width": 48}
+    assert client.tile_size_for(new, None) is None  # whole frames, reduced in the graph
+    with pytest.raises(InputError, match=r"--tile-size 16x16: .* \(32x48\) itself"):
+        client.tile_size_for(new, (16, 16))
+    assert client.tile_size_for(old, None) == WORKING
+    assert client.tile_size_for(old, (16, 16)) == (16, 16)
+    assert client.tile_size_for(None, None) is None
+    assert client.tile_size_for(None, (16, 16)) == (16, 16)
+
+
+def test_whole_frames_are_batched_to_fit_the_message_limit():
+    from tfinpaint.errors import InputError
+
+    assert client.whole_frames_per_request(480, 854, 4, 64) == 4
+    assert client.whole_frames_per_request(2160, 3840, 4, 64) == 2  # 32 MB a 4K frame
+    assert client.whole_frames_per_request(2160, 3840, 4, 32) == 1
+    assert client.whole_frames_per_request(2160, 3840, 4, None) == 4
+    with pytest.raises(InputError, match="over the 16 MB gRPC message limit"):
+        client.whole_frames_per_request(2160, 3840, 4, 16)
+
+    frames, masks = _video(5, 600, 1000, seed=7)  # 2.4 MB a frame: 2 fit in 6 MB
+    sizes = []
+
+    def recording(frame_batch, mask_batch):
+        sizes.append(len(frame_batch))
+        return np.asarray(frame_batch)
+
+    fill_frames(recording, None, frames, masks, batch=4, message_mb=6)
+    assert sizes == [2, 2, 1]
+
+
+def test_client_command_refuses_tiles_for_an_export_that_fills_at_working_size(tmp_path, capsys):
+    base = tmp_path / "models" / "new"
+    _export(base / "1", offset=0.0)
+    info = base / "1" / "assets" / "tfinpaint.json"
+    info.write_text(json.dumps({**json.loads(info.read_text()), "fills_at_working_size": True}))
+    frames, masks = _video(2, *WORKING, seed=8)
+    from tfinpaint.video import write_frames
+
+    write_frames(tmp_path / "video", frames, ["a", "b"])
+    write_frames(tmp_path / "masks", np.repeat(masks, 3, axis=-1), ["a", "b"])
+    server, port = serve(base, 0)
+    try:
+        argv = ["--target", f"127.0.0.1:{port}", "--model", "new", "--video",
+                str(tmp_path / "video"), "--masks", str(tmp_path / "masks"),
+                "--out", str(tmp_path / "out")]
+        assert client_command(argv + ["--tile-size", "16x16"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "send whole frames" in err[0]
+        assert client_command(argv) == 0
+    finally:
+        server.stop(grace=None)

@@ -14,12 +14,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tfinpaint import resample
 from tfinpaint import video as video_io
 from tfinpaint.config import Config
 from tfinpaint.errors import InputError
 from tfinpaint.generator import min_input_size
 from tfinpaint.rundir import staged_folder
 from tfinpaint.sample_clip import SAMPLE, make_sample
+
+# Frames resized per call: bounds the float32 copies (8 frames of 4K are about 800 MB).
+RESIZE_BATCH = 8
 
 
 @dataclass
@@ -123,18 +127,25 @@ def check_size(native: tuple[int, int], config: Config, source: str) -> tuple[in
 
 
 def resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resizes 0/1 masks so that every pixel touched by the hole stays hole (area, then > 0)."""
+    """Resizes 0/1 masks so that every pixel touched by the hole stays hole (area, then > 0), with
+    `tfinpaint.resample`, the reduction the fill graphs do in-graph."""
     if masks.shape[1:3] == (height, width):
         return masks
-    resized = [cv2.resize(m[..., 0].astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
-               for m in masks]
-    return (np.stack(resized)[..., None] > 0).astype(np.uint8)
+    return np.concatenate([resample.resize_hole(masks[start:start + RESIZE_BATCH] > 0,
+                                                (height, width)).numpy().astype(np.uint8)
+                           for start in range(0, len(masks), RESIZE_BATCH)])
 
 
 def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 frames reduced by area (grown bicubically) with `tfinpaint.resample`, the very
+    reduction the fill graphs (`tfinpaint.inference.make_fill_fn` with a working size, the
+    exported models) do in-graph, so the network is fitted on what it is later given. Within one
+    level of OpenCV's INTER_AREA (tests/test_resample.py)."""
     if frames.shape[1:3] == (height, width):
         return frames
-    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
+    return np.concatenate([resample.resize_uint8(frames[start:start + RESIZE_BATCH],
+                                                 (height, width)).numpy()
+                           for start in range(0, len(frames), RESIZE_BATCH)])
 
 
 def upsample(images: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -50,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()) and not args.overwrite:
         raise InputError(f"{args.out}: exists; pass --overwrite to replace it")
     generator = load_generator(run)
-    filled = render(make_fill_fn(generator, config.data.prefill), clip.frames, clip.masks, size,
-                    batch_size=config.infer.batch_size)
+    fill = make_fill_fn(generator, config.data.prefill, working_size=size)
+    filled = render(fill, clip.frames, clip.masks, batch_size=config.infer.batch_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     summary = write_result(out, clip, filled, logdir=run.logs, extra={"working_size": list(size)})
     print(f"result: {out}/video.mp4")

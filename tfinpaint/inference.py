@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfinpaint import tiling
+from tfinpaint import resample, tiling
 from tfinpaint.clip import resize_frames, resize_masks, upsample
 from tfinpaint.config import Config
 from tfinpaint.errors import InputError
@@ -35,17 +35,31 @@ def predict_hole(generator: keras.Model, frames: tf.Tensor, hole: tf.Tensor, *,
     return crop_to(generator(padded, training=False)[-1], size)
 
 
-def make_fill_fn(generator: keras.Model, prefill: str = "none") -> FillFn:
+def make_fill_fn(generator: keras.Model, prefill: str = "none",
+                 working_size: tuple[int, int] | None = None) -> FillFn:
     """A graph function `(frames uint8 [N,H,W,3], masks uint8 [N,H,W,1]) -> uint8 [N,H,W,3]`.
 
     Any H and W; any non-zero mask value is hole; known pixels pass through exactly.
     `prefill` is the run's `data.prefill`: the network's input must be the one it was fitted on.
-    """
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames"),
-        tf.TensorSpec([None, None, None, 1], tf.uint8, name="masks"),
-    ])
+    `working_size` (H, W) is the run's `data.working_height/width` (0: the frames' own size on
+    that axis): the graph then takes native frames and does what `tfinpaint.infer` promises, all
+    inside (`fill_at_working_size`); it is what `infer`, `train`'s render and the exported
+    SavedModel and ONNX models run. None: the network fills at whatever size it is given (tiles,
+    frames already reduced, the later stages of a progressive ladder).
+    """
+    specs = [tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames"),
+             tf.TensorSpec([None, None, None, 1], tf.uint8, name="masks")]
+    if working_size is not None:
+        working = tuple(int(side) for side in working_size)
+
+        @tf.function(input_signature=specs)
+        def fill_native(frames, masks):
+            return fill_at_working_size(generator, frames, masks, working, prefill=prefill)
+
+        return fill_native
+
+    @tf.function(input_signature=specs)
     def fill(frames, masks):
         is_hole = masks > 0
         output = predict_hole(generator, to_signed(frames), tf.cast(is_hole, tf.float32),
@@ -53,6 +67,48 @@ def make_fill_fn(generator: keras.Model, prefill: str = "none") -> FillFn:
         return tf.where(is_hole, to_uint8(output), frames)
 
     return fill
+
+
+def resolve_working_size(working: tuple[int, int], native: tf.Tensor) -> tf.Tensor:
+    """int32 [2]: the working (H, W), the native size where `working` says 0 (in-graph)."""
+    requested = tf.constant(working, tf.int32)
+    return tf.where(requested > 0, requested, native)
+
+
+def fill_at_working_size(generator: keras.Model, frames: tf.Tensor, masks: tf.Tensor,
+                         working: tuple[int, int], *, prefill: str = "none") -> tf.Tensor:
+    """Native uint8 frames filled as the network was fitted: reduced to the working size (area,
+    `tfinpaint.resample`, the reduction training's frames had), the hole reduced by area and
+    kept wherever touched, filled and rounded to uint8 there, brought back up to the native size
+    (bicubic) and pasted into the hole only; every known pixel is the input's, bit for bit."""
+    native = tf.shape(frames)[1:3]
+    size = resolve_working_size(working, native)
+    is_hole = masks > 0
+    small_frames = resample.resize_uint8(frames, size)
+    small_hole = resample.resize_hole(is_hole, size)
+    output = predict_hole(generator, to_signed(small_frames), tf.cast(small_hole, tf.float32),
+                          prefill=prefill)
+    small_filled = tf.where(small_hole, to_uint8(output), small_frames)
+    return tf.where(is_hole, resample.resize_uint8(small_filled, native), frames)
+
+
+def fill_float_at_working_size(generator: keras.Model, frames: tf.Tensor, is_hole: tf.Tensor,
+                               working: tuple[int, int] | None, *, prefill: str = "none"
+                               ) -> tf.Tensor:
+    """`fill_at_working_size` for float32 frames in [0, 1] and a bool hole, never rounded
+    (the SavedModel's `serving_float`). `working` None: fill at the frames' own size."""
+    if working is None:
+        output = predict_hole(generator, frames * 2.0 - 1.0, tf.cast(is_hole, tf.float32),
+                              prefill=prefill)
+        return tf.where(is_hole, (output + 1.0) * 0.5, frames)
+    native = tf.shape(frames)[1:3]
+    size = resolve_working_size(working, native)
+    small_frames = resample.resize_images(frames, size)
+    small_hole = resample.resize_hole(is_hole, size)
+    output = predict_hole(generator, small_frames * 2.0 - 1.0, tf.cast(small_hole, tf.float32),
+                          prefill=prefill)
+    small_filled = tf.where(small_hole, (output + 1.0) * 0.5, small_frames)
+    return tf.where(is_hole, resample.resize_images(small_filled, native), frames)
 
 
 PriorFillFn = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
@@ -76,25 +132,19 @@ def make_prior_fill_fn(generator: keras.Model, prefill: str = "none") -> PriorFi
     return fill
 
 
-def render(fill: FillFn, frames: np.ndarray, masks: np.ndarray, size: tuple[int, int],
-           batch_size: int = 4, progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Fills native-resolution frames with a network that works at `size` (H, W).
+def render(fill: FillFn, frames: np.ndarray, masks: np.ndarray, *, batch_size: int = 4,
+           progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Fills frames `batch_size` at a time with `fill`, a graph that takes them at their size.
 
-    The frames are reduced to the working size and filled there; only the hole is brought back
-    up (bicubic) and pasted, so every known pixel of the result is the input's, bit for bit.
+    For native frames and a network fitted at a working size, `fill` is
+    `make_fill_fn(generator, prefill, working_size)`: the reduction, the fill, the way back up
+    and the paste all happen in that graph, the one the exported models run.
     """
-    height, width = frames.shape[1:3]
-    small_frames = resize_frames(frames, *size)
-    small_masks = resize_masks(masks, *size)
-    result = frames.copy()
+    result = np.empty_like(frames)
     for start in range(0, len(frames), batch_size):
         stop = min(start + batch_size, len(frames))
-        filled = fill(tf.constant(small_frames[start:stop]), tf.constant(small_masks[start:stop])).numpy()
-        for offset, image in enumerate(filled):
-            index = start + offset
-            image = upsample(image, height, width)
-            hole = masks[index, ..., 0] > 0
-            result[index][hole] = image[hole]
+        result[start:stop] = np.asarray(fill(tf.constant(frames[start:stop]),
+                                             tf.constant(masks[start:stop])))
         if progress is not None:
             progress(stop)
     return result
@@ -159,7 +209,7 @@ def fill_stage(stage: Stage, frames: np.ndarray, masks: np.ndarray, priors: np.n
                progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Fills frames already at the stage's size: whole frames for stage 1, the grid after."""
     if not stage.with_prior:
-        return render(stage.fill, frames, masks, stage.size, batch_size=config.infer.batch_size,
+        return render(stage.fill, frames, masks, batch_size=config.infer.batch_size,
                       progress=progress)
     filled = np.empty_like(frames)
     for index in range(len(frames)):

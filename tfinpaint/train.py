@@ -133,8 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         why = f" ({outcome.stop_reason})" if outcome.stop_reason else ""
         print(f"fitted to step {outcome.steps} in {outcome.seconds:.0f} s{why}; rendering", file=sys.stderr)
     began = time.perf_counter()
-    filled = render(make_fill_fn(outcome.model.generator, config.data.prefill), clip.frames, clip.masks, size,
-                    batch_size=config.infer.batch_size)
+    fill = make_fill_fn(outcome.model.generator, config.data.prefill, working_size=size)
+    filled = render(fill, clip.frames, clip.masks, batch_size=config.infer.batch_size)
     summary = write_result(run.result, clip, filled, logdir=run.logs, extra={
         "steps": outcome.steps, "fit_seconds": round(outcome.seconds, 1),
         "render_seconds": round(time.perf_counter() - began, 1),

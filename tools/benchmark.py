@@ -277,7 +277,11 @@ def serving_benchmark(args) -> dict:
         options = dict(tile_size=size, batch=args.serving_batch,
                        concurrency=args.serving_concurrency)
 
-        local = local_predict_fn(make_fill_fn(load_generator(RunDir(run))))
+        # the exported graph itself (it reduces to the working size; tiles of that size pass
+        # through the resize unchanged)
+        local = local_predict_fn(make_fill_fn(
+            load_generator(RunDir(run)), config.data.prefill,
+            working_size=(config.data.working_height, config.data.working_width)))
         tiles = []
 
         def counting(frames, masks):

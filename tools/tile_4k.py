@@ -3,14 +3,15 @@
     # in-process, a fitted run (a progressive ladder or a single fit)
     python tools/tile_4k.py --run runs/clip4k --video frames4k/ --masks masks4k/ --out filled/
     # in-process, a SavedModel export; or a TF Serving endpoint
-    python tools/tile_4k.py --export models/clip/1 --tile-size 540x960 --video ... --out ...
+    python tools/tile_4k.py --export models/clip/1 --video ... --out ...
     python tools/tile_4k.py --target 127.0.0.1:8500 --model clip --video ... --out ...
 
 Frames and masks are folders of images matched by sorted name; each frame is read, filled and
 written (PNG, atomically) before the next is read, so memory is one frame plus a batch of tiles,
 whatever the clip's length. Known pixels are the input's, bit for bit. A run is filled through
 its whole ladder (`tfinpaint.inference.fill_frame`); an export or endpoint through
-`tfinpaint.serving.remote.fill_frames` with tiles of the model's working size.
+`tfinpaint.serving.remote.fill_frames`: whole frames for an export that reduces them to its
+working size itself (`fills_at_working_size`), tiles of its working size for older exports.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video", required=True, help="folder of frames")
     parser.add_argument("--masks", required=True, help="folder of masks, one per frame")
     parser.add_argument("--out", required=True, help="folder for the filled PNG frames")
-    parser.add_argument("--tile-size", type=_size, help="HxW tile size (export / target); "
-                        "default: the export's or server's working size")
+    parser.add_argument("--tile-size", type=_size, help="HxW tile size, only for exports made "
+                        "before fills_at_working_size (default: their working size)")
     parser.add_argument("--overlap", type=int, default=0, help="least grid overlap (export/target)")
     parser.add_argument("--batch", type=int, default=4, help="tiles per network call")
     parser.add_argument("--mask-threshold", type=int, default=0)
@@ -95,18 +96,16 @@ def _frame_filler(args):
 
     if args.export:
         predict = client.local_predict_fn(args.export)
-        tile_size = args.tile_size
-        info = Path(args.export) / "assets" / "tfinpaint.json"
-        if tile_size is None and info.exists():
-            data = json.loads(info.read_text())
-            tile_size = (int(data["working_height"]), int(data["working_width"]))
+        path = Path(args.export) / "assets" / "tfinpaint.json"
+        info = json.loads(path.read_text()) if path.exists() else None
     else:
         if not args.model:
             raise InputError("--target needs --model NAME")
         predict = client.remote_predict_fn(args.target, args.model)
-        tile_size = args.tile_size or client.fetch_working_size(args.target, args.model)
-    if tile_size is None:
-        raise InputError("the working size is unknown: pass --tile-size HxW")
+        info = client.fetch_model_info(args.target, args.model)
+    # an export that fills at its working size takes the whole frame; older ones take tiles
+    # (the real TF Serving does not say which: whole frames unless --tile-size, as the client)
+    tile_size = client.tile_size_for(info, args.tile_size)
     return lambda frame, mask: client.fill_frames(
         predict, args.model, frame[None], mask[None], tile_size=tile_size, overlap=args.overlap,
         batch=args.batch, concurrency=1)[0]

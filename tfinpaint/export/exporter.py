@@ -10,7 +10,7 @@ from tfinpaint import __version__
 from tfinpaint.errors import InputError
 from tfinpaint.export import onnx as onnx_export
 from tfinpaint.export import savedmodel
-from tfinpaint.export.names import DEFAULT_SIGNATURE, FLOAT_SIGNATURE
+from tfinpaint.export.names import DEFAULT_SIGNATURE, FILLS_AT_WORKING_SIZE, FLOAT_SIGNATURE
 from tfinpaint.generator import MULTIPLE, min_input_size
 from tfinpaint.inference import load_generator
 from tfinpaint.rundir import RunDir, staged_folder
@@ -48,6 +48,9 @@ def export(run_path: str | Path, out: str | Path, *, version: int | None = None,
     info = {
         "working_height": height,
         "working_width": width,
+        # The graph takes whole native frames and reduces them to the working size itself;
+        # exports without this key fill at whatever size they are sent (clients tile them).
+        FILLS_AT_WORKING_SIZE: True,
         "arch": config.generator.arch,
         "channels": config.generator.channels,
         "padding": config.generator.padding,
@@ -59,7 +62,9 @@ def export(run_path: str | Path, out: str | Path, *, version: int | None = None,
         "onnx": None,
         "tfinpaint_version": __version__,
     }
-    module = savedmodel.InpaintModule(generator, config.data.prefill)
+    module = savedmodel.InpaintModule(
+        generator, config.data.prefill,
+        working_size=(config.data.working_height, config.data.working_width))
 
     models = None
     if onnx:

@@ -17,6 +17,9 @@ FLOAT_HOLE_THRESHOLD = 0.5
 # files under the version folder's assets/
 ASSETS_JSON = "tfinpaint.json"  # working size, architecture, checkpoint
 ASSETS_CONFIG = "config.yaml"  # the run's resolved config
+# tfinpaint.json's key saying the graph reduces native frames to the working size itself (send
+# whole frames); absent in exports made before, which fill at the size they are sent
+FILLS_AT_WORKING_SIZE = "fills_at_working_size"
 
 # GetModelMetadata fields: TF Serving's own, and tfinpaint's (assets/tfinpaint.json as a Struct;
 # the real server rejects it with INVALID_ARGUMENT)

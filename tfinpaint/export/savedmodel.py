@@ -1,17 +1,20 @@
 """The SavedModel of a fitted video, in TensorFlow Serving's `models/NAME/<version>/` layout.
 
-Signatures (any N, H and W; padded inside the graph to what the network needs, cropped back):
+Signatures (any N, H and W):
 
 - `serving_default`: `frames` uint8 [N,H,W,3], `masks` uint8 [N,H,W,1] (non-zero = hole) ->
-  `inpainted` uint8 [N,H,W,3]. The graph is `tfinpaint.inference.make_fill_fn`, the one
-  `tfinpaint.infer` fills with, so a served model fills exactly as the run does.
+  `inpainted` uint8 [N,H,W,3]. Send whole native frames: the graph reduces them to the run's
+  working size itself (area), fills there, brings the hole back up (bicubic) and pastes it. The
+  graph is `tfinpaint.inference.make_fill_fn(..., working_size=...)`, the one `tfinpaint.infer`
+  and `train`'s render fill with, so a served model fills exactly as the run does.
 - `serving_float`: `frames` float32 [N,H,W,3] in [0, 1], `masks` float32 [N,H,W,1] (> 0.5 =
-  hole) -> `inpainted` float32 in [0, 1], not rounded: for pipelines that keep float frames and
-  for numerical comparison with other runtimes.
+  hole) -> `inpainted` float32 in [0, 1]: the same graph, never rounded, for pipelines that
+  keep float frames and for numerical comparison with other runtimes.
 
 Known pixels pass through both exactly. The export's `assets/` holds `tfinpaint.json` (working
-resolution, architecture; `tfinpaint.serve` answers it as model metadata) and `config.yaml` (the
-run's resolved config).
+resolution, `fills_at_working_size`, architecture; `tfinpaint.serve` answers it as model
+metadata) and `config.yaml` (the run's resolved config). Exports made before the graph reduced
+frames itself lack `fills_at_working_size` and fill at whatever size they are sent.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import tensorflow as tf
 
 from tfinpaint.export.names import (ASSETS_CONFIG, ASSETS_JSON, DEFAULT_SIGNATURE,
                                     FLOAT_HOLE_THRESHOLD, FLOAT_SIGNATURE, FRAMES, MASKS, OUTPUT)
-from tfinpaint.inference import make_fill_fn, predict_hole
+from tfinpaint.inference import fill_float_at_working_size, make_fill_fn
 
 
 class InpaintModule(tf.Module):
@@ -35,19 +38,24 @@ class InpaintModule(tf.Module):
         generator: a float32 `Generator` (`tfinpaint.inference.load_generator` gives one); its
             variables become the SavedModel's.
         prefill: the run's `data.prefill` (the network's input must be the one it was fitted on).
+        working_size: the run's (`data.working_height`, `data.working_width`), 0 = native: the
+            signatures take native frames and fill at this size. None: they fill at the size
+            they are given (no resizing in the graph).
 
     Example:
-    >>> module = InpaintModule(build_generator("base", channels=8))
+    >>> module = InpaintModule(build_generator("base", channels=8), working_size=(32, 48))
     >>> frames, masks = tf.zeros([2, 37, 53, 3], tf.uint8), tf.ones([2, 37, 53, 1], tf.uint8)
     >>> module.serving_default(frames=frames, masks=masks)["inpainted"].shape
     TensorShape([2, 37, 53, 3])
     """
 
-    def __init__(self, generator: keras.Model, prefill: str = "none"):
+    def __init__(self, generator: keras.Model, prefill: str = "none",
+                 working_size: tuple[int, int] | None = None):
         super().__init__(name="tfinpaint")
         self.generator = generator
         self.prefill = prefill
-        self.fill = make_fill_fn(generator, prefill)
+        self.working_size = None if working_size is None else tuple(int(v) for v in working_size)
+        self.fill = make_fill_fn(generator, prefill, working_size=self.working_size)
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None, None, 3], tf.uint8, name=FRAMES),
@@ -61,11 +69,9 @@ class InpaintModule(tf.Module):
         tf.TensorSpec([None, None, None, 1], tf.float32, name=MASKS),
     ])
     def serving_float(self, frames, masks):
-        # make_fill_fn's graph without the uint8 conversions at either end
-        is_hole = masks > FLOAT_HOLE_THRESHOLD
-        output = predict_hole(self.generator, frames * 2.0 - 1.0, tf.cast(is_hole, tf.float32),
-                              prefill=self.prefill)
-        return {OUTPUT: tf.where(is_hole, (output + 1.0) * 0.5, frames)}
+        return {OUTPUT: fill_float_at_working_size(self.generator, frames,
+                                                   masks > FLOAT_HOLE_THRESHOLD,
+                                                   self.working_size, prefill=self.prefill)}
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
         return {DEFAULT_SIGNATURE: self.serving_default.get_concrete_function(),

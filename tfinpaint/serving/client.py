@@ -1,10 +1,13 @@
-"""Fill a video through a TF Serving-compatible server, tiling frames larger than the network.
+"""Fill a video through a TF Serving-compatible server: whole native frames, batched to fit.
 
     python -m tfinpaint.serving.client --target 127.0.0.1:8500 --model clip \\
         --video clip.mp4 --masks clip_masks/ --out filled/
 
-Works with `python -m tfinpaint.serve` and with the real `tensorflow_model_server`; how frames
-are tiled and where the working size comes from: `tfinpaint.serving.remote`.
+Works with `python -m tfinpaint.serve` and with the real `tensorflow_model_server`. Exports
+reduce frames to their working size inside the graph, so whole frames are sent, as many per
+request as fit --max-message-mb; --tile-size is only for exports made before that (their
+tfinpaint.json lacks `fills_at_working_size`), which fill at the size they are sent: see
+`tfinpaint.serving.remote`.
 """
 
 from __future__ import annotations
@@ -46,7 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mask-threshold", type=int, default=0,
                         help="mask values above this are hole")
     parser.add_argument("--tile-size", type=_size,
-                        help="working size HxW (default: as the server reports it, else none)")
+                        help="only for exports made before fills_at_working_size: tile frames "
+                             "larger than HxW (default: as the server reports it, else none)")
+    parser.add_argument("--max-message-mb", type=int, default=64,
+                        help="gRPC message limit, as the server's (whole frames per request "
+                             "are capped to fit)")
     parser.add_argument("--overlap", type=int, help="least tile overlap in pixels")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
     parser.add_argument("--retries", type=int, default=5,
@@ -54,13 +61,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.batch < 1 or args.concurrency < 1:
         raise InputError("--batch and --concurrency must be at least 1")
+    if args.max_message_mb < 1:
+        raise InputError("--max-message-mb must be at least 1")
     if args.mask_dilation < 0 or args.retries < 0 or (args.overlap or 0) < 0:
         raise InputError("--mask-dilation, --overlap and --retries must not be negative")
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise InputError(f"{out}: folder is not empty (pass --overwrite to replace its files)")
 
-    from tfinpaint.serving.remote import connect, fetch_working_size, fill_frames, remote_predict_fn
+    from tfinpaint.serving.remote import (connect, fetch_model_info, fill_frames,
+                                          remote_predict_fn, tile_size_for)
     from tfinpaint.video import read_masks, read_video, write_frames, write_video
 
     video = read_video(args.video)
@@ -68,20 +78,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     masks = read_masks(args.masks, num_frames, height, width, threshold=args.mask_threshold,
                        dilation=args.mask_dilation, names=video.names)
 
-    stub = connect(args.target)
+    stub = connect(args.target, max_message_mb=args.max_message_mb)
     try:
-        tile_size = args.tile_size or fetch_working_size(stub, args.model, version=args.version,
-                                                         retries=args.retries)
-        if tile_size is None:
-            print("note: the server does not report a working size and --tile-size is not "
-                  "set; sending whole frames", file=sys.stderr)
+        info = fetch_model_info(stub, args.model, version=args.version, retries=args.retries)
+        tile_size = tile_size_for(info, args.tile_size)
+        if info is None and tile_size is None:
+            print("note: the server does not describe the export; sending whole frames (right "
+                  "for exports that fill at their working size; pass --tile-size for older ones)",
+                  file=sys.stderr)
         predict = remote_predict_fn(stub, args.model, version=args.version,
                                     timeout=args.timeout, retries=args.retries)
         import keras
         bar = keras.utils.Progbar(num_frames, unit_name="frame")
         filled = fill_frames(predict, args.model, video.frames, masks, tile_size=tile_size,
                              overlap=args.overlap, batch=args.batch,
-                             concurrency=args.concurrency, progress=bar.update)
+                             concurrency=args.concurrency, message_mb=args.max_message_mb,
+                             progress=bar.update)
     except grpc.RpcError as error:
         raise InputError(f"server {args.target}, model '{args.model}': {error.code().name}: "
                          f"{error.details()}") from None

@@ -1,16 +1,20 @@
-"""Filling frames through a TF Serving-compatible server, tiling frames larger than the network.
+"""Filling frames through a TF Serving-compatible server, in whole frames or in tiles.
 
 Works with `python -m tfinpaint.serve` and with the real `tensorflow_model_server`.
 
-Working size. Frames no larger than the network's working resolution are sent whole; larger
-ones are cut into tiles of that size (`tfinpaint.tiling`), only tiles holding a hole pixel are
-sent, and the outputs are blended back into the hole. The client learns the working size, in
-this order, from:
-  1. `--tile-size HxW`;
-  2. `GetModelMetadata` with the metadata field `tfinpaint`, which `tfinpaint.serve` answers with
-     the export's `assets/tfinpaint.json` (`working_height`, `working_width`);
-  3. nothing: the real TF Serving only answers `signature_def` (the signature says "any H and
-     W"), so without `--tile-size` frames are sent whole.
+Whole frames or tiles (`tile_size_for`). An export whose `assets/tfinpaint.json` says
+`fills_at_working_size` reduces native frames to its working size inside the graph, as
+`tfinpaint.infer` does: the client sends whole native frames, as many per request as fit the
+gRPC message limit, and never tiles (a tile would be reduced to the whole working size, at the
+wrong scale). Exports made before that key existed fill at the size they are sent: for them, frames
+larger than the working size are cut into tiles of that size (`tfinpaint.tiling`), only tiles
+holding a hole pixel are sent, and the outputs are blended back into the hole. The client learns
+which it has, in this order, from:
+  1. `GetModelMetadata` with the metadata field `tfinpaint`, which `tfinpaint.serve` answers with
+     the export's `assets/tfinpaint.json`;
+  2. `--tile-size HxW`, for an old export (refused for a new one);
+  3. nothing: the real TF Serving only answers `signature_def`, so without `--tile-size` frames
+     are sent whole, which is right for every export made since.
 
 The in-process and the remote paths share one tiling and batching code path, `fill_frames`,
 behind a `PredictFn`: `remote_predict_fn` (gRPC, with retries) or `local_predict_fn` (a
@@ -32,16 +36,25 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
 
 from tfinpaint import tiling
-from tfinpaint.export.names import ASSETS_JSON, DEFAULT_SIGNATURE, FRAMES, MASKS, OUTPUT, TFINPAINT_FIELD
+from tfinpaint.errors import InputError
+from tfinpaint.export.names import (ASSETS_JSON, DEFAULT_SIGNATURE, FILLS_AT_WORKING_SIZE, FRAMES,
+                                    MASKS, OUTPUT, TFINPAINT_FIELD)
 
 PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """`(frames uint8 [N,H,W,3], masks uint8 [N,H,W,1]) -> inpainted uint8 [N,H,W,3]`."""
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 MEGABYTE = 1 << 20
+# The default gRPC message limit of `connect` and `tfinpaint.serve`, in MB.
+DEFAULT_MESSAGE_MB = 64
+# Bytes a whole frame takes in a request (RGB and mask) and in its answer (RGB), per pixel;
+# and room for the protobuf framing of one request.
+REQUEST_BYTES_PER_PIXEL = 4
+RESPONSE_BYTES_PER_PIXEL = 3
+MESSAGE_OVERHEAD = 64 * 1024
 
 
-def connect(target: str, *, max_message_mb: int = 64
+def connect(target: str, *, max_message_mb: int = DEFAULT_MESSAGE_MB
             ) -> prediction_service_pb2_grpc.PredictionServiceStub:
     """A PredictionService stub on an insecure channel to HOST:PORT."""
     message_bytes = max_message_mb * MEGABYTE
@@ -127,15 +140,11 @@ def local_predict_fn(saved_model, *, signature: str = DEFAULT_SIGNATURE) -> Pred
     return predict
 
 
-def fetch_working_size(stub_or_target, model: str, *, version: int | None = None,
-                       timeout: float = 30.0, retries: int = 5,
-                       backoff: float = 0.5) -> tuple[int, int] | None:
-    """The model's working (height, width) as `tfinpaint.serve` reports it; None if unknown
-    (then frames are sent whole).
-
-    None when the server does not know the `tfinpaint` metadata field (the real TF Serving
-    answers INVALID_ARGUMENT) or the export has no `tfinpaint.json` (NOT_FOUND).
-    """
+def fetch_model_info(stub_or_target, model: str, *, version: int | None = None,
+                     timeout: float = 30.0, retries: int = 5, backoff: float = 0.5) -> dict | None:
+    """The export's `assets/tfinpaint.json` as `tfinpaint.serve` reports it; None if the server
+    does not know the `tfinpaint` metadata field (the real TF Serving answers INVALID_ARGUMENT)
+    or the export has no `tfinpaint.json` (NOT_FOUND)."""
     stub = _stub(stub_or_target)
     request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=[TFINPAINT_FIELD])
     _model_spec(request.model_spec, model, version)
@@ -150,9 +159,56 @@ def fetch_working_size(stub_or_target, model: str, *, version: int | None = None
         raise
     info = struct_pb2.Struct()
     response.metadata[TFINPAINT_FIELD].Unpack(info)
-    info = json_format.MessageToDict(info)
+    return json_format.MessageToDict(info)
+
+
+def fetch_working_size(stub_or_target, model: str, **kwargs) -> tuple[int, int] | None:
+    """The model's working (height, width) as `tfinpaint.serve` reports it; None if unknown.
+    Keyword arguments as for `fetch_model_info`."""
+    return _working_size(fetch_model_info(stub_or_target, model, **kwargs))
+
+
+def _working_size(info: dict | None) -> tuple[int, int] | None:
+    if not info:
+        return None
     size = int(info.get("working_height", 0)), int(info.get("working_width", 0))
     return size if min(size) > 0 else None  # 0 = the export does not know its working size
+
+
+def tile_size_for(info: dict | None, requested: tuple[int, int] | None
+                  ) -> tuple[int, int] | None:
+    """The tile size to send an export, None for whole frames (see the module docstring).
+
+    `info` is the export's `tfinpaint.json` (None where the server does not say); `requested`
+    the user's `--tile-size`. Raises `InputError` for a tile size with an export that fills at
+    its working size itself.
+    """
+    if info and info.get(FILLS_AT_WORKING_SIZE):
+        if requested is not None:
+            size = _working_size(info)
+            working = f" ({size[0]}x{size[1]})" if size else ""
+            raise InputError(f"--tile-size {requested[0]}x{requested[1]}: this export reduces "
+                             f"whole frames to its working size{working} itself; send whole "
+                             "frames (tiles are only for exports made before "
+                             f"'{FILLS_AT_WORKING_SIZE}')")
+        return None
+    return requested or _working_size(info)
+
+
+def whole_frames_per_request(height: int, width: int, batch: int,
+                             message_mb: int | None) -> int:
+    """How many whole frames of height x width to send at once: `batch`, or fewer where the
+    request or its answer would pass the gRPC message limit. Raises `InputError` when one
+    frame alone does not fit."""
+    if message_mb is None:
+        return batch
+    limit = message_mb * MEGABYTE - MESSAGE_OVERHEAD
+    per_frame = height * width * max(REQUEST_BYTES_PER_PIXEL, RESPONSE_BYTES_PER_PIXEL)
+    if per_frame > limit:
+        raise InputError(f"one {width}x{height} frame takes {per_frame / MEGABYTE:.0f} MB per "
+                         f"request, over the {message_mb} MB gRPC message limit; raise "
+                         "--max-message-mb on the server and the client")
+    return max(1, min(batch, limit // per_frame))
 
 
 # A piece of work: (frame index, tile or None for the whole frame).
@@ -186,6 +242,7 @@ def _tile_batches(frames, masks, holes, tiles, batch) -> Iterator[tuple[list[_Pi
 def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np.ndarray, *,
                 tile_size: tuple[int, int] | None = None, overlap: int | None = None,
                 batch: int = 4, concurrency: int = 2, version: int | None = None,
+                message_mb: int | None = None,
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Fill the holes of `frames` by calling a model, tiling frames larger than `tile_size`.
 
@@ -194,13 +251,16 @@ def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np
         `remote_predict_fn(...)`), a PredictionServiceStub, or "HOST:PORT".
       model: the served model's name (ignored for a PredictFn).
       frames: uint8 [N, H, W, 3]; masks: [N, H, W, 1] or [N, H, W], non-zero in the hole.
-      tile_size: (height, width), the network's working size. Frames no larger are sent whole
-        in batches of `batch`; larger ones are tiled (`tiling.plan_tiles`, with seam tiles)
-        and only tiles with a hole pixel are sent, `batch` tiles per request. None: no tiling.
+      tile_size: (height, width), for exports that fill at the size they are sent (made before
+        `fills_at_working_size`; see `tile_size_for`): frames no larger are sent whole in
+        batches of `batch`; larger ones are tiled (`tiling.plan_tiles`, with seam tiles) and
+        only tiles with a hole pixel are sent, `batch` tiles per request. None: whole frames.
       overlap: least overlap of neighbouring tiles (default: a quarter of the tile's smaller
         side).
       concurrency: requests in flight at once (a bounded window, not a queue of everything).
       version: model version (default: the server's latest).
+      message_mb: the gRPC message limit: whole frames go `batch` per request or fewer, so that
+        a request and its answer fit (`whole_frames_per_request`). None: no limit.
       progress: called with the number of frames done so far, as frames complete.
 
     Returns:
@@ -219,6 +279,8 @@ def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np
     if batch < 1 or concurrency < 1:
         raise ValueError(f"batch ({batch}) and concurrency ({concurrency}) must be >= 1")
     masks = masks.astype(np.uint8)
+    if not callable(stub_or_target) and message_mb is None:
+        message_mb = DEFAULT_MESSAGE_MB  # what `connect` allows
     predict = stub_or_target if callable(stub_or_target) \
         else remote_predict_fn(stub_or_target, model, version=version)
 
@@ -241,7 +303,8 @@ def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np
             hole = masks[i, ..., 0] != 0
             pending[int(i)] = sum(bool(hole[t.window].any()) for t in tiles)
     else:
-        batches = _whole_frame_batches(frames, masks, holes, batch)
+        per_request = whole_frames_per_request(height, width, batch, message_mb)
+        batches = _whole_frame_batches(frames, masks, holes, per_request)
 
     def collect(pieces: list[_Piece], outputs: np.ndarray) -> None:
         nonlocal done
