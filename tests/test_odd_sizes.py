@@ -72,7 +72,7 @@ def test_one_fit_step_and_a_fill_at_any_working_size(fitted, size):
                for w, old in zip(model.generator.trainable_weights, before)]
     assert all(changed)
 
-    filled = render(fill, frames[:1], masks[:1], (height, width))
+    filled = render(fill, frames[:1], masks[:1])
     assert filled.shape == (1, height, width, 3) and filled.dtype == np.uint8
     known = masks[:1, ..., 0] == 0
     np.testing.assert_array_equal(filled[known], frames[:1][known])
