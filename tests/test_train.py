@@ -50,6 +50,18 @@ def test_sample_fit_writes_the_result_and_compares_with_telea(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_lossless_result_decodes_to_the_png_frames_and_infer_writes_one_too(tmp_path):
+    run = tmp_path / "run"
+    argv = ["--video", "sample", "--run-dir", str(run), "--steps", "2", "--lossless", *tiny_args()]
+    assert train.main(argv) == 0
+    frames = read_video(run / "result" / "frames").frames
+    np.testing.assert_array_equal(read_video(run / "result" / "video.mkv").frames, frames)
+    assert infer.main(["--run", str(run), "--out", str(tmp_path / "again"), "--lossless"]) == 0
+    again = read_video(tmp_path / "again" / "frames").frames
+    np.testing.assert_array_equal(read_video(tmp_path / "again" / "video.mkv").frames, again)
+
+
 def test_folder_clip_at_lower_working_resolution_keeps_known_pixels_exact(tmp_path):
     sample = _clip_folders(tmp_path)
     run = tmp_path / "run"

@@ -158,15 +158,22 @@ def upsample(images: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def write_result(result: Path, clip: Clip, filled: np.ndarray, *, logdir: Path | None,
-                 extra: dict) -> dict:
-    """Writes PNG frames, video.mp4, a side-by-side preview, the report and a summary into
-    `result`, staged beside it and swapped in whole."""
+                 extra: dict, video: bool = True, crf: int = video_io.DEFAULT_CRF,
+                 lossless: bool = False) -> dict:
+    """Writes PNG frames, video.mp4 (H.264 at `crf`, with the source's audio; unless `video` is
+    false), video.mkv when `lossless` (FFV1, bit-exact), a side-by-side preview, the report and a
+    summary into `result`, staged beside it and swapped in whole."""
     from tfinpaint.metrics import psnr, telea_baseline
     from tfinpaint.report import write_report
 
     with staged_folder(result) as staged:
         video_io.write_frames(staged / "frames", filled, clip.names)
-        video_io.write_video(staged / "video.mp4", filled, clip.fps, audio_from=clip.source)
+        if video:
+            video_io.write_video(staged / "video.mp4", filled, clip.fps, audio_from=clip.source,
+                                 crf=crf)
+        if lossless:
+            video_io.write_video(staged / "video.mkv", filled, clip.fps, audio_from=clip.source,
+                                 lossless=True)
         middle = len(filled) // 2
         tinted = clip.frames[middle].copy()
         hole = clip.masks[middle, ..., 0] > 0
@@ -181,6 +188,12 @@ def write_result(result: Path, clip: Clip, filled: np.ndarray, *, logdir: Path |
                      truth=clip.truth, logdir=str(logdir) if logdir else None)
         (staged / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def result_options(config: Config) -> dict:
+    """`write_result`'s video settings from `config.infer`."""
+    infer = config.infer
+    return {"video": infer.write_video, "crf": infer.video_crf, "lossless": infer.lossless_video}
 
 
 def write_masks(out: Path, masks: np.ndarray, names: list[str]) -> None:

@@ -144,7 +144,12 @@ class InferConfig:
     """How the result is rendered."""
 
     batch_size: int = 4
+    # result/video.mp4: H.264 (yuv420p, plays everywhere) at this x264 quality (0-51, lower is
+    # better; 18 is visually lossless), with the source's audio; false writes PNG frames only.
     write_video: bool = True
+    video_crf: int = 18
+    # Also write result/video.mkv, FFV1: lossless, it decodes to the PNG frames bit for bit.
+    lossless_video: bool = False
 
 
 @dataclass
@@ -308,6 +313,8 @@ def _validate(config: Config) -> None:
         "scale < 1 and intensity < 1": g.scale < 1 and g.intensity < 1,
         "blur_sizes odd and positive": bool(g.blur_sizes) and all(
             size > 0 and size % 2 for size in g.blur_sizes)})
+    _require("infer", {"batch_size >= 1": config.infer.batch_size >= 1,
+                       "0 <= video_crf <= 51": 0 <= config.infer.video_crf <= 51})
     d = config.data
     _require("data", {f"{name} >= 0": getattr(d, name) >= 0 for name in (
         "working_height", "working_width", "crop_height", "crop_width")})

@@ -26,13 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--masks", help="their masks (default: the run's own masks)")
     parser.add_argument("--out", help="output folder (default: RUN/result)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument("--lossless", action="store_true",
+                        help="also write video.mkv, lossless (infer.lossless_video)")
     return parser
 
 
 @cli
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from tfinpaint.clip import check_size, load_clip, write_result
+    from tfinpaint.clip import check_size, load_clip, result_options, write_result
     from tfinpaint.inference import load_generator, make_fill_fn, render
     from tfinpaint.rundir import RunDir
 
@@ -53,7 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     fill = make_fill_fn(generator, config.data.prefill, working_size=size)
     filled = render(fill, clip.frames, clip.masks, batch_size=config.infer.batch_size)
     out.parent.mkdir(parents=True, exist_ok=True)
-    summary = write_result(out, clip, filled, logdir=run.logs, extra={"working_size": list(size)})
+    if args.lossless:
+        config.infer.lossless_video = True
+    summary = write_result(out, clip, filled, logdir=run.logs, **result_options(config),
+                           extra={"working_size": list(size)})
     print(f"result: {out}/video.mp4")
     if "psnr_hole" in summary:
         print(f"hole PSNR against the truth: ours {summary['psnr_hole']:.2f} dB, "

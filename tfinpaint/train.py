@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "only: propagate it to every frame (tfinpaint.propagate), then inpaint")
     parser.add_argument("--first-mask-frame", type=int, default=0, metavar="K",
                         help="the frame that --first-mask was drawn on (default 0)")
+    parser.add_argument("--lossless", action="store_true",
+                        help="also write result/video.mkv, lossless (infer.lossless_video)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
@@ -62,6 +64,8 @@ def resolve_config(args: argparse.Namespace) -> config_lib.Config:
                       ("mask_dilation", "data.mask_dilation"), ("mask_threshold", "data.mask_threshold")):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
+    if args.lossless:
+        overrides.append("infer.lossless_video=true")
     if not args.resume:
         return config_lib.load_config(files, overrides)
     from tfinpaint.rundir import RunDir
@@ -95,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.first_mask and (args.masks or args.resume or args.video == SAMPLE):
         raise InputError("--first-mask goes with --video PATH alone (not with --masks, --resume or the sample)")
 
-    from tfinpaint.clip import check_size, load_clip, write_result
+    from tfinpaint.clip import check_size, load_clip, result_options, write_result
     from tfinpaint.rundir import RunDir
 
     run = RunDir(args.run_dir)
@@ -135,13 +139,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     fill = make_fill_fn(outcome.model.generator, config.data.prefill, working_size=size)
     filled = render(fill, clip.frames, clip.masks, batch_size=config.infer.batch_size)
-    summary = write_result(run.result, clip, filled, logdir=run.logs, extra={
+    extra = {
         "steps": outcome.steps, "fit_seconds": round(outcome.seconds, 1),
         "render_seconds": round(time.perf_counter() - began, 1),
         "working_size": list(size), "native_size": list(clip.frames.shape[1:3]),
         "selfcheck_psnr": outcome.selfcheck[-1][2] if outcome.selfcheck else None,
         "stop_reason": outcome.stop_reason,
-    })
+    }
+    summary = write_result(run.result, clip, filled, logdir=run.logs, extra=extra,
+                           **result_options(config))
     print(f"result: {run.result}/video.mp4 ({len(filled)} frames at "
           f"{clip.frames.shape[2]}x{clip.frames.shape[1]})")
     if "psnr_hole" in summary:
@@ -152,15 +158,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def fit_progressive(config: config_lib.Config, clip, run, *, verbose: bool) -> int:
     """The stage ladder of `tfinpaint.progressive`; the result as a single fit writes it."""
-    from tfinpaint.clip import write_result
+    from tfinpaint.clip import result_options, write_result
     from tfinpaint.progressive import fit_ladder
 
     began = time.perf_counter()
     filled, stages = fit_ladder(config, clip.frames, clip.masks, clip.names, run, verbose=verbose)
     last_logs = run.path / f"stage{len(stages)}" / "logs"
-    summary = write_result(run.result, clip, filled, logdir=last_logs, extra={
-        "stages": stages, "seconds": round(time.perf_counter() - began, 1),
-        "native_size": list(clip.frames.shape[1:3])})
+    extra = {"stages": stages, "seconds": round(time.perf_counter() - began, 1),
+             "native_size": list(clip.frames.shape[1:3])}
+    summary = write_result(run.result, clip, filled, logdir=last_logs, extra=extra,
+                           **result_options(config))
     print(f"result: {run.result}/video.mp4 ({len(filled)} frames at "
           f"{clip.frames.shape[2]}x{clip.frames.shape[1]}, {len(stages)} stages)")
     if "psnr_hole" in summary:

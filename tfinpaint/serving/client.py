@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"{error.details()}") from None
 
     write_frames(out, filled, video.names)
-    write_video(out / "video.mp4", filled, video.fps)
+    write_video(out / "video.mp4", filled, video.fps, audio_from=video.source)
     print(f"wrote {num_frames} frames and video.mp4 to {out}")
     return 0
 
