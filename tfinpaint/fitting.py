@@ -17,6 +17,7 @@ from tfinpaint.data.pipeline import MaskSampler, Sampling
 from tfinpaint.errors import InputError
 from tfinpaint.generator import generator_from
 from tfinpaint.inpainter import Inpainter, to_uint8
+from tfinpaint.numerics import NumericsLog, is_numerics_log
 from tfinpaint.run import RunDir
 from tfinpaint.vgg import build_feature_extractor, resolve_weights
 
@@ -129,7 +130,7 @@ def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
                       stabilization=losses.stabilization, feature_extractor=extractor,
                       ambiguity_positions=losses.ambiguity_positions,
                       stabilization_examples=losses.stabilization_examples, seed=config.train.seed,
-                      prefill=config.data.prefill)
+                      prefill=config.data.prefill, debug_numerics=config.train.debug_numerics)
     # Seconds fitted so far (FitClock), read by the schedule and the time budget; checkpointed.
     model.fit_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="fit_seconds")
     optimizer = keras.optimizers.Adam(learning_rate(config, model.fit_seconds),
@@ -240,6 +241,7 @@ class Monitor(keras.callbacks.Callback):
         self.stop_reason = ""
         self.diverged = ""  # why the loss went non-finite, if it did
         self._selfcheck = tf.function(self._selfcheck_images)
+        self.numerics: NumericsLog | None = None  # set by fit with train.debug_numerics
 
     def _selfcheck_images(self, batch):
         return self.model.selfcheck(batch)
@@ -258,6 +260,13 @@ class Monitor(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._step()
+        # debug numerics: stop at the first non-finite tensor, named (tfinpaint.numerics)
+        if self.numerics is not None:
+            self.diverged = self.numerics.check(step, logs)
+            if self.diverged:
+                self.model.stop_training = True
+                return
+        logs = {name: value for name, value in (logs or {}).items() if not is_numerics_log(name)}
         broken = {name: float(value) for name, value in (logs or {}).items()
                   if not math.isfinite(float(value))}
         if broken:
@@ -350,6 +359,10 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
     selfcheck_batch = sampler.fixed_batch(config.train.selfcheck_frames, seed=config.train.seed)
     monitor = Monitor(config=config, run=run, checkpoints=checkpoints,
                       selfcheck_batch=selfcheck_batch, verbose=verbose and not sys.stdout.isatty())
+    if config.train.debug_numerics:
+        monitor.numerics = NumericsLog(model.numerics_names(),
+                                       [v.path for v in model.generator.trainable_variables],
+                                       monitor.writer, verbose=verbose)
     began = time.perf_counter()
     remaining = config.train.steps - start
     if remaining > 0 and budget_spent(model, config):
@@ -376,6 +389,8 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
                 f"the last good checkpoint (step {kept}) is kept" if kept is not None else
                 "no checkpoint was saved") + "; lower train.learning_rate and --resume")
         monitor.run_selfcheck(monitor._step(), images=True)
+        if monitor.numerics is not None and verbose:
+            print(f"numerics: {monitor.numerics.summary()}", file=sys.stderr)
     elif verbose:
         print(f"already fitted to step {start}", file=sys.stderr)
     return FitOutcome(model=model, steps=int(model.optimizer.iterations.numpy()),

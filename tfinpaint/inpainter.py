@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfinpaint import losses, vgg
+from tfinpaint import losses, numerics, vgg
 from tfinpaint.data import augment
 from tfinpaint.data.prefill import apply_prefill
 
@@ -60,6 +60,8 @@ class Inpainter(keras.Model):
             draws what an uninterrupted one would have.
         prefill: what the network sees inside the hole, "none" (zeros) or "pyramid" (a push-pull
             fill); see `network_input`. Inference must use the same (`data.prefill`).
+        debug_numerics: each step also returns `tfinpaint.numerics.step_report`'s logs (the
+            first non-finite tensor, the gradients' global norm); off, the step has no check.
 
     Call arguments:
         inputs: float [B, H, W, 4], see `network_input`.
@@ -75,7 +77,7 @@ class Inpainter(keras.Model):
                  feature_extractor: keras.Model | None = None, ambiguity_positions: int = 1024,
                  perturbation: augment.Perturbation = augment.Perturbation(),
                  stabilization_examples: int = 0, seed: int = 0, prefill: str = "none",
-                 **kwargs):
+                 debug_numerics: bool = False, **kwargs):
         super().__init__(**kwargs)
         if ambiguity > 0 and feature_extractor is None:
             raise ValueError("the anti-ambiguity loss needs a feature_extractor (tfinpaint.vgg)")
@@ -89,6 +91,7 @@ class Inpainter(keras.Model):
         self.stabilization_examples = stabilization_examples
         self.sampling_seed = seed
         self.prefill = prefill
+        self.debug_numerics = debug_numerics
         self.weights_by_term = {name: weight for name, weight in (
             ("reconstruction", reconstruction), ("ambiguity", ambiguity),
             ("stabilization", stabilization)) if weight > 0}
@@ -176,7 +179,16 @@ class Inpainter(keras.Model):
         self.trackers["total"].update_state(total)
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
+        if self.debug_numerics:
+            # debug: this step's tensors, in the order computed (tfinpaint.numerics)
+            logs.update(numerics.step_report(outputs, values, total, gradients,
+                                             self.generator.trainable_weights))
+        return logs
+
+    def numerics_names(self) -> list[str]:
+        """What `numerics.step_report` checks in this model's step, in order."""
+        return numerics.checked_names(len(self.generator.outputs), list(self.weights_by_term))
 
     def selfcheck(self, batch) -> dict[str, tf.Tensor]:
         """Reconstruction PSNR on known pixels hidden by translated masks (how well holes will fill).
