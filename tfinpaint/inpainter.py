@@ -92,6 +92,9 @@ class Inpainter(keras.Model):
         self.sampling_seed = seed
         self.prefill = prefill
         self.debug_numerics = debug_numerics
+        if debug_numerics:
+            # the generator with every block's output, sharing its weights (tfinpaint.numerics)
+            self.probe, self.block_names, self.stage_blocks = numerics.probe(generator)
         self.weights_by_term = {name: weight for name, weight in (
             ("reconstruction", reconstruction), ("ambiguity", ambiguity),
             ("stabilization", stabilization)) if weight > 0}
@@ -147,7 +150,11 @@ class Inpainter(keras.Model):
             target_features = vgg.relu3_4(self.feature_extractor, target_frames)
 
         with tf.GradientTape() as tape:
-            outputs = self.generator(inputs, training=True)
+            if self.debug_numerics:
+                blocks = self.probe(inputs, training=True)
+                outputs = [blocks[i] for i in self.stage_blocks]
+            else:
+                outputs = self.generator(inputs, training=True)
             if "stabilization" in terms:
                 batch_size = tf.shape(frames)[0]
                 perturbed_outputs = [output[batch_size:] for output in outputs]
@@ -182,13 +189,13 @@ class Inpainter(keras.Model):
         logs = {name: tracker.result() for name, tracker in self.trackers.items()}
         if self.debug_numerics:
             # debug: this step's tensors, in the order computed (tfinpaint.numerics)
-            logs.update(numerics.step_report(outputs, values, total, gradients,
+            logs.update(numerics.step_report(blocks, values, total, gradients,
                                              self.generator.trainable_weights))
         return logs
 
     def numerics_names(self) -> list[str]:
         """What `numerics.step_report` checks in this model's step, in order."""
-        return numerics.checked_names(len(self.generator.outputs), list(self.weights_by_term))
+        return numerics.checked_names(self.block_names, list(self.weights_by_term))
 
     def selfcheck(self, batch) -> dict[str, tf.Tensor]:
         """Reconstruction PSNR on known pixels hidden by translated masks (how well holes will fill).
