@@ -134,7 +134,8 @@ def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
     # Seconds fitted so far (FitClock), read by the schedule and the time budget; checkpointed.
     model.fit_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="fit_seconds")
     optimizer = keras.optimizers.Adam(learning_rate(config, model.fit_seconds),
-                                      beta_1=config.train.beta_1, beta_2=config.train.beta_2)
+                                      beta_1=config.train.beta_1, beta_2=config.train.beta_2,
+                                      global_clipnorm=config.train.clip_global_norm or None)
     model.compile(optimizer=optimizer, steps_per_execution=config.train.steps_per_execution)
     optimizer.build(generator.trainable_variables)
     # Its generator is built. Without this, Keras under a distribution strategy would build the
