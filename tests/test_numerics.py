@@ -104,3 +104,13 @@ def test_a_fit_with_debug_numerics_stops_naming_the_tensor(tmp_path, capsys, mon
     assert code == 2, err[-3000:]
     assert "first non-finite value at step 1: gradients" in err
     assert not list((run / "checkpoints").glob("ckpt-*.index"))
+
+
+def test_clip_global_norm_reaches_adam():
+    from tfinpaint import config as config_lib
+    from tfinpaint.fitting import build_inpainter
+
+    config = config_lib.load_config([], ["generator.channels=8", "train.clip_global_norm=1.5"])
+    assert build_inpainter(config).optimizer.global_clipnorm == 1.5
+    assert build_inpainter(config_lib.load_config([], ["generator.channels=8"])
+                           ).optimizer.global_clipnorm is None
