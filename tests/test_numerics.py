@@ -114,3 +114,16 @@ def test_clip_global_norm_reaches_adam():
     assert build_inpainter(config).optimizer.global_clipnorm == 1.5
     assert build_inpainter(config_lib.load_config([], ["generator.channels=8"])
                            ).optimizer.global_clipnorm is None
+
+
+@pytest.mark.slow
+def test_debug_numerics_can_be_switched_on_when_resuming(tmp_path, capsys):
+    # A reported NaN is replayed from its last good checkpoint with the check on: resuming
+    # draws the same samples an uninterrupted fit would have.
+    run = tmp_path / "run"
+    assert train.main(["--video", "sample", "--run-dir", str(run), "--steps", "2",
+                       *tiny_args()]) == 0
+    assert train.main(["--run-dir", str(run), "--resume", "--steps", "4",
+                       "--set", "train.debug_numerics=true"]) == 0
+    err = capsys.readouterr().err
+    assert "fitting steps 2..4" in err and "numerics: largest gradient global norm" in err
