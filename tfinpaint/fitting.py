@@ -65,11 +65,16 @@ class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
     out first, so a fit stopped by its budget has still annealed (on a slow machine the step
     count alone would stop it half-way down the curve, at a high learning rate). `clock` is a
     scalar variable holding the seconds fitted so far (`FitClock` keeps it); without a budget
-    this is Keras' `CosineDecay`.
+    this is Keras' `CosineDecay`. With `warmup_steps` the rate also rises linearly from
+    `1 / warmup_steps` of itself over the first steps: Adam's first steps move every weight by
+    about the learning rate whatever the gradient, and the unnormalised gated stack can saturate
+    its tanh outputs there (measured at 4x the default rate; train.warmup_steps).
     """
 
     def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0,
-                 budget_seconds: float = 0.0, clock: tf.Variable | None = None):
+                 budget_seconds: float = 0.0, clock: tf.Variable | None = None,
+                 warmup_steps: int = 0):
+        self.warmup_steps = warmup_steps
         self.initial_learning_rate = initial_learning_rate
         self.decay_steps = decay_steps
         self.alpha = alpha
@@ -81,21 +86,26 @@ class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
         if self.budget_seconds > 0 and self.clock is not None:
             progress = tf.maximum(progress, tf.cast(self.clock, tf.float32) / self.budget_seconds)
         cosine = 0.5 * (1.0 + tf.cos(math.pi * tf.minimum(progress, 1.0)))
-        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+        rate = self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+        if self.warmup_steps:
+            rate *= tf.minimum(1.0, (tf.cast(step, tf.float32) + 1.0) / self.warmup_steps)
+        return rate
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate,
                 "decay_steps": self.decay_steps, "alpha": self.alpha,
-                "budget_seconds": self.budget_seconds}
+                "budget_seconds": self.budget_seconds, "warmup_steps": self.warmup_steps}
 
 
 def learning_rate(config: Config, clock: tf.Variable | None = None):
     """The configured learning rate: constant, or cosine decay over the steps and time budget."""
     train = config.train
-    if train.final_lr_fraction >= 1.0 or train.steps == 0:
+    if (train.final_lr_fraction >= 1.0 or train.steps == 0) and not train.warmup_steps:
         return train.learning_rate
-    return CosineDecayToBudget(train.learning_rate, train.steps, alpha=train.final_lr_fraction,
-                               budget_seconds=train.time_budget_minutes * 60.0, clock=clock)
+    return CosineDecayToBudget(train.learning_rate, max(train.steps, 1),
+                               alpha=min(train.final_lr_fraction, 1.0),
+                               budget_seconds=train.time_budget_minutes * 60.0, clock=clock,
+                               warmup_steps=train.warmup_steps)
 
 
 class FitClock(keras.callbacks.Callback):
