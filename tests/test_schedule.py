@@ -132,3 +132,18 @@ def test_the_segment_is_checkpointed_so_a_resumed_extension_stays_on_it(tmp_path
     segment = resumed.model.decay_segment.numpy()
     assert segment[0] == 6 and segment[2] == pytest.approx(1e-4, rel=1e-5) and segment[3] == 12
     assert float(resumed.model.optimizer.learning_rate) == pytest.approx(1e-4, rel=1e-5)
+
+
+def test_warmup_raises_the_rate_linearly_then_leaves_the_schedule_alone():
+    warm = CosineDecayToBudget(1e-3, 100, alpha=0.1, warmup_steps=10)
+    cold = CosineDecayToBudget(1e-3, 100, alpha=0.1)
+    assert float(warm(0)) == pytest.approx(float(cold(0)) / 10, rel=1e-5)
+    assert float(warm(4)) == pytest.approx(float(cold(4)) / 2, rel=1e-5)
+    for step in (9, 50, 100):
+        assert float(warm(step)) == pytest.approx(float(cold(step)), rel=1e-5)
+    # a constant rate (final_lr_fraction 1) with a warmup is a schedule too
+    config = config_lib.load_config([], ["train.final_lr_fraction=1.0", "train.warmup_steps=4"])
+    schedule = learning_rate(config)
+    assert [round(float(schedule(s)) / config.train.learning_rate, 4) for s in (0, 3, 50)] == [
+        0.25, 1.0, 1.0]
+    assert learning_rate(config_lib.load_config([], ["train.final_lr_fraction=1.0"])) == 2e-4

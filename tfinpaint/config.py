@@ -137,6 +137,15 @@ class TrainConfig:
     # and still writes its result. A cosine decay (final_lr_fraction < 1) ends when the budget
     # or the steps run out, whichever comes first.
     time_budget_minutes: float = 0.0
+    # Raise the learning rate linearly over this many first steps (0 = none).
+    warmup_steps: int = 0
+    # Clip the gradients to this global norm before Adam (0 = no clipping). Keras' global_clipnorm;
+    # the norm is taken in float32 (the gradients of the float32 variables).
+    clip_global_norm: float = 0.0
+    # Debug: check every step's stage outputs, losses, gradients and updated weights for NaN/inf
+    # and stop at the first non-finite one, naming it; log the gradients' global norm each step
+    # (TensorBoard numerics/grad_norm) and report its largest value (tfinpaint.numerics).
+    debug_numerics: bool = False
 
 
 @dataclass

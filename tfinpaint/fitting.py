@@ -17,6 +17,7 @@ from tfinpaint.data.samplers import MaskSampler, sampling_from
 from tfinpaint.errors import InputError
 from tfinpaint.generator import generator_from, to_uint8
 from tfinpaint.inpainter import Inpainter
+from tfinpaint.numerics import NumericsLog, is_numerics_log
 from tfinpaint.rundir import RunDir
 from tfinpaint.vgg import build_feature_extractor, resolve_weights
 
@@ -62,11 +63,17 @@ class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
     larger budget decays from the rate it had reached to the floor over the new part of the budget,
     instead of jumping back up the curve. Without a segment (or in the first one) this is
     Keras' `CosineDecay` from step 0, time 0 and `initial_learning_rate`.
+
+    With `warmup_steps` the rate also rises linearly from `1 / warmup_steps` of itself over the
+    first steps: Adam's first steps move every weight by about the learning rate whatever the
+    gradient, and the unnormalised gated stack can saturate its tanh outputs there (measured at 4x
+    the default rate; train.warmup_steps).
     """
 
     def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0,
                  budget_seconds: float = 0.0, clock: tf.Variable | None = None,
-                 segment: tf.Variable | None = None):
+                 segment: tf.Variable | None = None, warmup_steps: int = 0):
+        self.warmup_steps = warmup_steps
         self.initial_learning_rate = initial_learning_rate
         self.decay_steps = decay_steps
         self.alpha = alpha
@@ -89,23 +96,27 @@ class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
             progress = tf.maximum(progress, spent / tf.maximum(end_seconds - start_seconds, 1e-3))
         cosine = 0.5 * (1.0 + tf.cos(math.pi * tf.clip_by_value(progress, 0.0, 1.0)))
         floor = self.initial_learning_rate * self.alpha
-        return floor + (start_rate - floor) * cosine
+        rate = floor + (start_rate - floor) * cosine
+        if self.warmup_steps:
+            rate *= tf.minimum(1.0, (step + 1.0) / self.warmup_steps)
+        return rate
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate,
                 "decay_steps": self.decay_steps, "alpha": self.alpha,
-                "budget_seconds": self.budget_seconds}
+                "budget_seconds": self.budget_seconds, "warmup_steps": self.warmup_steps}
 
 
 def learning_rate(config: Config, clock: tf.Variable | None = None,
                   segment: tf.Variable | None = None):
     """The configured learning rate: constant, or cosine decay over the steps and time budget."""
     train = config.train
-    if train.final_lr_fraction >= 1.0 or train.steps == 0:
+    if (train.final_lr_fraction >= 1.0 or train.steps == 0) and not train.warmup_steps:
         return train.learning_rate
-    return CosineDecayToBudget(train.learning_rate, train.steps, alpha=train.final_lr_fraction,
+    return CosineDecayToBudget(train.learning_rate, max(train.steps, 1),
+                               alpha=min(train.final_lr_fraction, 1.0),
                                budget_seconds=train.time_budget_minutes * 60.0, clock=clock,
-                               segment=segment)
+                               segment=segment, warmup_steps=train.warmup_steps)
 
 
 def begin_segment(model: Inpainter, config: Config) -> bool:
@@ -157,12 +168,13 @@ def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
                       perturbation=losses.perturbation,
                       ambiguity_target_positions=losses.ambiguity_target_positions,
                       stabilization_examples=losses.stabilization_examples, seed=config.train.seed,
-                      prefill=config.data.prefill)
+                      prefill=config.data.prefill, debug_numerics=config.train.debug_numerics)
     train = config.train
     model.decay_segment.assign([0.0, 0.0, train.learning_rate, float(train.steps),
                                 train.time_budget_minutes * 60.0])
     optimizer = keras.optimizers.Adam(learning_rate(config, model.fit_seconds, model.decay_segment),
-                                      beta_1=config.train.beta_1, beta_2=config.train.beta_2)
+                                      beta_1=train.beta_1, beta_2=train.beta_2,
+                                      global_clipnorm=train.clip_global_norm or None)
     model.compile(optimizer=optimizer, steps_per_execution=config.train.steps_per_execution)
     optimizer.build(generator.trainable_variables)
     # Its generator is built. Without this, Keras under a distribution strategy would build the
@@ -313,6 +325,7 @@ class Monitor(ScalarLog):
         self.stop_reason = ""
         self.diverged = ""  # why the loss went non-finite, if it did
         self._selfcheck = tf.function(self._selfcheck_images)
+        self.numerics: NumericsLog | None = None  # set by fit with train.debug_numerics
 
     def _selfcheck_images(self, batch):
         return self.model.selfcheck(batch)
@@ -323,6 +336,13 @@ class Monitor(ScalarLog):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.step()
+        # debug numerics: stop at the first non-finite tensor, named (tfinpaint.numerics)
+        if self.numerics is not None:
+            self.diverged = self.numerics.check(step, logs)
+            if self.diverged:
+                self.model.stop_training = True
+                return
+        logs = {name: value for name, value in (logs or {}).items() if not is_numerics_log(name)}
         broken = {name: float(value) for name, value in (logs or {}).items()
                   if not math.isfinite(float(value))}
         if broken:
@@ -403,6 +423,10 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
     selfcheck_batch = sampler.fixed_batch(config.train.selfcheck_frames, seed=config.train.seed)
     monitor = Monitor(config=config, run=run, checkpoints=checkpoints,
                       selfcheck_batch=selfcheck_batch, verbose=verbose and not sys.stdout.isatty())
+    if config.train.debug_numerics:
+        monitor.numerics = NumericsLog(model.numerics_names(),
+                                       [v.path for v in model.generator.trainable_variables],
+                                       monitor.writer, verbose=verbose)
     began = time.perf_counter()
     remaining = config.train.steps - start
     if remaining > 0 and budget_spent(model, config):
@@ -429,6 +453,8 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
                 f"the last good checkpoint (step {kept}) is kept" if kept is not None else
                 "no checkpoint was saved") + "; lower train.learning_rate and --resume")
         monitor.run_selfcheck(monitor.step(), images=True)
+        if monitor.numerics is not None and verbose:
+            print(f"numerics: {monitor.numerics.summary()}", file=sys.stderr)
     elif verbose:
         print(f"already fitted to step {start}", file=sys.stderr)
     return FitOutcome(model=model, steps=int(model.optimizer.iterations.numpy()),

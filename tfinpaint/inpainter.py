@@ -5,11 +5,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfinpaint import losses, metrics, vgg
+from tfinpaint import losses, metrics, numerics, vgg
 from tfinpaint.config import PerturbationConfig
 from tfinpaint.data import augment
 from tfinpaint.data.prefill import apply_prefill
-from tfinpaint.generator import composite, network_input, to_signed
+from tfinpaint.generator import (EDGE_PAD_MODE, MULTIPLE, composite, crop_to, network_input,
+                                 pad_to_multiple, to_signed)
 
 
 class Inpainter(keras.Model):
@@ -34,6 +35,8 @@ class Inpainter(keras.Model):
             draws what an uninterrupted one would have.
         prefill: what the network sees inside the hole, "none" (zeros) or "pyramid" (a push-pull
             fill); see `network_input`. Inference must use the same (`data.prefill`).
+        debug_numerics: each step also returns `tfinpaint.numerics.step_report`'s logs (the
+            first non-finite tensor, the gradients' global norm); off, the step has no check.
 
     Call arguments:
         inputs: float [B, H, W, 4], see `network_input`.
@@ -52,7 +55,7 @@ class Inpainter(keras.Model):
                  ambiguity_target_positions: int = 4096,
                  perturbation: PerturbationConfig = PerturbationConfig(),
                  stabilization_examples: int = 0, seed: int = 0, prefill: str = "none",
-                 **kwargs):
+                 debug_numerics: bool = False, **kwargs):
         super().__init__(**kwargs)
         if ambiguity > 0 and feature_extractor is None:
             raise ValueError("the anti-ambiguity loss needs a feature_extractor (tfinpaint.vgg)")
@@ -67,6 +70,10 @@ class Inpainter(keras.Model):
         self.stabilization_examples = stabilization_examples
         self.sampling_seed = seed
         self.prefill = prefill
+        self.debug_numerics = debug_numerics
+        if debug_numerics:
+            # the generator with every block's output, sharing its weights (tfinpaint.numerics)
+            self.probe, self.block_names, self.stage_blocks = numerics.probe(generator)
         self.weights_by_term = {name: weight for name, weight in (
             ("reconstruction", reconstruction), ("ambiguity", ambiguity),
             ("stabilization", stabilization)) if weight > 0}
@@ -105,7 +112,13 @@ class Inpainter(keras.Model):
         terms = self.weights_by_term
 
         with tf.GradientTape() as tape:
-            outputs = self.generator(network_input(frames, hole, prior, self.prefill), training=True)
+            inputs = network_input(frames, hole, prior, self.prefill)
+            if self.debug_numerics:  # every block's output, for tfinpaint.numerics
+                padded, size = pad_to_multiple(inputs, MULTIPLE, mode=EDGE_PAD_MODE)
+                blocks = self.probe(padded, training=True)
+                outputs = [crop_to(blocks[i], size) for i in self.stage_blocks]
+            else:
+                outputs = self.generator(inputs, training=True)
             values = {}
             # reconstruction (eq. 1-2)
             if "reconstruction" in terms:
@@ -135,7 +148,16 @@ class Inpainter(keras.Model):
         self.trackers["total"].update_state(total)
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
+        if self.debug_numerics:
+            # debug: this step's tensors, in the order computed (tfinpaint.numerics)
+            logs.update(numerics.step_report(blocks, values, total, gradients,
+                                             self.generator.trainable_weights))
+        return logs
+
+    def numerics_names(self) -> list[str]:
+        """What `numerics.step_report` checks in this model's step, in order."""
+        return numerics.checked_names(self.block_names, list(self.weights_by_term))
 
     def _stabilization(self, outputs, frames, object_mask, translated_mask, prior, seed):
         """Eq. 4-5 on the first `stabilization_examples` examples: f(g(x)) from a second
