@@ -299,23 +299,69 @@ def test_disk_full_while_writing_the_result_keeps_the_earlier_result(tmp_path, b
     assert files_of(run / "result") == before
 
 
+def poisoned(original, at_call: int, persistent: bool = False):
+    """`original` (a loss function), returning NaN at its `at_call`-th call inside a fit's steps
+    (and every call after it when `persistent`): a fault injected into the compiled step."""
+    calls = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def loss(*args, **kwargs):
+        value = original(*args, **kwargs)
+        count = calls.assign_add(1)
+        hit = count >= at_call if persistent else tf.equal(count, at_call)
+        return tf.where(hit, tf.constant(float("nan")), value)
+
+    return loss
+
+
 @pytest.mark.slow
-def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(tmp_path, base_run, capsys,
+def test_a_nan_step_is_recovered_from_and_the_fit_writes_its_result(tmp_path, base_run, capsys,
                                                                    monkeypatch):
+    from tfinpaint.report import read_scalars
+
+    run = copy_of(base_run, tmp_path)
+    monkeypatch.setattr(losses, "reconstruction_loss",
+                        poisoned(losses.reconstruction_loss, at_call=3))
+    code = train.main(["--run-dir", str(run), "--resume", "--steps", "10",
+                       "--set", "train.snapshot_every=2"])
+    err = capsys.readouterr().err
+    assert code == 0, err[-3000:]
+    # step 7 (the third step after the resume at 4) was skipped; back to the state of step 6
+    assert "non-finite at step 7" in err and "rolled back to step 6" in err
+    assert "0.5x the learning rate (recovery 1 of 3)" in err
+    summary = json.loads((run / "result" / "summary.json").read_text())
+    assert summary["recoveries"] == [{"step": 7, "not_finite": "the loss", "rolled_back_to": 6,
+                                      "learning_rate_scale": 0.5}]
+    assert summary["steps"] == 9  # the epoch's ten batches, one of them skipped
+    scalars = read_scalars(run / "logs")
+    assert scalars["train/recoveries"] == [(6, 1.0)]
+    assert scalars["train/learning_rate_scale"] == [(6, 0.5)]
+    assert tf.train.load_checkpoint(str(run / "checkpoints" / "ckpt-9")).get_tensor(
+        "learning_rate_scale/.ATTRIBUTES/VARIABLE_VALUE") == 0.5
+
+
+@pytest.mark.slow
+def test_repeated_nan_stops_after_three_recoveries_and_keeps_the_good_state(tmp_path, base_run,
+                                                                           capsys, monkeypatch):
     run = copy_of(base_run, tmp_path)
     result_before = files_of(run / "result")
     good = read_checkpoint(str(run / "checkpoints" / "ckpt-4"))
-    reconstruction = losses.reconstruction_loss
     monkeypatch.setattr(losses, "reconstruction_loss",
-                        lambda *args, **kwargs: reconstruction(*args, **kwargs) * float("nan"))
+                        poisoned(losses.reconstruction_loss, at_call=1, persistent=True))
     code = train.main(["--run-dir", str(run), "--resume", "--steps", "8"])
     err = capsys.readouterr().err
     assert code == 2, err[-3000:]
-    one_error_line(err, "loss", "became nan at step 5", "last good checkpoint (step 4) is kept")
+    assert err.count("warning: the loss became non-finite at step 5") == 3
+    one_error_line(err, "became non-finite at step 5 after 3 recoveries",
+                   "last good state (step 4) is saved", "0.0625x", "--resume")
     assert [step_of(p) for p in listed_checkpoints(run)] == [2, 4]
-    assert sorted(p.name for p in (run / "checkpoints").glob("*.index")) == ["ckpt-2.index",
-                                                                             "ckpt-4.index"]
     kept = read_checkpoint(str(run / "checkpoints" / "ckpt-4"))
+    # The good weights, at a sixteenth of the rate: a resume does not replay the divergence.
+    assert kept.pop("learning_rate_scale/.ATTRIBUTES/VARIABLE_VALUE") == 0.0625
+    assert good.pop("learning_rate_scale/.ATTRIBUTES/VARIABLE_VALUE") == 1.0
+    # --steps 8 extended the fit: its schedule's new segment starts at step 4
+    assert kept.pop("decay_segment/.ATTRIBUTES/VARIABLE_VALUE")[0] == 4
+    good.pop("decay_segment/.ATTRIBUTES/VARIABLE_VALUE")
+    assert kept.keys() == good.keys()
     for name, value in kept.items():
         np.testing.assert_array_equal(value, good[name], err_msg=name)
     assert files_of(run / "result") == result_before
@@ -323,14 +369,14 @@ def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(tmp_path, bas
 
 def test_resume_applies_a_learning_rate_changed_with_set(tmp_path):
     from tfinpaint import config as config_lib
-    from tfinpaint.fitting import Checkpoints, build_inpainter, learning_rate as configured_rate
+    from tfinpaint.fitting import Checkpoints, begin_segment, build_inpainter
 
     def restored(learning_rate: float):
         config = config_lib.load_config([], [*SMALL, f"train.learning_rate={learning_rate}"])
         model = build_inpainter(config)
-        checkpoints = Checkpoints(model, tmp_path / "checkpoints",
-                                  learning_rate=configured_rate(config))
+        checkpoints = Checkpoints(model, tmp_path / "checkpoints")
         step = checkpoints.restore_latest()
+        begin_segment(model, config)  # as `fit` does after a restore
         return float(model.optimizer.learning_rate), step, checkpoints, model
 
     _, _, checkpoints, model = restored(2e-4)

@@ -43,7 +43,8 @@ def test_with_a_budget_the_further_of_steps_and_time_sets_the_rate():
 
 def test_config_picks_constant_or_budgeted_decay():
     constant = config_lib.load_config([], ["train.final_lr_fraction=1.0"])
-    assert learning_rate(constant) == constant.train.learning_rate
+    assert [float(learning_rate(constant)(step)) for step in (0, 1000, 10**6)] == pytest.approx(
+        [constant.train.learning_rate] * 3)
     budgeted = config_lib.load_config([], [*TINY, "train.steps=50", "train.time_budget_minutes=2"])
     schedule = learning_rate(budgeted, tf.Variable(60.0, dtype=tf.float64))
     assert float(schedule(0)) == pytest.approx(cosine(0.5), rel=1e-5)
@@ -146,4 +147,5 @@ def test_warmup_raises_the_rate_linearly_then_leaves_the_schedule_alone():
     schedule = learning_rate(config)
     assert [round(float(schedule(s)) / config.train.learning_rate, 4) for s in (0, 3, 50)] == [
         0.25, 1.0, 1.0]
-    assert learning_rate(config_lib.load_config([], ["train.final_lr_fraction=1.0"])) == 2e-4
+    assert float(learning_rate(config_lib.load_config([], ["train.final_lr_fraction=1.0"]))(50)) \
+        == pytest.approx(2e-4)

@@ -142,6 +142,12 @@ class TrainConfig:
     # Clip the gradients to this global norm before Adam (0 = no clipping). Keras' global_clipnorm;
     # the norm is taken in float32 (the gradients of the float32 variables).
     clip_global_norm: float = 0.0
+    # Recovery from a non-finite loss or gradient: the step is skipped, the fit rolls back to its
+    # last good state (kept in memory every `snapshot_every` steps) and goes on at the learning
+    # rate times `recovery_rate_factor`; after `max_recoveries` recoveries the next one stops it.
+    max_recoveries: int = 3
+    recovery_rate_factor: float = 0.5
+    snapshot_every: int = 100
     # Debug: check every step's stage outputs, losses, gradients and updated weights for NaN/inf
     # and stop at the first non-finite one, naming it; log the gradients' global norm each step
     # (TensorBoard numerics/grad_norm) and report its largest value (tfinpaint.numerics).
@@ -322,6 +328,9 @@ def _validate(config: Config) -> None:
         "scale < 1 and intensity < 1": g.scale < 1 and g.intensity < 1,
         "blur_sizes odd and positive": bool(g.blur_sizes) and all(
             size > 0 and size % 2 for size in g.blur_sizes)})
+    _require("train", {"max_recoveries >= 0": t.max_recoveries >= 0,
+                       "0 < recovery_rate_factor <= 1": 0 < t.recovery_rate_factor <= 1,
+                       "snapshot_every >= 1": t.snapshot_every >= 1})
     _require("infer", {"batch_size >= 1": config.infer.batch_size >= 1,
                        "0 <= video_crf <= 51": 0 <= config.infer.video_crf <= 51})
     d = config.data

@@ -58,8 +58,8 @@ class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
     count alone would stop it half-way down the curve, at a high learning rate). `clock` is a
     scalar variable holding the seconds fitted so far (`FitClock` keeps it).
 
-    `segment` (float64 [5]: start step, start seconds, start rate, end step, end seconds; see
-    `begin_segment`) lets an extended fit go on from where the schedule was: a fit resumed with a
+    `segment` (float64 [6]: start step, start seconds, start rate, end step, end seconds, the
+    configured rate; see `begin_segment`) lets an extended fit go on from where the schedule was: a fit resumed with a
     larger budget decays from the rate it had reached to the floor over the new part of the budget,
     instead of jumping back up the curve. Without a segment (or in the first one) this is
     Keras' `CosineDecay` from step 0, time 0 and `initial_learning_rate`.
@@ -72,8 +72,10 @@ class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0,
                  budget_seconds: float = 0.0, clock: tf.Variable | None = None,
-                 segment: tf.Variable | None = None, warmup_steps: int = 0):
+                 segment: tf.Variable | None = None, warmup_steps: int = 0,
+                 scale: tf.Variable | None = None):
         self.warmup_steps = warmup_steps
+        self.scale = scale
         self.initial_learning_rate = initial_learning_rate
         self.decay_steps = decay_steps
         self.alpha = alpha
@@ -89,7 +91,7 @@ class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
             end_seconds = self.budget_seconds
         else:
             start_step, start_seconds, start_rate, end_step, end_seconds = tf.unstack(
-                tf.cast(self.segment, tf.float32))
+                tf.cast(self.segment[:5], tf.float32))
         progress = (step - start_step) / tf.maximum(end_step - start_step, 1.0)
         if self.budget_seconds > 0 and self.clock is not None:
             spent = tf.cast(self.clock, tf.float32) - start_seconds
@@ -99,6 +101,8 @@ class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
         rate = floor + (start_rate - floor) * cosine
         if self.warmup_steps:
             rate *= tf.minimum(1.0, (step + 1.0) / self.warmup_steps)
+        if self.scale is not None:  # lowered by recoveries from non-finite steps
+            rate *= tf.cast(self.scale, tf.float32)
         return rate
 
     def get_config(self):
@@ -108,29 +112,39 @@ class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def learning_rate(config: Config, clock: tf.Variable | None = None,
-                  segment: tf.Variable | None = None):
-    """The configured learning rate: constant, or cosine decay over the steps and time budget."""
+                  segment: tf.Variable | None = None, scale: tf.Variable | None = None):
+    """The configured learning rate: cosine decay over the steps and time budget (constant when
+    `train.final_lr_fraction` is 1), times `scale`."""
     train = config.train
-    if (train.final_lr_fraction >= 1.0 or train.steps == 0) and not train.warmup_steps:
-        return train.learning_rate
     return CosineDecayToBudget(train.learning_rate, max(train.steps, 1),
                                alpha=min(train.final_lr_fraction, 1.0),
                                budget_seconds=train.time_budget_minutes * 60.0, clock=clock,
-                               segment=segment, warmup_steps=train.warmup_steps)
+                               segment=segment, warmup_steps=train.warmup_steps, scale=scale)
+
+
+def schedule_end(config: Config) -> list[float]:
+    """What a decay segment decays towards: [end step, end seconds, configured rate]."""
+    train = config.train
+    return [float(train.steps), train.time_budget_minutes * 60.0, train.learning_rate]
 
 
 def begin_segment(model: Inpainter, config: Config) -> bool:
-    """After a restore: if the configured steps or budget differ from those the schedule was
-    decaying towards (the fit is extended, or shortened), start a new segment of the decay at the
-    current step, time and rate. Returns whether it did. A plain resume changes nothing."""
-    train = config.train
-    end = (float(train.steps), train.time_budget_minutes * 60.0)
+    """After a restore: reconcile the schedule with the config. If the configured steps or budget
+    differ from those the decay was heading for (the fit is extended, or shortened), a new segment
+    of the decay starts at the current step, time and rate; if the learning rate itself was
+    changed (`--set train.learning_rate=...`), it starts at that rate. Returns whether a segment
+    began; a plain resume changes nothing."""
+    end_step, end_seconds, configured = schedule_end(config)
     segment = model.decay_segment.numpy()
-    if (segment[3], segment[4]) == end:
+    if (segment[3], segment[4], segment[5]) == (end_step, end_seconds, configured):
         return False
-    rate = float(np.asarray(model.optimizer.learning_rate))
+    if segment[5] != configured:
+        rate = configured
+    else:  # the rate reached, before any recovery's scale
+        rate = float(np.asarray(model.optimizer.learning_rate)) / float(model.rate_scale.numpy())
     step = float(model.optimizer.iterations.numpy())
-    model.decay_segment.assign([step, float(model.fit_seconds.numpy()), rate, *end])
+    model.decay_segment.assign([step, float(model.fit_seconds.numpy()), rate, end_step,
+                                end_seconds, configured])
     return True
 
 
@@ -170,9 +184,10 @@ def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
                       stabilization_examples=losses.stabilization_examples, seed=config.train.seed,
                       prefill=config.data.prefill, debug_numerics=config.train.debug_numerics)
     train = config.train
-    model.decay_segment.assign([0.0, 0.0, train.learning_rate, float(train.steps),
-                                train.time_budget_minutes * 60.0])
-    optimizer = keras.optimizers.Adam(learning_rate(config, model.fit_seconds, model.decay_segment),
+    end_step, end_seconds, configured = schedule_end(config)
+    model.decay_segment.assign([0.0, 0.0, configured, end_step, end_seconds, configured])
+    rate = learning_rate(config, model.fit_seconds, model.decay_segment, model.rate_scale)
+    optimizer = keras.optimizers.Adam(rate,
                                       beta_1=train.beta_1, beta_2=train.beta_2,
                                       global_clipnorm=train.clip_global_norm or None)
     model.compile(optimizer=optimizer, steps_per_execution=config.train.steps_per_execution)
@@ -186,15 +201,15 @@ def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
 class Checkpoints:
     """Model and optimizer (with its step count) under `checkpoints/`; written atomically by TF.
 
-    `learning_rate`: the configured rate (`learning_rate(config)`). A checkpoint holds a constant
-    rate as it was saved, and a resume may change it (`--set train.learning_rate=...`), so a
-    constant is applied again after each restore; a schedule is computed from the step.
+    The learning rate is a schedule computed from the step, the fit clock and the decay segment
+    (all checkpointed); `begin_segment` reconciles it with a changed config after a restore.
     """
 
-    def __init__(self, model: Inpainter, directory, keep: int = 3, learning_rate=None):
+    def __init__(self, model: Inpainter, directory, keep: int = 3):
         self.checkpoint = tf.train.Checkpoint(generator=model.generator, optimizer=model.optimizer,
                                               fit_seconds=model.fit_seconds,
-                                              decay_segment=model.decay_segment)
+                                              decay_segment=model.decay_segment,
+                                              learning_rate_scale=model.rate_scale)
         self.directory = Path(directory)
         try:
             self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory),
@@ -208,7 +223,6 @@ class Checkpoints:
             self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory),
                                                       max_to_keep=keep)
         self.model = model
-        self.constant_learning_rate = learning_rate if isinstance(learning_rate, float) else None
         self.saved_step: int | None = None  # the step of the newest good checkpoint
 
     def _candidates(self) -> list[str]:
@@ -226,12 +240,9 @@ class Checkpoints:
         one before it is used; if none is readable the fit cannot resume and says so.
         """
         candidates = self._candidates()
-        optimizer = self.model.optimizer
         for path in candidates:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
-                if self.constant_learning_rate is not None:
-                    optimizer.learning_rate = self.constant_learning_rate
             except Exception as error:  # noqa: BLE001 - unreadable in any way: try the one before
                 reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
                 print(f"warning: {path}: checkpoint unreadable ({reason}); "
@@ -244,10 +255,11 @@ class Checkpoints:
                              "--overwrite")
         return int(self.model.optimizer.iterations.numpy())
 
-    def save(self) -> None:
-        """Saves the current step (once); a failed write (a full disk) is one clear line."""
+    def save(self, *, again: bool = False) -> None:
+        """Saves the current step (once, unless `again`: a recovery lowered the learning rate of a
+        step already saved); a failed write (a full disk) is one clear line."""
         step = int(self.model.optimizer.iterations.numpy())
-        if step == self.saved_step:
+        if step == self.saved_step and not again:
             return
         try:
             self.manager.save(checkpoint_number=step)
@@ -308,8 +320,44 @@ class ScalarLog(keras.callbacks.Callback):
                   file=sys.stderr)
 
 
+class Recovery:
+    """The fit's last good state, kept in memory, and the recoveries made from it.
+
+    `Inpainter.train_step` skips a step whose loss or gradients are not finite and counts it;
+    `check` sees the count rise. The fit then rolls back to the state kept at the last
+    `snapshot_every` boundary (weights, Adam's moments, the step: what a checkpoint holds, in
+    memory, so at most `snapshot_every` steps are lost) and goes on at a lower learning rate.
+    """
+
+    def __init__(self, model: Inpainter):
+        self.model = model
+        self.variables = [*model.generator.weights, *model.optimizer.variables]
+        self.state: list[np.ndarray] = []
+        self.step = 0
+        self.skipped = int(model.skipped_steps.numpy())
+        self.events: list[dict] = []
+
+    def keep(self, step: int) -> None:
+        self.state = [variable.numpy() for variable in self.variables]
+        self.step = step
+
+    def nonfinite(self) -> str:
+        """What the last skipped step found not finite, if a step was skipped since the last
+        call; "" if none was."""
+        skipped = int(self.model.skipped_steps.numpy())
+        if skipped == self.skipped:
+            return ""
+        self.skipped = skipped
+        return "the loss" if int(self.model.last_nonfinite.numpy()) == 1 else "the gradients"
+
+    def roll_back(self) -> None:
+        for variable, value in zip(self.variables, self.state):
+            variable.assign(value)
+
+
 class Monitor(ScalarLog):
-    """TensorBoard scalars and images, the self-check, checkpoints, early stop and time budget."""
+    """TensorBoard scalars and images, the self-check, checkpoints, recoveries from non-finite
+    steps, early stop and time budget."""
 
     def __init__(self, *, config: Config, run: RunDir, checkpoints: Checkpoints,
                  selfcheck_batch: dict, verbose: bool):
@@ -326,6 +374,12 @@ class Monitor(ScalarLog):
         self.diverged = ""  # why the loss went non-finite, if it did
         self._selfcheck = tf.function(self._selfcheck_images)
         self.numerics: NumericsLog | None = None  # set by fit with train.debug_numerics
+        self.recovery: Recovery | None = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.recovery = Recovery(self.model)
+        self.recovery.keep(self.step())
 
     def _selfcheck_images(self, batch):
         return self.model.selfcheck(batch)
@@ -336,13 +390,21 @@ class Monitor(ScalarLog):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.step()
+        # A skipped step left the step count as it was: it was step + 1 that failed.
+        what = self.recovery.nonfinite()
+        attempted = step + 1 if what else step
         # debug numerics: stop at the first non-finite tensor, named (tfinpaint.numerics)
         if self.numerics is not None:
-            self.diverged = self.numerics.check(step, logs)
+            self.diverged = self.numerics.check(attempted, logs)
             if self.diverged:
                 self.model.stop_training = True
                 return
         logs = {name: value for name, value in (logs or {}).items() if not is_numerics_log(name)}
+        if what:
+            self.recover(attempted, what)
+            return
+        if self._due(step, self.train.snapshot_every):
+            self.recovery.keep(step)
         broken = {name: float(value) for name, value in (logs or {}).items()
                   if not math.isfinite(float(value))}
         if broken:
@@ -360,6 +422,33 @@ class Monitor(ScalarLog):
         if budget_spent(self.model, self.config):
             self.stop_reason = f"time budget of {self.train.time_budget_minutes:g} min spent"
             self.model.stop_training = True
+
+    def recover(self, step: int, what: str) -> None:
+        """Step `step` was skipped for a non-finite value: roll back to the last good state and
+        lower the learning rate; past `max_recoveries`, save that state (at the lowered rate, so a
+        resumed fit does not replay the same divergence) and stop."""
+        recovery, model = self.recovery, self.model
+        recovery.roll_back()
+        model.rate_scale.assign(float(model.rate_scale.numpy()) * self.train.recovery_rate_factor)
+        scale = float(model.rate_scale.numpy())
+        event = {"step": step, "not_finite": what, "rolled_back_to": recovery.step,
+                 "learning_rate_scale": scale}
+        recovery.events.append(event)
+        with self.writer.as_default(step=recovery.step):
+            tf.summary.scalar("train/recoveries", len(recovery.events))
+            tf.summary.scalar("train/learning_rate_scale", scale)
+        self.model.reset_metrics()
+        if len(recovery.events) > self.train.max_recoveries:
+            self.checkpoints.save(again=True)
+            self.diverged = (f"{what} became non-finite at step {step} after "
+                             f"{self.train.max_recoveries} recoveries; the last good state (step "
+                             f"{recovery.step}) is saved with the learning rate lowered to "
+                             f"{scale:g}x; --resume goes on from there")
+            self.model.stop_training = True
+            return
+        print(f"warning: {what} became non-finite at step {step}: the step was skipped, the fit "
+              f"rolled back to step {recovery.step} and goes on at {scale:g}x the learning rate "
+              f"(recovery {len(recovery.events)} of {self.train.max_recoveries})", file=sys.stderr)
 
     def run_selfcheck(self, step: int, images: bool = False) -> float:
         result = self._selfcheck(self.selfcheck_batch)
@@ -393,6 +482,7 @@ class FitOutcome:
     seconds: float
     stop_reason: str = ""
     selfcheck: list[tuple[int, float, float]] = field(default_factory=list)
+    recoveries: list[dict] = field(default_factory=list)  # see Monitor.recover
 
 
 def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
@@ -411,7 +501,7 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
     strategy = choose_strategy()
     with strategy.scope():
         model = build_inpainter(config, in_channels=in_channels)
-        checkpoints = Checkpoints(model, run.checkpoints, learning_rate=learning_rate(config))
+        checkpoints = Checkpoints(model, run.checkpoints)
         start = checkpoints.restore_latest()
         if start > 0 and begin_segment(model, config) and verbose:
             print(f"the schedule goes on from step {start} at learning rate "
@@ -447,6 +537,8 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
                 file=sys.stderr)
         model.fit(dataset, epochs=1, steps_per_epoch=remaining // spe * spe,
                   callbacks=[FitClock(), monitor, *callbacks], verbose=1 if verbose and sys.stdout.isatty() else 0)
+        if monitor.diverged and monitor.recovery.events:
+            raise InputError(f"{run.path}: fitting stopped, {monitor.diverged}")
         if monitor.diverged:
             kept = checkpoints.saved_step
             raise InputError(f"{run.path}: fitting stopped, {monitor.diverged}; " + (
@@ -459,4 +551,5 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
         print(f"already fitted to step {start}", file=sys.stderr)
     return FitOutcome(model=model, steps=int(model.optimizer.iterations.numpy()),
                       seconds=time.perf_counter() - began, stop_reason=monitor.stop_reason,
-                      selfcheck=monitor.history)
+                      selfcheck=monitor.history,
+                      recoveries=monitor.recovery.events if monitor.recovery else [])

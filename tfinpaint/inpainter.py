@@ -84,8 +84,16 @@ class Inpainter(keras.Model):
         self.fit_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="fit_seconds")
         # Where the learning-rate decay's current segment starts and ends (see
         # `fitting.begin_segment`); checkpointed, so an extended fit decays on from where it was.
-        self.decay_segment = tf.Variable(tf.zeros([5], tf.float64), trainable=False,
+        self.decay_segment = tf.Variable(tf.zeros([6], tf.float64), trainable=False,
                                          name="decay_segment")
+        # The factor recoveries from non-finite steps have lowered the learning rate by
+        # (`fitting.Monitor`); checkpointed, so a resumed fit keeps the lower rate.
+        self.rate_scale = tf.Variable(1.0, dtype=tf.float32, trainable=False,
+                                      name="learning_rate_scale")
+        # Steps skipped for a non-finite loss or gradient, and what the last one was.
+        self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
+        self.last_nonfinite = tf.Variable(0, dtype=tf.int32, trainable=False,
+                                          name="last_nonfinite")
 
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
@@ -143,17 +151,43 @@ class Inpainter(keras.Model):
             scaled = self.optimizer.scale_loss(total / replicas)
 
         gradients = tape.gradient(scaled, self.generator.trainable_weights)
-        self.optimizer.apply(gradients, self.generator.trainable_weights)
+        # A step whose loss or gradients are not finite is skipped (weights, Adam's moments and
+        # the step count untouched) and counted; the fit's monitor recovers from it.
+        finite = self._apply_if_finite(total, gradients)
 
-        self.trackers["total"].update_state(total)
+        counted = tf.cast(finite, tf.float32)
+        self.trackers["total"].update_state(tf.where(finite, total, 0.0), sample_weight=counted)
         for name, value in values.items():
-            self.trackers[name].update_state(value)
+            self.trackers[name].update_state(tf.where(finite, value, 0.0), sample_weight=counted)
         logs = {name: tracker.result() for name, tracker in self.trackers.items()}
         if self.debug_numerics:
             # debug: this step's tensors, in the order computed (tfinpaint.numerics)
             logs.update(numerics.step_report(blocks, values, total, gradients,
                                              self.generator.trainable_weights))
         return logs
+
+    def _apply_if_finite(self, total: tf.Tensor, gradients: list[tf.Tensor]) -> tf.Tensor:
+        loss_finite = tf.math.is_finite(total)
+        gradients_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
+        finite = tf.logical_and(loss_finite, gradients_finite)
+
+        def apply():
+            self.optimizer.apply(gradients, self.generator.trainable_weights)
+            return tf.constant(True)
+
+        def skip():
+            self.skipped_steps.assign_add(1)
+            # 1: the loss itself was not finite; 2: only its gradients were
+            self.last_nonfinite.assign(tf.where(loss_finite, 2, 1))
+            return tf.constant(False)
+
+        if tf.distribute.get_strategy().num_replicas_in_sync == 1:
+            tf.cond(finite, apply, skip)
+        else:  # an update in a branch cannot synchronise replicas: zero gradients instead
+            tf.cond(finite, lambda: tf.constant(True), skip)
+            self.optimizer.apply([tf.where(finite, g, tf.zeros_like(g)) for g in gradients],
+                                 self.generator.trainable_weights)
+        return finite
 
     def numerics_names(self) -> list[str]:
         """What `numerics.step_report` checks in this model's step, in order."""

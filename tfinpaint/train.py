@@ -145,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "working_size": list(size), "native_size": list(clip.frames.shape[1:3]),
         "selfcheck_psnr": outcome.selfcheck[-1][2] if outcome.selfcheck else None,
         "stop_reason": outcome.stop_reason,
+        "recoveries": outcome.recoveries,
     }
     summary = write_result(run.result, clip, filled, logdir=run.logs, extra=extra,
                            **result_options(config))
