@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,9 +193,13 @@ class ProgressiveConfig:
     # Size of the last stage (0 = the video's own).
     final_height: int = 0
     final_width: int = 0
-    # Patches whose translated hole has fewer known pixels than this, scaled from a 3840x2160
-    # frame to the stage's size, are redrawn (up to `placement_tries` candidates per patch).
-    min_hole_pixels_4k: int = 1000
+    # Patches whose translated hole hides fewer known pixels than this are redrawn (up to
+    # `placement_tries` candidates per patch). The paper's rule (App. A.4): at least 1,000 object
+    # pixels per 960x540 patch, whatever the frame's size; the threshold belongs to the patch, so
+    # with another base size (data.working_*) it is scaled by the patch's area (200 px for the
+    # default 432x240 patches). Until this change it was scaled by the FRAME's area from
+    # 1,000 px at 3840x2160 (`min_hole_pixels_4k`, 50 px for a 854x480 stage): no longer read.
+    min_hole_pixels: int = 1000
     placement_tries: int = 16
     # Patch centres are this many times likelier within the object boundary's band (data's
     # boundary_band_y/x) than elsewhere: boundary-aware sampling.
@@ -257,10 +262,23 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
     raise InputError(f"config {where}: expected {kind.__name__}, got {value!r}")
 
 
+# Keys that configs no longer have, with what replaced them. Run folders keep the config they
+# were made with, so a saved config.yaml that still names one loads, with a warning, instead of
+# failing as an unknown key; the key's value is not used.
+RETIRED_KEYS = {
+    "progressive.min_hole_pixels_4k": "progressive.min_hole_pixels (object pixels per 960x540 "
+                                      "patch, the paper's rule)",
+}
+
+
 def _merge(obj: Any, updates: dict, prefix: str = "") -> None:
     hints = typing.get_type_hints(type(obj))
     for key, value in updates.items():
         where = f"{prefix}{key}"
+        if where in RETIRED_KEYS:
+            print(f"warning: config key '{where}' is retired and ignored; see "
+                  f"{RETIRED_KEYS[where]}", file=sys.stderr)
+            continue
         if key not in hints:
             known = ", ".join(sorted(hints))
             raise InputError(f"config: unknown key '{where}' (known: {known})")
@@ -289,7 +307,7 @@ def _validate(config: Config) -> None:
     _require("progressive", {
         "stages >= 1": p.stages >= 1, "stage_steps >= 0": p.stage_steps >= 0,
         "placement_tries >= 1": p.placement_tries >= 1, "tile_batch >= 1": p.tile_batch >= 1,
-        "tile_overlap >= 0": p.tile_overlap >= 0, "min_hole_pixels_4k >= 0": p.min_hole_pixels_4k >= 0,
+        "tile_overlap >= 0": p.tile_overlap >= 0, "min_hole_pixels >= 0": p.min_hole_pixels >= 0,
         "patch_boundary_weight > 0": p.patch_boundary_weight > 0})
     m = config.propagate
     _require("propagate", {
