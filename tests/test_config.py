@@ -52,3 +52,14 @@ def test_save_round_trip_and_diff(tmp_path):
 def test_shipped_configs_load():
     for path in sorted(config_lib.CONFIG_DIR.glob("*.yaml")):
         config_lib.load_config([path])
+
+
+def test_a_run_folders_retired_key_still_loads(tmp_path, capsys):
+    # run folders made before progressive.min_hole_pixels replaced min_hole_pixels_4k
+    path = tmp_path / "config.yaml"
+    path.write_text("progressive:\n  stages: 2\n  min_hole_pixels_4k: 1000\n")
+    config = config_lib.config_from_dict(config_lib.read_yaml(path))
+    assert config.progressive.stages == 2
+    assert config.progressive.min_hole_pixels == 1000  # the paper's, per 960x540 patch
+    assert "min_hole_pixels_4k" in capsys.readouterr().err
+    assert "min_hole_pixels_4k" not in config_lib.to_yaml(config)

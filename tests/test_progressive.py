@@ -52,10 +52,12 @@ def _batch(sampler, count, seed=0):
             next(iter(sampler.dataset(batch_size=count, seed=seed))).items()}
 
 
-def test_threshold_scales_with_resolution():
-    assert min_hole_pixels(2160, 3840, 1000) == 1000
-    assert min_hole_pixels(1080, 1920, 1000) == 250
-    assert min_hole_pixels(480, 854, 1000) == 49
+def test_threshold_belongs_to_the_patch_not_the_frame():
+    # App. A.4: 1,000 object pixels per 960x540 patch, at 2K and 4K alike
+    assert min_hole_pixels((540, 960), 1000) == 1000
+    # another base size: scaled by the patch's area
+    assert min_hole_pixels((240, 432), 1000) == 200
+    assert min_hole_pixels((1080, 1920), 1000) == 4000
 
 
 def test_stage_sizes_double_and_end_at_the_video_size():

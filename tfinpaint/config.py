@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,29 @@ class DataConfig:
     # is upsampled back and pasted into the native-resolution frame.
     working_height: int = 240
     working_width: int = 432
-    # Masks: a pixel is hole where its value exceeds `mask_threshold`; then dilated by this many px.
+    # Masks: a pixel is hole where its value exceeds `mask_threshold`; then dilated by this many px
+    # at the video's own resolution, so that the object's soft edge, which reaches past a tight
+    # annotation, is filled instead of left beside the fill (and copied into it). Measured with
+    # tools/dilation_study.py: the bmx-trees rider pasted onto crossing's frames (the truth),
+    # faded out with the edge profile measured around crossing's DAVIS annotations (opacity
+    # 0.31, 0.14, 0.12 at 1, 2, 3 px outside), mask = the raw annotation, 20 frames at 854x480;
+    # hole PSNR (dB) / SSIM over the annotation + 12 px for every D; halo = mean RGB distance to
+    # the truth in the 3 px just outside the dilated mask (left visible; the same for any fill);
+    # fit = configs/default.yaml, 200 steps at 240x432, no time budget:
+    #   D   Telea          fit            halo | edge 2 px wider: Telea  fit    halo | 4 px: Telea
+    #   0   22.33 0.694    22.97 0.677    17.9 |                  15.77  18.55  73.6 |       14.77
+    #   3   20.63 0.593    21.75 0.590    10.0 |                  20.46  21.63  13.1 |       14.84
+    #   6   18.64 0.483    20.37 0.497     8.7 |                  18.64  20.32   9.6 |       18.64
+    #   9   17.28 0.386    19.36 0.417     7.5 |                  17.29          8.6 |       17.30
+    #   12  16.15 0.308    18.29 0.353     5.8 |                  16.18          7.1 |       16.20
+    # Every px of hole beyond what the edge needs costs about 0.4 dB (fit) to 0.5 dB (Telea); a
+    # mask that stops short of the edge costs far more (D=0 with a 2 px wider edge: -3.1 dB fit,
+    # -4.7 dB Telea, against D=3) and leaves the object's outline. With the edge as measured,
+    # 0 px scores 1.2 dB (fit) / 1.7 dB (Telea) above 3 px but keeps a faint outline (halo 17.9
+    # vs 10.0); 3 px loses least across both edges; the reference's 12x12 kernel (about 6 px)
+    # pays off only for an edge 4 px wider than its annotation. Use more for motion-blurred
+    # objects or loose (propagated) masks. (2 of the 10 fits stopped on a NaN loss, at steps 25
+    # and 161, mixed_bfloat16 at Adam 1e-3; the table holds their reruns.)
     mask_threshold: int = 0
     mask_dilation: int = 3
     # Translated masks (eq. 1-2): "uniform" over the whole frame (reference implementation) or
@@ -215,9 +238,13 @@ class ProgressiveConfig:
     # Size of the last stage (0 = the video's own).
     final_height: int = 0
     final_width: int = 0
-    # Patches whose translated hole has fewer known pixels than this, scaled from a 3840x2160
-    # frame to the stage's size, are redrawn (up to `placement_tries` candidates per patch).
-    min_hole_pixels_4k: int = 1000
+    # Patches whose translated hole hides fewer known pixels than this are redrawn (up to
+    # `placement_tries` candidates per patch). The paper's rule (App. A.4): at least 1,000 object
+    # pixels per 960x540 patch, whatever the frame's size; the threshold belongs to the patch, so
+    # with another base size (data.working_*) it is scaled by the patch's area (200 px for the
+    # default 432x240 patches). Until this change it was scaled by the FRAME's area from
+    # 1,000 px at 3840x2160 (`min_hole_pixels_4k`, 50 px for a 854x480 stage): no longer read.
+    min_hole_pixels: int = 1000
     placement_tries: int = 16
     # Patch centres are this many times likelier within the object boundary's band (data's
     # boundary_band_y/x) than elsewhere: boundary-aware sampling.
@@ -280,10 +307,23 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
     raise InputError(f"config {where}: expected {kind.__name__}, got {value!r}")
 
 
+# Keys that configs no longer have, with what replaced them. Run folders keep the config they
+# were made with, so a saved config.yaml that still names one loads, with a warning, instead of
+# failing as an unknown key; the key's value is not used.
+RETIRED_KEYS = {
+    "progressive.min_hole_pixels_4k": "progressive.min_hole_pixels (object pixels per 960x540 "
+                                      "patch, the paper's rule)",
+}
+
+
 def _merge(obj: Any, updates: dict, prefix: str = "") -> None:
     hints = typing.get_type_hints(type(obj))
     for key, value in updates.items():
         where = f"{prefix}{key}"
+        if where in RETIRED_KEYS:
+            print(f"warning: config key '{where}' is retired and ignored; see "
+                  f"{RETIRED_KEYS[where]}", file=sys.stderr)
+            continue
         if key not in hints:
             known = ", ".join(sorted(hints))
             raise InputError(f"config: unknown key '{where}' (known: {known})")
@@ -312,7 +352,7 @@ def _validate(config: Config) -> None:
     _require("progressive", {
         "stages >= 1": p.stages >= 1, "stage_steps >= 0": p.stage_steps >= 0,
         "placement_tries >= 1": p.placement_tries >= 1, "tile_batch >= 1": p.tile_batch >= 1,
-        "tile_overlap >= 0": p.tile_overlap >= 0, "min_hole_pixels_4k >= 0": p.min_hole_pixels_4k >= 0,
+        "tile_overlap >= 0": p.tile_overlap >= 0, "min_hole_pixels >= 0": p.min_hole_pixels >= 0,
         "patch_boundary_weight > 0": p.patch_boundary_weight > 0})
     m = config.propagate
     _require("propagate", {

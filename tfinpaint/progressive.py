@@ -9,7 +9,8 @@ result), resumable on its own:
   previous stage's result, upsampled, as the prior (3 more channels). Patches are placed
   boundary-aware: their centre is `patch_boundary_weight` times likelier near the object's
   boundary; a patch whose translated hole hides fewer known pixels than
-  `min_hole_pixels_4k * (H * W) / (3840 * 2160)` is redrawn;
+  `min_hole_pixels * (h * w) / (960 * 540)`, h x w the patch (the base size), is redrawn
+  (App. A.4: 1,000 object pixels per 960x540 patch, whatever the frame's size);
 - a later stage fills its frames on the grid of `tfinpaint.tiling` (2x2, then 4x4 base-size
   tiles plus the tiles across their seams); tiles without a hole are skipped, and memory is
   bounded by `progressive.tile_batch` tiles, one frame at a time.
@@ -36,7 +37,7 @@ from tfinpaint.inference import Stage, fill_stage, load_generator, make_fill_fn,
 from tfinpaint.rundir import RunDir, staged_folder
 from tfinpaint.video import read_video, write_frames
 
-PIXELS_4K = 3840 * 2160
+PAPER_PATCH_PIXELS = 960 * 540
 
 
 def stage_sizes(config: Config, native: tuple[int, int]) -> list[tuple[int, int]]:
@@ -49,9 +50,10 @@ def stage_sizes(config: Config, native: tuple[int, int]) -> list[tuple[int, int]
     return sizes
 
 
-def min_hole_pixels(height: int, width: int, at_4k: int) -> int:
-    """The 4K hole-pixel threshold scaled to a height x width frame."""
-    return int(round(at_4k * height * width / PIXELS_4K))
+def min_hole_pixels(patch: tuple[int, int], per_paper_patch: int) -> int:
+    """The hole-pixel threshold of an (h, w) patch: `per_paper_patch` pixels per 960x540 patch
+    (the paper's), scaled by the patch's area; the frame's size does not enter."""
+    return int(round(per_paper_patch * patch[0] * patch[1] / PAPER_PATCH_PIXELS))
 
 
 def stage_config(config: Config, stage: int, size: tuple[int, int]) -> Config:
@@ -141,7 +143,7 @@ def fit_ladder(config: Config, frames: np.ndarray, masks: np.ndarray, names: lis
                     round(config.data.boundary_band_x * size[0] / 480))
             sampler = PatchSampler(stage_frames, stage_masks, priors, patch=base, band=band,
                                    boundary_weight=p.patch_boundary_weight,
-                                   min_pixels=min_hole_pixels(*size, p.min_hole_pixels_4k),
+                                   min_pixels=min_hole_pixels(base, p.min_hole_pixels),
                                    tries=p.placement_tries)
             warm_start = None
             if p.warm_start:
