@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
 
 
@@ -32,8 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
 @cli
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()  # before anything imports TensorFlow
     from tfinpaint.clip import check_size, load_clip, write_result
     from tfinpaint.inference import load_generator, make_fill_fn, render
+    from tfinpaint.progress import Progress
     from tfinpaint.rundir import RunDir
 
     run = RunDir(args.run)
@@ -50,8 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()) and not args.overwrite:
         raise InputError(f"{args.out}: exists; pass --overwrite to replace it")
     generator = load_generator(run)
+    rendering = Progress("rendering", total=len(clip.frames), unit="frame")
     filled = render(make_fill_fn(generator, config.data.prefill), clip.frames, clip.masks, size,
-                    batch_size=config.infer.batch_size)
+                    batch_size=config.infer.batch_size, progress=rendering.update)
     out.parent.mkdir(parents=True, exist_ok=True)
     summary = write_result(out, clip, filled, logdir=run.logs, extra={"working_size": list(size)})
     print(f"result: {out}/video.mp4")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from tfinpaint import config as config_lib
+from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
 from tfinpaint.sample_clip import SAMPLE
 
@@ -86,6 +87,7 @@ def default_run_dir(video: str) -> Path:
 @cli
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()  # before anything imports TensorFlow
     if not args.video and not args.resume:
         raise InputError("--video is required (a folder of frames, a video file, or 'sample')")
     if args.resume and not args.run_dir:
@@ -125,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfinpaint.clip import resize_frames, resize_masks
     from tfinpaint.fitting import fit
     from tfinpaint.inference import make_fill_fn, render
+    from tfinpaint.progress import Progress
 
     verbose = not args.quiet
     outcome = fit(config, resize_frames(clip.frames, *size), resize_masks(clip.masks, *size), run,
@@ -133,8 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         why = f" ({outcome.stop_reason})" if outcome.stop_reason else ""
         print(f"fitted to step {outcome.steps} in {outcome.seconds:.0f} s{why}; rendering", file=sys.stderr)
     began = time.perf_counter()
+    rendering = Progress("rendering", total=len(clip.frames), unit="frame")
     filled = render(make_fill_fn(outcome.model.generator, config.data.prefill), clip.frames, clip.masks, size,
-                    batch_size=config.infer.batch_size)
+                    batch_size=config.infer.batch_size, progress=rendering.update if verbose else None)
     summary = write_result(run.result, clip, filled, logdir=run.logs, extra={
         "steps": outcome.steps, "fit_seconds": round(outcome.seconds, 1),
         "render_seconds": round(time.perf_counter() - began, 1),

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 
+from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
 from tfinpaint.video import IMAGE_EXTENSIONS, dilate_masks, write_frames
 
@@ -115,6 +116,7 @@ def _frame_filler(args):
 @cli
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()  # before anything imports TensorFlow
     frames, masks = _images(args.video), _images(args.masks)
     if len(frames) != len(masks):
         raise InputError(f"{len(frames)} frames but {len(masks)} masks")

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import grpc
 
+from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
 
 
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=5,
                         help="retries on UNAVAILABLE / DEADLINE_EXCEEDED")
     args = parser.parse_args(argv)
+    quiet_tensorflow()  # before anything imports TensorFlow
     if args.batch < 1 or args.concurrency < 1:
         raise InputError("--batch and --concurrency must be at least 1")
     if args.mask_dilation < 0 or args.retries < 0 or (args.overlap or 0) < 0:
