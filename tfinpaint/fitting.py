@@ -153,7 +153,7 @@ class FitProgress(keras.callbacks.Callback):
     On a terminal, one line redrawn in place; elsewhere, a line every `train.log_every` steps.
     """
 
-    def __init__(self, config: Config, monitor: "Monitor", stream=None):
+    def __init__(self, config: Config, monitor: Monitor, stream=None):
         super().__init__()
         self.train = config.train
         self.monitor = monitor

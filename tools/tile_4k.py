@@ -26,6 +26,7 @@ import numpy as np
 
 from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
+from tfinpaint.progress import Progress
 from tfinpaint.video import IMAGE_EXTENSIONS, dilate_masks, write_frames
 
 
@@ -121,9 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(frames) != len(masks):
         raise InputError(f"{len(frames)} frames but {len(masks)} masks")
     fill = _frame_filler(args)
-    import keras
-
-    bar = None if args.quiet else keras.utils.Progbar(len(frames), unit_name="frame")
+    bar = None if args.quiet else Progress("filling", total=len(frames), unit="frame")
     for index, (frame_path, mask_path) in enumerate(zip(frames, masks)):
         frame = _read_rgb(frame_path)
         mask = _read_mask(mask_path, frame.shape[:2], args.mask_threshold, args.mask_dilation)

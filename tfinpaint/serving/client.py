@@ -18,6 +18,7 @@ import grpc
 
 from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
+from tfinpaint.progress import Progress
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -79,8 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "set; sending whole frames", file=sys.stderr)
         predict = remote_predict_fn(stub, args.model, version=args.version,
                                     timeout=args.timeout, retries=args.retries)
-        import keras
-        bar = keras.utils.Progbar(num_frames, unit_name="frame")
+        bar = Progress("filling", total=num_frames, unit="frame")
         filled = fill_frames(predict, args.model, video.frames, masks, tile_size=tile_size,
                              overlap=args.overlap, batch=args.batch,
                              concurrency=args.concurrency, progress=bar.update)
