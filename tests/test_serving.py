@@ -15,6 +15,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
 
 from tfinpaint.serving.server import serve
+from tfinpaint.serving import client as client_command
 from tfinpaint.serving import remote as client
 from tfinpaint.serving.remote import (fetch_working_size, fill_frames, local_predict_fn,
                                       remote_predict_fn, with_retries)
@@ -308,12 +309,12 @@ def test_client_command_writes_frames_and_video(server, tmp_path):
     out = tmp_path / "out"
     argv = ["--target", server, "--model", MODEL, "--video", str(tmp_path / "video"),
             "--masks", str(tmp_path / "masks"), "--out", str(out), "--batch", "2"]
-    assert client.main(argv) == 0
+    assert client_command.main(argv) == 0
     assert (out / "video.mp4").is_file()
     written = np.stack([cv2.imread(str(out / f"f{i}.png"))[..., ::-1] for i in range(3)])
     hole = masks[..., 0] != 0
     np.testing.assert_array_equal(written[~hole], frames[~hole])
     np.testing.assert_array_equal(written, fill_frames(server, MODEL, frames, masks,
                                                        tile_size=WORKING))
-    assert client.main(argv) == 2  # refuses to overwrite
-    assert client.main(argv[:2] + ["--model", "nope"] + argv[4:] + ["--overwrite"]) == 2
+    assert client_command.main(argv) == 2  # refuses to overwrite
+    assert client_command.main(argv[:2] + ["--model", "nope"] + argv[4:] + ["--overwrite"]) == 2
