@@ -184,6 +184,11 @@ def test_train_first_mask_propagates_then_inpaints(tmp_path, capsys):
     propagated = read_masks(run / "propagation" / "masks", len(frames), *frames.shape[1:3], names=names)
     assert propagated[1].sum() >= masks[1].sum()  # the annotated frame keeps its mask
     assert json.loads((run / "source.json").read_text())["masks"] == str(run / "propagation" / "masks")
+    # each long stage reports its progress (here in plain lines: the captured stderr is no terminal)
+    err = capsys.readouterr().err
+    for stage in ("propagating 100%", "fitting 100%", "rendering 100%"):
+        assert stage in err, err[-2000:]
+    assert "\r" not in err
 
 
 # ---------------------------------------------------------------------------------------------

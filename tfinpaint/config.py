@@ -467,4 +467,6 @@ def to_yaml(config: Config) -> str:
     return yaml.safe_dump(plain(to_dict(config)), sort_keys=False)
 
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# The shipped YAML configs: package data, so that a wheel install has them too; the repository's
+# top-level configs/ is a link to this folder, for `--config configs/quick.yaml`.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"

@@ -20,11 +20,12 @@ from typing import Sequence
 
 import numpy as np
 
-from tfinpaint import metrics, report, video
+from tfinpaint import video
+from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
 from tfinpaint.rundir import write_text
 
-BASELINES = {"telea": metrics.telea_baseline}
+BASELINES = ("telea",)  # OpenCV's per-frame Telea fill: metrics.telea_baseline
 COLUMNS = ("psnr", "ssim", "psnr_hole", "ssim_hole", "warping_error")
 
 
@@ -76,6 +77,9 @@ def _json_number(value: float) -> float | None:
 @cli
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
+    quiet_tensorflow()  # before anything imports TensorFlow
+    from tfinpaint import metrics, report
+
     clip = _read(args.truth, "truth", args.max_frames)
     truth = clip.frames
     pred = _read(args.pred, "pred", args.max_frames).frames
@@ -95,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rows = {"ours": metrics.score(pred, truth, masks)}
     for name in args.baseline:
-        rows[name] = metrics.score(BASELINES[name](given, masks), truth, masks)
+        baseline = {"telea": metrics.telea_baseline}[name]
+        rows[name] = metrics.score(baseline(given, masks), truth, masks)
     print(_table(rows))
     # occlusions and flow errors make even the truth score above 0: the floor to compare with
     truth_warping_error = metrics.warping_error(truth, truth, masks)

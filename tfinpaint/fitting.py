@@ -18,6 +18,7 @@ from tfinpaint.errors import InputError
 from tfinpaint.generator import generator_from, to_uint8
 from tfinpaint.inpainter import Inpainter
 from tfinpaint.numerics import NumericsLog, is_numerics_log
+from tfinpaint.progress import Progress, clock
 from tfinpaint.rundir import RunDir
 from tfinpaint.vgg import build_feature_extractor, resolve_weights
 
@@ -169,6 +170,52 @@ def budget_spent(model: Inpainter, config: Config) -> bool:
     return bool(budget) and float(model.fit_seconds.numpy()) >= budget
 
 
+class FitProgress(keras.callbacks.Callback):
+    """The fit's progress on the console (`tfinpaint.progress.Progress`): the fraction of the
+    steps or of the time budget, whichever the fit will end on (the larger), the time left, steps
+    per second, the current loss and the last self-check PSNR (read from `monitor.history`).
+
+    On a terminal, one line redrawn in place; elsewhere, a line every `train.log_every` steps.
+    """
+
+    def __init__(self, config: Config, monitor: Monitor, stream=None):
+        super().__init__()
+        self.train = config.train
+        self.monitor = monitor
+        # Without logging (log_every 0) a log gets the first and the last line only.
+        every = config.train.log_every or max(config.train.steps, 1)
+        self.progress = Progress("fitting", unit="step", every=every, stream=stream)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        budget = self.train.time_budget_minutes * 60.0
+        seconds = float(self.model.fit_seconds.numpy())
+        by_steps = step / self.train.steps if self.train.steps else 1.0
+        by_time = seconds / budget if budget else 0.0
+        if by_time > by_steps:
+            where = f"step {step}, {clock(seconds)} of {clock(budget)}"
+        else:
+            where = f"step {step}/{self.train.steps}"
+        details = [where, *_loss_text(logs or {})]
+        if self.monitor.history:
+            details.append(f"self-check {self.monitor.history[-1][2]:.2f} dB")
+        self.progress.update(step, max(by_steps, by_time), " | ".join(details))
+
+    def on_train_end(self, logs=None):
+        self.progress.finish()
+
+
+def _loss_text(logs: dict) -> list[str]:
+    """`loss 0.0312` (the total), with the terms beside it when there is more than one."""
+    values = {name: float(value) for name, value in logs.items()}
+    total = values.pop("total", None)
+    if total is None:
+        return [f"{name} {value:.4f}" for name, value in values.items()]
+    if list(values) in ([], ["reconstruction"]):
+        return [f"loss {total:.4f}"]
+    return [f"loss {total:.4f} (" + ", ".join(f"{k} {v:.4f}" for k, v in values.items()) + ")"]
+
+
 def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
     """The generator and its trainer, compiled with Adam as configured (call in strategy scope)."""
     generator = generator_from(config.generator, in_channels=in_channels)
@@ -280,19 +327,17 @@ def _grid(images: list[tf.Tensor], rows: int) -> tf.Tensor:
 
 class ScalarLog(keras.callbacks.Callback):
     """Every `log_every` steps: the tracked losses as `loss/<name>`, the learning rate and
-    steps per second to TensorBoard (and a line to stderr when verbose); then the trackers restart.
+    steps per second to TensorBoard; then the trackers restart. (The console's progress line is
+    `FitProgress`'s, or `PropagationMonitor`'s.)
 
     The base of every fit's monitor (`Monitor`, `mask_propagation.PropagationMonitor`).
     """
 
-    def __init__(self, *, logdir, log_every: int, total_steps: int, verbose: bool,
-                 label: str = "step"):
+    def __init__(self, *, logdir, log_every: int, verbose: bool):
         super().__init__()
         self.writer = tf.summary.create_file_writer(str(logdir)) if logdir else None
         self.log_every = log_every
-        self.total_steps = total_steps
-        self.verbose = verbose
-        self.label = label
+        self.verbose = verbose  # whether the fit may write to the console
 
     def step(self) -> int:
         """The optimizer's step: the fit's, across resumes."""
@@ -314,10 +359,6 @@ class ScalarLog(keras.callbacks.Callback):
                                   float(np.asarray(self.model.optimizer.learning_rate)))
                 tf.summary.scalar("train/steps_per_second", rate)
         self.model.reset_metrics()
-        if self.verbose:
-            text = " ".join(f"{k}={float(v):.4f}" for k, v in logs.items())
-            print(f"{self.label} {step}/{self.total_steps} {text} {rate:.2f} steps/s",
-                  file=sys.stderr)
 
 
 class Recovery:
@@ -361,8 +402,7 @@ class Monitor(ScalarLog):
 
     def __init__(self, *, config: Config, run: RunDir, checkpoints: Checkpoints,
                  selfcheck_batch: dict, verbose: bool):
-        super().__init__(logdir=run.logs, log_every=config.train.log_every,
-                         total_steps=config.train.steps, verbose=verbose)
+        super().__init__(logdir=run.logs, log_every=config.train.log_every, verbose=verbose)
         self.config = config
         self.train = config.train
         self.checkpoints = checkpoints
@@ -512,7 +552,7 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
         sampler = MaskSampler(frames, masks, sampling_from(config.data))
     selfcheck_batch = sampler.fixed_batch(config.train.selfcheck_frames, seed=config.train.seed)
     monitor = Monitor(config=config, run=run, checkpoints=checkpoints,
-                      selfcheck_batch=selfcheck_batch, verbose=verbose and not sys.stdout.isatty())
+                      selfcheck_batch=selfcheck_batch, verbose=verbose)
     if config.train.debug_numerics:
         monitor.numerics = NumericsLog(model.numerics_names(),
                                        [v.path for v in model.generator.trainable_variables],
@@ -535,8 +575,9 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
             print(f"fitting steps {start}..{config.train.steps}" + (
                 f" or until {budget:g} min of fitting ({fitted:.1f} done)" if budget else ""),
                 file=sys.stderr)
-        model.fit(dataset, epochs=1, steps_per_epoch=remaining // spe * spe,
-                  callbacks=[FitClock(), monitor, *callbacks], verbose=1 if verbose and sys.stdout.isatty() else 0)
+        progress = [FitProgress(config, monitor)] if verbose else []
+        model.fit(dataset, epochs=1, steps_per_epoch=remaining // spe * spe, shuffle=False,
+                  callbacks=[FitClock(), monitor, *progress, *callbacks], verbose=0)
         if monitor.diverged and monitor.recovery.events:
             raise InputError(f"{run.path}: fitting stopped, {monitor.diverged}")
         if monitor.diverged:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
 
 
@@ -34,8 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 @cli
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()  # before anything imports TensorFlow
     from tfinpaint.clip import check_size, load_clip, result_options, write_result
     from tfinpaint.inference import load_generator, make_fill_fn, render
+    from tfinpaint.progress import Progress
     from tfinpaint.rundir import RunDir
 
     run = RunDir(args.run)
@@ -53,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError(f"{args.out}: exists; pass --overwrite to replace it")
     generator = load_generator(run)
     fill = make_fill_fn(generator, config.data.prefill, working_size=size)
-    filled = render(fill, clip.frames, clip.masks, batch_size=config.infer.batch_size)
+    rendering = Progress("rendering", total=len(clip.frames), unit="frame")
+    filled = render(fill, clip.frames, clip.masks, batch_size=config.infer.batch_size,
+                    progress=rendering.update)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.lossless:
         config.infer.lossless_video = True

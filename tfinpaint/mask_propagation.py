@@ -25,6 +25,7 @@ from tfinpaint.data.samplers import PasteSampler
 from tfinpaint.fitting import ScalarLog, choose_precision, choose_strategy
 from tfinpaint.generator import MULTIPLE, build_generator, crop_to, network_input, pad_to_multiple, to_signed
 from tfinpaint.losses import weighted_bce
+from tfinpaint.progress import Progress
 
 
 class MaskPropagator(keras.Model):
@@ -113,12 +114,16 @@ def overlay(frames: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
 
 
 class PropagationMonitor(ScalarLog):
-    """TensorBoard: `loss/segmentation` and the predicted masks over frames spread across the clip."""
+    """TensorBoard: `loss/segmentation` and the predicted masks over frames spread across the clip;
+    when verbose, the fit's progress on the console (`tfinpaint.progress.Progress`, a line every
+    `log_every` steps where the console is not a terminal)."""
 
-    def __init__(self, *, propagate: PropagateConfig, frames: np.ndarray, logdir, verbose: bool):
-        super().__init__(logdir=logdir, log_every=propagate.log_every, total_steps=propagate.steps,
-                         verbose=verbose, label="propagation step")
+    def __init__(self, *, propagate: PropagateConfig, frames: np.ndarray, logdir, verbose: bool,
+                 stream=None):
+        super().__init__(logdir=logdir, log_every=propagate.log_every, verbose=verbose)
         self.propagate = propagate
+        self.progress = Progress("propagating", total=propagate.steps, unit="step",
+                                 every=propagate.log_every or propagate.steps, stream=stream)
         count = min(propagate.image_frames, len(frames))
         self.frames = tf.constant(frames[np.linspace(0, len(frames) - 1, count).round().astype(int)])
         self._probabilities = None
@@ -129,6 +134,10 @@ class PropagationMonitor(ScalarLog):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.step()
+        if self.verbose:
+            loss = (logs or {}).get("segmentation")
+            self.progress.update(step, details=f"step {step}/{self.propagate.steps}" + (
+                f" | loss {float(loss):.4f}" if loss is not None else ""))
         if self.propagate.log_every and step % self.propagate.log_every == 0:
             self.log_scalars(step, logs or {})
         if self.propagate.image_every and step % self.propagate.image_every == 0:
@@ -143,6 +152,7 @@ class PropagationMonitor(ScalarLog):
         self.writer.flush()
 
     def on_train_end(self, logs=None):
+        self.progress.finish()
         self.log_masks(self.step())
         if self.writer:
             self.writer.flush()
@@ -182,7 +192,7 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
     began = time.perf_counter()
     if p.steps:
         model.fit(sampler.dataset(batch_size=p.batch_size, seed=config.train.seed), epochs=1,
-                  steps_per_epoch=p.steps, callbacks=[monitor], verbose=0)
+                  steps_per_epoch=p.steps, callbacks=[monitor], verbose=0, shuffle=False)
     seconds = time.perf_counter() - began
 
     probabilities = predict_probabilities(model, small_frames, batch_size=config.infer.batch_size)

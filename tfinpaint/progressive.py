@@ -34,6 +34,7 @@ from tfinpaint.data.samplers import PatchSampler
 from tfinpaint.fitting import fit
 from tfinpaint.generator import PRIOR_CHANNELS
 from tfinpaint.inference import Stage, fill_stage, load_generator, make_fill_fn, make_prior_fill_fn
+from tfinpaint.progress import Progress
 from tfinpaint.rundir import RunDir, staged_folder
 from tfinpaint.video import read_video, write_frames
 
@@ -156,7 +157,9 @@ def fit_ladder(config: Config, frames: np.ndarray, masks: np.ndarray, names: lis
             stage = Stage(size, make_prior_fill_fn(outcome.model.generator, staged.data.prefill),
                           with_prior=True)
         began = time.perf_counter()
-        result = fill_stage(stage, stage_frames, stage_masks, priors, base=base, config=staged)
+        rendering = Progress(f"rendering stage {number}", total=len(stage_frames), unit="frame")
+        result = fill_stage(stage, stage_frames, stage_masks, priors, base=base, config=staged,
+                            progress=rendering.update if verbose else None)
         summary = {"stage": number, "size": list(size), "steps": outcome.steps,
                    "fit_seconds": round(outcome.seconds, 1),
                    "fill_seconds": round(time.perf_counter() - began, 1),

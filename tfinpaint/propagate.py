@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from tfinpaint import config as config_lib
+from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
 
 
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 @cli
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()  # before anything imports TensorFlow
     overrides = list(args.set) + ([f"propagate.steps={args.steps}"] if args.steps is not None else [])
     config = config_lib.load_config(args.config, overrides)
     from tfinpaint.clip import check_size, read_annotation

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
+from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
 
 
@@ -31,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-pixels", type=int, default=1 << 24,
                         help="largest N*H*W of one input tensor")
     args = parser.parse_args(argv)
+    quiet_tensorflow()  # before anything imports TensorFlow
     for option in ("max_message_mb", "max_concurrent", "max_pixels"):
         if getattr(args, option) < 1:
             raise InputError(f"--{option.replace('_', '-')} must be at least 1")

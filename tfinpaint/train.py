@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from tfinpaint import config as config_lib
+from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
 from tfinpaint.sample_clip import SAMPLE
 
@@ -90,6 +91,7 @@ def default_run_dir(video: str) -> Path:
 @cli
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()  # before anything imports TensorFlow
     if not args.video and not args.resume:
         raise InputError("--video is required (a folder of frames, a video file, or 'sample')")
     if args.resume and not args.run_dir:
@@ -129,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfinpaint.clip import resize_frames, resize_masks
     from tfinpaint.fitting import fit
     from tfinpaint.inference import make_fill_fn, render
+    from tfinpaint.progress import Progress
 
     verbose = not args.quiet
     outcome = fit(config, resize_frames(clip.frames, *size), resize_masks(clip.masks, *size), run,
@@ -138,7 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fitted to step {outcome.steps} in {outcome.seconds:.0f} s{why}; rendering", file=sys.stderr)
     began = time.perf_counter()
     fill = make_fill_fn(outcome.model.generator, config.data.prefill, working_size=size)
-    filled = render(fill, clip.frames, clip.masks, batch_size=config.infer.batch_size)
+    rendering = Progress("rendering", total=len(clip.frames), unit="frame")
+    filled = render(fill, clip.frames, clip.masks, batch_size=config.infer.batch_size,
+                    progress=rendering.update if verbose else None)
     extra = {
         "steps": outcome.steps, "fit_seconds": round(outcome.seconds, 1),
         "render_seconds": round(time.perf_counter() - began, 1),

@@ -160,7 +160,8 @@ def main(argv=None) -> int:
     spe = args.steps_per_execution
     executions = max(1, -(-args.steps // spe))
     timer = StepTimes()
-    model.fit(dataset, epochs=1, steps_per_epoch=max(1, -(-args.warmup // spe)) * spe, verbose=0)
+    model.fit(dataset, epochs=1, steps_per_epoch=max(1, -(-args.warmup // spe)) * spe, verbose=0,
+              shuffle=False)
     for size, dtype in ((256, tf.float32), (256, tf.bfloat16)):
         matmul_flops_per_second(size, dtype, 1)  # trace outside the timed loop
 

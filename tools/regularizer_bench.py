@@ -136,7 +136,7 @@ def contextual_cost(sizes, repeats: int = 5, channels: int = 256) -> dict:
 def _fit(model, sampler, steps, batch_size, start):
     dataset = sampler.dataset(batch_size=batch_size, seed=0, start_step=start)
     began = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     return time.perf_counter() - began
 
 

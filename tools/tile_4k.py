@@ -25,7 +25,9 @@ import cv2
 import numpy as np
 
 
+from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
+from tfinpaint.progress import Progress
 from tfinpaint.video import IMAGE_EXTENSIONS, dilate_masks, write_frames
 
 
@@ -114,13 +116,12 @@ def _frame_filler(args):
 @cli
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()  # before anything imports TensorFlow
     frames, masks = _images(args.video), _images(args.masks)
     if len(frames) != len(masks):
         raise InputError(f"{len(frames)} frames but {len(masks)} masks")
     fill = _frame_filler(args)
-    import keras
-
-    bar = None if args.quiet else keras.utils.Progbar(len(frames), unit_name="frame")
+    bar = None if args.quiet else Progress("filling", total=len(frames), unit="frame")
     for index, (frame_path, mask_path) in enumerate(zip(frames, masks)):
         frame = _read_rgb(frame_path)
         mask = _read_mask(mask_path, frame.shape[:2], args.mask_threshold, args.mask_dilation)

@@ -19,6 +19,7 @@ import json
 import sys
 from typing import Sequence
 
+from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import cli
 from tfinpaint.export.names import ASSETS_JSON
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 @cli
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()  # before anything imports TensorFlow
     from tfinpaint.export.exporter import export
 
     final = export(args.run, args.out, version=args.version, onnx=args.onnx, opset=args.opset,

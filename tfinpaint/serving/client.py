@@ -19,7 +19,9 @@ from typing import Sequence
 
 import grpc
 
+from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
+from tfinpaint.progress import Progress
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -59,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=5,
                         help="retries on UNAVAILABLE / DEADLINE_EXCEEDED")
     args = parser.parse_args(argv)
+    quiet_tensorflow()  # before anything imports TensorFlow
     if args.batch < 1 or args.concurrency < 1:
         raise InputError("--batch and --concurrency must be at least 1")
     if args.max_message_mb < 1:
@@ -88,8 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
         predict = remote_predict_fn(stub, args.model, version=args.version,
                                     timeout=args.timeout, retries=args.retries)
-        import keras
-        bar = keras.utils.Progbar(num_frames, unit_name="frame")
+        bar = Progress("filling", total=num_frames, unit="frame")
         filled = fill_frames(predict, args.model, video.frames, masks, tile_size=tile_size,
                              overlap=args.overlap, batch=args.batch,
                              concurrency=args.concurrency, message_mb=args.max_message_mb,
