@@ -1,0 +1,112 @@
+"""Score flow propagation (tfinpaint.flow) against Telea and the push-pull prefill on a clip.
+
+    PYTHONPATH=$PWD python tools/flow_probe.py                       # bmx-trees, fixed, 240x432
+    PYTHONPATH=$PWD python tools/flow_probe.py --size 480 854 --variants base
+    PYTHONPATH=$PWD python tools/flow_probe.py --clip ../shared/data/crossing \
+        --protocol object --source ../shared/data/bmx-trees/masks --dilation 5
+
+Frames are resized (INTER_AREA) to --size; masks follow the paper's protocols (tools/make_masks.py)
+made at that size. Scores are tfinpaint.metrics.score (what tfinpaint.evaluate prints): hole PSNR,
+hole SSIM, warping error. Seconds are wall time of the fill alone, in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from tfinpaint import flow, metrics, protocols, video
+from tfinpaint.data.prefill import pyramid_fill
+
+_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+VARIANTS = {
+    "base": {},
+    "no-check": {"check": False},
+    "margin0": {"margin": 0},
+    "margin8": {"margin": 8},
+    "input-pyramid": {"flow_input": "pyramid"},
+    "fast": {"preset": "fast"},
+    "ultrafast": {"preset": "ultrafast"},
+}
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clip", default=str(_DATA / "bmx-trees"), help="folder with frames/")
+    parser.add_argument("--size", type=int, nargs=2, default=(240, 432), metavar=("H", "W"))
+    parser.add_argument("--protocol", choices=("fixed", "object"), default="fixed")
+    parser.add_argument("--source", default=str(_DATA / "bmx-trees" / "masks"),
+                        help="object protocol: another clip's masks")
+    parser.add_argument("--dilation", type=int, default=0)
+    parser.add_argument("--max-frames", type=int)
+    parser.add_argument("--variants", nargs="+", default=["base"], choices=sorted(VARIANTS))
+    parser.add_argument("--baselines", nargs="*", default=["telea", "pyramid"])
+    parser.add_argument("--json", help="append the rows to this JSON-lines file")
+    return parser.parse_args()
+
+
+def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    if frames.shape[1:3] == (height, width):
+        return frames
+    return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
+                     for f in frames])
+
+
+def main() -> None:
+    args = _parse()
+    clip = Path(args.clip)
+    truth = video.read_video(clip / "frames" if (clip / "frames").is_dir() else clip,
+                             max_frames=args.max_frames).frames
+    height, width = args.size
+    truth = _resize(truth, height, width)
+    num_frames = len(truth)
+    if args.protocol == "fixed":
+        masks = protocols.fixed_masks(num_frames, height, width)
+    else:
+        source = video.read_video(args.source).frames.max(axis=-1)
+        masks = protocols.object_masks(source, num_frames, height, width)
+    masks = protocols.dilate(masks, args.dilation)
+    given = np.where(masks != 0, 0, truth).astype(np.uint8)
+    print(f"{clip.name}: {num_frames} frames {width}x{height}, {args.protocol} holes "
+          f"{100 * masks.mean():.1f}% of pixels")
+
+    fills = {
+        "telea": lambda: metrics.telea_baseline(given, masks),
+        "pyramid": lambda: np.clip(np.rint(pyramid_fill(
+            tf.constant(given, tf.float32), tf.constant(masks, tf.float32)).numpy()),
+            0, 255).astype(np.uint8),
+    }
+    methods = [(name, fills[name]) for name in args.baselines]
+    for name in args.variants:
+        methods.append((f"flow:{name}",
+                        lambda kwargs=VARIANTS[name]: flow.flow_fill(given, masks, **kwargs)))
+    print(f"{'method':<20}{'psnr_hole':>10}{'ssim_hole':>10}{'warp_err':>10}{'found%':>8}"
+          f"{'seconds':>9}")
+    for name, fill in methods:
+        begin = time.perf_counter()
+        result = fill()
+        seconds = time.perf_counter() - begin
+        found = np.nan
+        if isinstance(result, flow.FlowFill):
+            hole = masks != 0
+            found = 100 * result.found[hole].mean()
+            result = result.filled
+        scores = metrics.score(result, truth, masks)
+        print(f"{name:<20}{scores['psnr_hole']:>10.2f}{scores['ssim_hole']:>10.3f}"
+              f"{scores['warping_error']:>10.4f}{found:>8.1f}{seconds:>9.1f}", flush=True)
+        if args.json:
+            with open(args.json, "a") as file:
+                file.write(json.dumps({"clip": clip.name, "size": [height, width],
+                                       "protocol": args.protocol, "method": name,
+                                       "seconds": seconds, "found_percent": found,
+                                       **scores}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
