@@ -29,6 +29,7 @@ known or found by flow, 0 where the push-pull fallback filled it).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -273,37 +274,50 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
     start = tf.cast(tf.reverse(pixels, axis=[1]), tf.float32)  # (x, y)
     count = tf.shape(pixels)[0]
     channels = tf.shape(frames)[3]
+    # the chains still looking: `ids` into the hole pixels, compacted every hop, so that the cost
+    # follows the pixels still unresolved rather than the farthest one
     state = (
         tf.constant(1),
-        start + tf.gather_nd(own[0], pixels),  # forward chain position in frame index + hop
-        start + tf.gather_nd(own[1], pixels),  # backward chain position in frame index - hop
+        tf.range(count),
+        start + tf.gather_nd(own[0], pixels),  # forward chain, in frame index + hop
+        start + tf.gather_nd(own[1], pixels),  # backward chain, in frame index - hop
         tf.fill([count], index + 1 < num_frames),
         tf.fill([count], index >= 1),
         tf.zeros([count, channels]),
         tf.zeros([count], tf.int32),  # hop of the hit, 0 while none
     )
+    invariants = (tf.TensorShape([]), tf.TensorShape([None]), tf.TensorShape([None, 2]),
+                  tf.TensorShape([None, 2]), tf.TensorShape([None]), tf.TensorShape([None]),
+                  tf.TensorShape([None, None]), tf.TensorShape([None]))
 
-    def unresolved(hop, pos_f, pos_b, alive_f, alive_b, colour, found_hop):
-        return (hop <= max_hops) & tf.reduce_any(alive_f | alive_b)
+    def unresolved(hop, ids, pos_f, pos_b, alive_f, alive_b, colour, found_hop):
+        return (hop <= max_hops) & (tf.size(ids) > 0)
 
-    def step(hop, pos_f, pos_b, alive_f, alive_b, colour, found_hop):
+    def step(hop, ids, pos_f, pos_b, alive_f, alive_b, colour, found_hop):
         frame_f = tf.minimum(index + hop, num_frames - 1)
         frame_b = tf.maximum(index - hop, 0)
         hit_f, colour_f, alive_f = _land(frames, known, frame_f, pos_f, alive_f)
         hit_b, colour_b, alive_b = _land(frames, known, frame_b, pos_b, alive_b)
-        both = hit_f & hit_b
-        colour = tf.where(both[:, None], 0.5 * (colour_f + colour_b),
-                          tf.where(hit_f[:, None], colour_f,
-                                   tf.where(hit_b[:, None], colour_b, colour)))
+        # the nearest hit wins; forward and backward at the same distance are averaged
+        value = tf.where((hit_f & hit_b)[:, None], 0.5 * (colour_f + colour_b),
+                         tf.where(hit_f[:, None], colour_f, colour_b))
         resolved = hit_f | hit_b
-        found_hop = tf.where(resolved, hop, found_hop)
+        where_resolved = tf.boolean_mask(ids, resolved)[:, None]
+        colour = tf.tensor_scatter_nd_update(colour, where_resolved,
+                                             tf.boolean_mask(value, resolved))
+        found_hop = tf.tensor_scatter_nd_update(
+            found_hop, where_resolved, tf.fill(tf.shape(where_resolved)[:1], hop))
         alive_f = alive_f & ~resolved & (index + hop + 1 < num_frames)
         alive_b = alive_b & ~resolved & (index - hop - 1 >= 0)
+        keep = alive_f | alive_b
+        ids, pos_f, pos_b, alive_f, alive_b = (tf.boolean_mask(t, keep)
+                                               for t in (ids, pos_f, pos_b, alive_f, alive_b))
         pos_f = pos_f + _sample(forward, frame_f, pos_f)
         pos_b = pos_b + _sample(backward, frame_b, pos_b)
-        return hop + 1, pos_f, pos_b, alive_f, alive_b, colour, found_hop
+        return hop + 1, ids, pos_f, pos_b, alive_f, alive_b, colour, found_hop
 
-    _, _, _, _, _, colour, found_hop = tf.while_loop(unresolved, step, state)
+    colour, found_hop = tf.while_loop(unresolved, step, state,
+                                      shape_invariants=invariants)[-2:]
 
     shape = tf.shape(hole, out_type=tf.int64)
     found_in_hole = tf.cast(found_hop > 0, tf.float32)
@@ -320,6 +334,20 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
 # a whole video
 
 
+@functools.lru_cache(maxsize=None)
+def _traced_propagate_frame(margin: int):
+    """`propagate_frame` traced once for any video size (one graph per margin)."""
+    video = [tf.TensorSpec([None, None, None, None], tf.float32)] * 6
+    return tf.function(
+        lambda frames, known, forward, backward, forward_reliable, backward_reliable, index, hole,
+        max_hops: propagate_frame(frames, known, forward, backward, forward_reliable,
+                                  backward_reliable, index, hole, max_hops=max_hops,
+                                  margin=margin),
+        input_signature=video + [tf.TensorSpec([], tf.int32),
+                                 tf.TensorSpec([None, None, 1], tf.float32),
+                                 tf.TensorSpec([], tf.int32)])
+
+
 def flow_fill(frames: np.ndarray, masks: np.ndarray, *, preset: str = "medium",
               flow_input: str = "telea", check: bool = True, margin: int = 4,
               max_hops: int | None = None, fields: FlowFields | None = None) -> FlowFill:
@@ -334,21 +362,18 @@ def flow_fill(frames: np.ndarray, masks: np.ndarray, *, preset: str = "medium",
     if fields is None:
         fields = flow_fields(frames, hole, preset=preset, flow_input=flow_input, check=check,
                              margin=margin)
-    tensors = [tf.constant(a) for a in (frames.astype(np.float32), 1.0 - hole, fields.forward,
-                                        fields.backward, fields.forward_reliable,
-                                        fields.backward_reliable)]
-    hops_limit = tf.constant(len(frames) if max_hops is None else max_hops)
-    one = tf.function(lambda i, h: propagate_frame(*tensors, i, h, max_hops=hops_limit,
-                                                   margin=margin),
-                      input_signature=[tf.TensorSpec([], tf.int32),
-                                       tf.TensorSpec([None, None, 1], tf.float32)])
+    video = [tf.constant(a) for a in (frames.astype(np.float32), 1.0 - hole, fields.forward,
+                                      fields.backward, fields.forward_reliable,
+                                      fields.backward_reliable)]
+    hops_limit = tf.constant(len(frames) if max_hops is None else max_hops, tf.int32)
+    one = _traced_propagate_frame(margin)
     filled = frames.copy()
     hops = np.zeros(hole.shape, np.int32)
     found = np.ones(hole.shape, np.uint8)
     for t in range(len(frames)):
         if not hole[t].any():
             continue
-        image, hop, seen = one(tf.constant(t), tf.constant(hole[t]))
+        image, hop, seen = one(*video, tf.constant(t), tf.constant(hole[t]), hops_limit)
         inside = hole[t, ..., 0] > 0
         filled[t][inside] = np.clip(np.rint(image.numpy()[inside]), 0, 255).astype(np.uint8)
         hops[t] = hop.numpy().astype(np.int32)
