@@ -44,6 +44,7 @@ PRESETS = {
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
 FLOW_INPUTS = ("telea", "pyramid")
+BLENDS = ("nearest", "both")
 # Forward-backward consistency (Sundaram et al., ECCV 2010): |f + b|^2 < a (|f|^2 + |b|^2) + b0.
 _CONSISTENCY_RELATIVE = 0.01
 _CONSISTENCY_ABSOLUTE = 0.5
@@ -237,7 +238,7 @@ def grow_hole(hole: tf.Tensor, margin: int) -> tf.Tensor:
 def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, backward: tf.Tensor,
                     forward_reliable: tf.Tensor, backward_reliable: tf.Tensor, index: tf.Tensor,
                     hole: tf.Tensor, *, max_hops: int | tf.Tensor | None = None,
-                    margin: int = 4) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+                    margin: int = 4, blend: str = "nearest") -> tuple[tf.Tensor, ...]:
     """Fill frame `index`'s `hole` by following the chained flow into the other frames.
 
     Args:
@@ -250,6 +251,8 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
             within `margin` px of it, are never read.
         max_hops: farthest frame distance to look (default: the whole video).
         margin: as in `flow_fields`.
+        blend: "nearest": the nearer hit wins, forward and backward averaged at equal distance;
+            "both": the first hit of each direction, weighted by 1 / hops.
 
     Returns:
         filled: float32 [H, W, C], frame `index` outside the hole, propagated colour inside it,
@@ -258,6 +261,8 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
             where nothing was found).
         found: float32 [H, W, 1], 1 outside the hole and where the flow found a known pixel.
     """
+    if blend not in BLENDS:
+        raise ValueError(f"unknown blend {blend!r}; expected one of {BLENDS}")
     frames = tf.cast(frames, tf.float32)
     known = tf.cast(known, tf.float32)
     hole = tf.cast(hole, tf.float32)
@@ -283,41 +288,53 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
         start + tf.gather_nd(own[1], pixels),  # backward chain, in frame index - hop
         tf.fill([count], index + 1 < num_frames),
         tf.fill([count], index >= 1),
-        tf.zeros([count, channels]),
-        tf.zeros([count], tf.int32),  # hop of the hit, 0 while none
+        tf.zeros([count, channels]),  # colour of the forward hit
+        tf.zeros([count, channels]),  # colour of the backward hit
+        tf.zeros([count], tf.int32),  # hop of the forward hit, 0 while none
+        tf.zeros([count], tf.int32),  # hop of the backward hit
     )
-    invariants = (tf.TensorShape([]), tf.TensorShape([None]), tf.TensorShape([None, 2]),
-                  tf.TensorShape([None, 2]), tf.TensorShape([None]), tf.TensorShape([None]),
-                  tf.TensorShape([None, None]), tf.TensorShape([None]))
+    invariants = ((tf.TensorShape([]), tf.TensorShape([None])) + (tf.TensorShape([None, 2]),) * 2
+                  + (tf.TensorShape([None]),) * 2 + (tf.TensorShape([None, None]),) * 2
+                  + (tf.TensorShape([None]),) * 2)
 
-    def unresolved(hop, ids, pos_f, pos_b, alive_f, alive_b, colour, found_hop):
+    def unresolved(hop, ids, *_):
         return (hop <= max_hops) & (tf.size(ids) > 0)
 
-    def step(hop, ids, pos_f, pos_b, alive_f, alive_b, colour, found_hop):
+    def record(hit, ids, value, hop, colour, hops):
+        where = tf.boolean_mask(ids, hit)[:, None]
+        return (tf.tensor_scatter_nd_update(colour, where, tf.boolean_mask(value, hit)),
+                tf.tensor_scatter_nd_update(hops, where, tf.fill(tf.shape(where)[:1], hop)))
+
+    def step(hop, ids, pos_f, pos_b, alive_f, alive_b, colour_f, colour_b, hop_f, hop_b):
         frame_f = tf.minimum(index + hop, num_frames - 1)
         frame_b = tf.maximum(index - hop, 0)
-        hit_f, colour_f, alive_f = _land(frames, known, frame_f, pos_f, alive_f)
-        hit_b, colour_b, alive_b = _land(frames, known, frame_b, pos_b, alive_b)
-        # the nearest hit wins; forward and backward at the same distance are averaged
-        value = tf.where((hit_f & hit_b)[:, None], 0.5 * (colour_f + colour_b),
-                         tf.where(hit_f[:, None], colour_f, colour_b))
-        resolved = hit_f | hit_b
-        where_resolved = tf.boolean_mask(ids, resolved)[:, None]
-        colour = tf.tensor_scatter_nd_update(colour, where_resolved,
-                                             tf.boolean_mask(value, resolved))
-        found_hop = tf.tensor_scatter_nd_update(
-            found_hop, where_resolved, tf.fill(tf.shape(where_resolved)[:1], hop))
-        alive_f = alive_f & ~resolved & (index + hop + 1 < num_frames)
-        alive_b = alive_b & ~resolved & (index - hop - 1 >= 0)
+        hit_f, value_f, alive_f = _land(frames, known, frame_f, pos_f, alive_f)
+        hit_b, value_b, alive_b = _land(frames, known, frame_b, pos_b, alive_b)
+        colour_f, hop_f = record(hit_f, ids, value_f, hop, colour_f, hop_f)
+        colour_b, hop_b = record(hit_b, ids, value_b, hop, colour_b, hop_b)
+        if blend == "nearest":  # the first hit in either direction ends both chains
+            alive_f = alive_f & ~(hit_f | hit_b)
+            alive_b = alive_b & ~(hit_f | hit_b)
+        else:  # each direction looks until its own first hit
+            alive_f = alive_f & ~hit_f
+            alive_b = alive_b & ~hit_b
+        alive_f = alive_f & (index + hop + 1 < num_frames)
+        alive_b = alive_b & (index - hop - 1 >= 0)
         keep = alive_f | alive_b
         ids, pos_f, pos_b, alive_f, alive_b = (tf.boolean_mask(t, keep)
                                                for t in (ids, pos_f, pos_b, alive_f, alive_b))
         pos_f = pos_f + _sample(forward, frame_f, pos_f)
         pos_b = pos_b + _sample(backward, frame_b, pos_b)
-        return hop + 1, ids, pos_f, pos_b, alive_f, alive_b, colour, found_hop
+        return hop + 1, ids, pos_f, pos_b, alive_f, alive_b, colour_f, colour_b, hop_f, hop_b
 
-    colour, found_hop = tf.while_loop(unresolved, step, state,
-                                      shape_invariants=invariants)[-2:]
+    colour_f, colour_b, hop_f, hop_b = tf.while_loop(unresolved, step, state,
+                                                     shape_invariants=invariants)[-4:]
+    # each direction's hit weighted by 1 / hops: "nearest" leaves both only at equal distance
+    weight_f = tf.math.divide_no_nan(1.0, tf.cast(hop_f, tf.float32))[:, None]
+    weight_b = tf.math.divide_no_nan(1.0, tf.cast(hop_b, tf.float32))[:, None]
+    colour = tf.math.divide_no_nan(weight_f * colour_f + weight_b * colour_b, weight_f + weight_b)
+    found_hop = tf.where((hop_f > 0) & (hop_b > 0), tf.minimum(hop_f, hop_b),
+                         tf.maximum(hop_f, hop_b))
 
     shape = tf.shape(hole, out_type=tf.int64)
     found_in_hole = tf.cast(found_hop > 0, tf.float32)
@@ -335,14 +352,14 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
 
 
 @functools.lru_cache(maxsize=None)
-def _traced_propagate_frame(margin: int):
+def _traced_propagate_frame(margin: int, blend: str):
     """`propagate_frame` traced once for any video size (one graph per margin)."""
     video = [tf.TensorSpec([None, None, None, None], tf.float32)] * 6
     return tf.function(
         lambda frames, known, forward, backward, forward_reliable, backward_reliable, index, hole,
         max_hops: propagate_frame(frames, known, forward, backward, forward_reliable,
                                   backward_reliable, index, hole, max_hops=max_hops,
-                                  margin=margin),
+                                  margin=margin, blend=blend),
         input_signature=video + [tf.TensorSpec([], tf.int32),
                                  tf.TensorSpec([None, None, 1], tf.float32),
                                  tf.TensorSpec([], tf.int32)])
@@ -350,7 +367,8 @@ def _traced_propagate_frame(margin: int):
 
 def flow_fill(frames: np.ndarray, masks: np.ndarray, *, preset: str = "medium",
               flow_input: str = "telea", check: bool = True, margin: int = 4,
-              max_hops: int | None = None, fields: FlowFields | None = None) -> FlowFill:
+              max_hops: int | None = None, blend: str = "nearest",
+              fields: FlowFields | None = None) -> FlowFill:
     """Fill every frame's hole by flow propagation (`flow_fields`, then `propagate_frame`).
 
     Args:
@@ -366,7 +384,7 @@ def flow_fill(frames: np.ndarray, masks: np.ndarray, *, preset: str = "medium",
                                       fields.backward, fields.forward_reliable,
                                       fields.backward_reliable)]
     hops_limit = tf.constant(len(frames) if max_hops is None else max_hops, tf.int32)
-    one = _traced_propagate_frame(margin)
+    one = _traced_propagate_frame(margin, blend)
     filled = frames.copy()
     hops = np.zeros(hole.shape, np.int32)
     found = np.ones(hole.shape, np.uint8)

@@ -33,6 +33,7 @@ VARIANTS = {
     "input-pyramid": {"flow_input": "pyramid"},
     "fast": {"preset": "fast"},
     "ultrafast": {"preset": "ultrafast"},
+    "blend-both": {"blend": "both"},
 }
 
 
