@@ -48,8 +48,8 @@ BLENDS = ("nearest", "both")
 # Forward-backward consistency (Sundaram et al., ECCV 2010): |f + b|^2 < a (|f|^2 + |b|^2) + b0.
 _CONSISTENCY_RELATIVE = 0.01
 _CONSISTENCY_ABSOLUTE = 0.5
-# A landing point counts as known when its bilinear weight on known pixels reaches this.
-_KNOWN_WEIGHT = 1.0 - 1e-4
+# Rounding slack on a landing point's bilinear weight of known pixels.
+_KNOWN_SLACK = 1e-4
 
 
 @dataclass
@@ -217,13 +217,16 @@ def _sample(images: tf.Tensor, frame: tf.Tensor, points: tf.Tensor) -> tf.Tensor
     return tf.reduce_sum(values * weights, axis=1)
 
 
-def _land(frames, known, frame, points, alive):
-    """Where a chain lands in `frame`: (hit [K], colour [K, C], still inside [K])."""
+def _land(frames, known, frame, points, alive, min_known):
+    """Where a chain lands in `frame`: (hit [K], colour [K, C], still inside [K]). The colour is
+    the bilinear average of the known corners only; a hit needs their weight >= `min_known`."""
     known_corners, weights, inside = _bilinear(known, frame, points)
     colours, _, _ = _bilinear(frames, frame, points)
-    known_weight = tf.reduce_sum(known_corners * weights, axis=1)[:, 0]
-    hit = alive & inside & (known_weight >= _KNOWN_WEIGHT)
-    return hit, tf.reduce_sum(colours * weights, axis=1), alive & inside
+    weights = weights * known_corners
+    known_weight = tf.reduce_sum(weights, axis=1)
+    colour = tf.math.divide_no_nan(tf.reduce_sum(colours * weights, axis=1), known_weight)
+    hit = alive & inside & (known_weight[:, 0] >= min_known - _KNOWN_SLACK)
+    return hit, colour, alive & inside
 
 
 def grow_hole(hole: tf.Tensor, margin: int) -> tf.Tensor:
@@ -238,7 +241,8 @@ def grow_hole(hole: tf.Tensor, margin: int) -> tf.Tensor:
 def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, backward: tf.Tensor,
                     forward_reliable: tf.Tensor, backward_reliable: tf.Tensor, index: tf.Tensor,
                     hole: tf.Tensor, *, max_hops: int | tf.Tensor | None = None,
-                    margin: int = 4, blend: str = "nearest") -> tuple[tf.Tensor, ...]:
+                    margin: int = 4, blend: str = "nearest",
+                    min_known: float = 1.0) -> tuple[tf.Tensor, ...]:
     """Fill frame `index`'s `hole` by following the chained flow into the other frames.
 
     Args:
@@ -253,6 +257,8 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
         margin: as in `flow_fields`.
         blend: "nearest": the nearer hit wins, forward and backward averaged at equal distance;
             "both": the first hit of each direction, weighted by 1 / hops.
+        min_known: a landing point is a hit when its four bilinear neighbours' weight on known
+            pixels reaches this (1: all known); its colour averages the known ones.
 
     Returns:
         filled: float32 [H, W, C], frame `index` outside the hole, propagated colour inside it,
@@ -308,8 +314,8 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
     def step(hop, ids, pos_f, pos_b, alive_f, alive_b, colour_f, colour_b, hop_f, hop_b):
         frame_f = tf.minimum(index + hop, num_frames - 1)
         frame_b = tf.maximum(index - hop, 0)
-        hit_f, value_f, alive_f = _land(frames, known, frame_f, pos_f, alive_f)
-        hit_b, value_b, alive_b = _land(frames, known, frame_b, pos_b, alive_b)
+        hit_f, value_f, alive_f = _land(frames, known, frame_f, pos_f, alive_f, min_known)
+        hit_b, value_b, alive_b = _land(frames, known, frame_b, pos_b, alive_b, min_known)
         colour_f, hop_f = record(hit_f, ids, value_f, hop, colour_f, hop_f)
         colour_b, hop_b = record(hit_b, ids, value_b, hop, colour_b, hop_b)
         if blend == "nearest":  # the first hit in either direction ends both chains
@@ -352,14 +358,14 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
 
 
 @functools.lru_cache(maxsize=None)
-def _traced_propagate_frame(margin: int, blend: str):
+def _traced_propagate_frame(margin: int, blend: str, min_known: float):
     """`propagate_frame` traced once for any video size (one graph per margin)."""
     video = [tf.TensorSpec([None, None, None, None], tf.float32)] * 6
     return tf.function(
         lambda frames, known, forward, backward, forward_reliable, backward_reliable, index, hole,
         max_hops: propagate_frame(frames, known, forward, backward, forward_reliable,
                                   backward_reliable, index, hole, max_hops=max_hops,
-                                  margin=margin, blend=blend),
+                                  margin=margin, blend=blend, min_known=min_known),
         input_signature=video + [tf.TensorSpec([], tf.int32),
                                  tf.TensorSpec([None, None, 1], tf.float32),
                                  tf.TensorSpec([], tf.int32)])
@@ -367,13 +373,18 @@ def _traced_propagate_frame(margin: int, blend: str):
 
 def flow_fill(frames: np.ndarray, masks: np.ndarray, *, preset: str = "medium",
               flow_input: str = "telea", check: bool = True, margin: int = 4,
-              max_hops: int | None = None, blend: str = "nearest",
+              max_hops: int | None = None, blend: str = "nearest", min_known: float = 1.0,
               fields: FlowFields | None = None) -> FlowFill:
     """Fill every frame's hole by flow propagation (`flow_fields`, then `propagate_frame`).
 
     Args:
         frames: uint8 [N, H, W, 3]; masks: [N, H, W, 1] or [N, H, W], non-zero in the hole.
+        preset, flow_input, check, margin: as in `flow_fields`.
+        max_hops, blend, min_known: as in `propagate_frame`.
         fields: precomputed `flow_fields` (else computed with preset, flow_input, check, margin).
+
+    Returns:
+        `FlowFill`: the filled frames (known pixels bit-exact), hops and found.
     """
     frames = np.asarray(frames)
     hole = _hole_bool(masks)[..., None].astype(np.float32)
@@ -384,7 +395,7 @@ def flow_fill(frames: np.ndarray, masks: np.ndarray, *, preset: str = "medium",
                                       fields.backward, fields.forward_reliable,
                                       fields.backward_reliable)]
     hops_limit = tf.constant(len(frames) if max_hops is None else max_hops, tf.int32)
-    one = _traced_propagate_frame(margin, blend)
+    one = _traced_propagate_frame(margin, blend, min_known)
     filled = frames.copy()
     hops = np.zeros(hole.shape, np.int32)
     found = np.ones(hole.shape, np.uint8)

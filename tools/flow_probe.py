@@ -7,7 +7,8 @@
 
 Frames are resized (INTER_AREA) to --size; masks follow the paper's protocols (tools/make_masks.py)
 made at that size. Scores are tfinpaint.metrics.score (what tfinpaint.evaluate prints): hole PSNR,
-hole SSIM, warping error. Seconds are wall time of the fill alone, in this run.
+hole SSIM, warping error. Seconds are wall time of the fill alone (fields_s: of which the flow
+fields), in this run; other jobs on the machine make them vary, so compare within one run.
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ VARIANTS = {
     "fast": {"preset": "fast"},
     "ultrafast": {"preset": "ultrafast"},
     "blend-both": {"blend": "both"},
+    "both+min-known0.5": {"blend": "both", "min_known": 0.5},
+    "both+no-check": {"blend": "both", "check": False},
+    "both+ultrafast": {"blend": "both", "preset": "ultrafast"},
+    "both+margin0": {"blend": "both", "margin": 0},
 }
+
+
+_FIELD_OPTIONS = ("preset", "flow_input", "check", "margin")
 
 
 def _parse() -> argparse.Namespace:
@@ -83,30 +91,33 @@ def main() -> None:
             tf.constant(given, tf.float32), tf.constant(masks, tf.float32)).numpy()),
             0, 255).astype(np.uint8),
     }
-    methods = [(name, fills[name]) for name in args.baselines]
-    for name in args.variants:
-        methods.append((f"flow:{name}",
-                        lambda kwargs=VARIANTS[name]: flow.flow_fill(given, masks, **kwargs)))
     print(f"{'method':<20}{'psnr_hole':>10}{'ssim_hole':>10}{'warp_err':>10}{'found%':>8}"
-          f"{'seconds':>9}")
-    for name, fill in methods:
+          f"{'seconds':>9}{'fields_s':>9}")
+    for name in list(args.baselines) + [f"flow:{v}" for v in args.variants]:
         begin = time.perf_counter()
-        result = fill()
-        seconds = time.perf_counter() - begin
-        found = np.nan
-        if isinstance(result, flow.FlowFill):
-            hole = masks != 0
-            found = 100 * result.found[hole].mean()
+        fields_seconds, found = np.nan, np.nan
+        if name.startswith("flow:"):
+            options = VARIANTS[name[len("flow:"):]]
+            field_options = {k: v for k, v in options.items() if k in _FIELD_OPTIONS}
+            fields = flow.flow_fields(given, masks, **field_options)
+            fields_seconds = time.perf_counter() - begin
+            result = flow.flow_fill(given, masks, fields=fields, **{
+                k: v for k, v in options.items() if k not in _FIELD_OPTIONS or k == "margin"})
+            found = 100 * result.found[masks != 0].mean()
             result = result.filled
+        else:
+            result = fills[name]()
+        seconds = time.perf_counter() - begin
         scores = metrics.score(result, truth, masks)
         print(f"{name:<20}{scores['psnr_hole']:>10.2f}{scores['ssim_hole']:>10.3f}"
-              f"{scores['warping_error']:>10.4f}{found:>8.1f}{seconds:>9.1f}", flush=True)
+              f"{scores['warping_error']:>10.4f}{found:>8.1f}{seconds:>9.1f}"
+              f"{fields_seconds:>9.1f}", flush=True)
         if args.json:
             with open(args.json, "a") as file:
                 file.write(json.dumps({"clip": clip.name, "size": [height, width],
                                        "protocol": args.protocol, "method": name,
-                                       "seconds": seconds, "found_percent": found,
-                                       **scores}) + "\n")
+                                       "seconds": seconds, "fields_seconds": fields_seconds,
+                                       "found_percent": found, **scores}) + "\n")
 
 
 if __name__ == "__main__":
