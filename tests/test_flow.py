@@ -175,3 +175,20 @@ def test_flow_fill_on_a_dis_measured_translation(height, width):
     # the DIS fields of a translation by (3, 1) per frame are close to (-3, -1) where reliable
     reliable = fields.forward_reliable[:-1, 10:-10, 10:-10, 0] > 0
     assert np.abs(fields.forward[:-1, 10:-10, 10:-10][reliable] - [-3, -1]).mean() < 0.25
+
+
+@pytest.mark.parametrize("blend, expected", [("nearest", 40.0), ("both", 30.0)])
+def test_blend_weights_each_directions_first_hit_by_inverse_hops(blend, expected):
+    """Frame 3's hole is seen 1 frame ahead (colour 40) and 3 behind (colour 0)."""
+    num_frames, height, width = 6, 24, 24
+    frames = np.broadcast_to((10.0 * np.arange(num_frames, dtype=np.float32))[:, None, None, None],
+                             (num_frames, height, width, 3)).copy()
+    frames[3] = 123.0
+    hole = np.zeros((num_frames, height, width, 1), np.float32)
+    hole[1:4, 8:16, 8:16] = 1
+    fields = _constant_fields(num_frames, height, width, (0, 0), hole, margin=2)
+    filled, hops, found = flow.propagate_frame(frames, 1.0 - hole, *fields, 3, hole[3],
+                                               margin=2, blend=blend)
+    inside = hole[3, ..., 0] > 0
+    np.testing.assert_allclose(filled.numpy()[inside], expected, atol=1e-4)
+    assert np.all(hops.numpy()[inside] == 1) and np.all(found.numpy() == 1)

@@ -57,6 +57,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--variants", nargs="+", default=["base"], choices=sorted(VARIANTS))
     parser.add_argument("--baselines", nargs="*", default=["telea", "pyramid"])
     parser.add_argument("--json", help="append the rows to this JSON-lines file")
+    parser.add_argument("--step-cost", type=int, default=0, metavar="CALLS",
+                        help="also time this many training-style calls of propagate_frame "
+                        "(frame i's hole united with another frame's hole, rolled at random)")
     return parser.parse_args()
 
 
@@ -91,6 +94,8 @@ def main() -> None:
             tf.constant(given, tf.float32), tf.constant(masks, tf.float32)).numpy()),
             0, 255).astype(np.uint8),
     }
+    if args.step_cost:
+        step_cost(given, masks, args.step_cost, args.variants)
     print(f"{'method':<20}{'psnr_hole':>10}{'ssim_hole':>10}{'warp_err':>10}{'found%':>8}"
           f"{'seconds':>9}{'fields_s':>9}")
     for name in list(args.baselines) + [f"flow:{v}" for v in args.variants]:
@@ -118,6 +123,39 @@ def main() -> None:
                                        "protocol": args.protocol, "method": name,
                                        "seconds": seconds, "fields_seconds": fields_seconds,
                                        "found_percent": found, **scores}) + "\n")
+
+
+def step_cost(given: np.ndarray, masks: np.ndarray, calls: int, variants: list[str]) -> None:
+    """Seconds per training-style `propagate_frame` call in a tf.function (fields precomputed)."""
+    rng = np.random.default_rng(0)
+    holes = masks.astype(np.float32)
+    height, width = holes.shape[1:3]
+    for name in variants:
+        options = VARIANTS[name]
+        fields = flow.flow_fields(given, masks, **{k: v for k, v in options.items()
+                                                   if k in _FIELD_OPTIONS})
+        video = [tf.constant(a) for a in (given.astype(np.float32), 1.0 - holes, fields.forward,
+                                          fields.backward, fields.forward_reliable,
+                                          fields.backward_reliable)]
+        propagate_options = {k: v for k, v in options.items()
+                             if k not in _FIELD_OPTIONS or k == "margin"}
+        step = tf.function(lambda index, hole: flow.propagate_frame(
+            *video, index, hole, **propagate_options))
+        draws = []
+        for _ in range(calls + 1):
+            index, other = rng.integers(len(given), size=2)
+            translated = np.roll(holes[other], (rng.integers(height), rng.integers(width)), (0, 1))
+            draws.append((tf.constant(int(index)), tf.constant(np.maximum(holes[index],
+                                                                          translated))))
+        step(*draws[0])  # trace
+        begin = time.perf_counter()
+        for index, hole in draws[1:]:
+            filled, _, _ = step(index, hole)
+        filled.numpy()
+        seconds = (time.perf_counter() - begin) / calls
+        share = np.mean([h.numpy().mean() for _, h in draws])
+        print(f"step cost flow:{name}: {seconds * 1000:.1f} ms per call at {width}x{height} "
+              f"(hole M_i ∪ M'_t: {100 * share:.1f}% of the frame, {calls} calls)", flush=True)
 
 
 if __name__ == "__main__":
