@@ -14,8 +14,8 @@ arbitrary hole per step):
   are completed again over *its* hole (from the reliable flow outside it), then every hole pixel
   follows the chained flow, bilinearly sampling each frame's field step by step, forwards and
   backwards in lockstep, until it lands where a frame is known (all four bilinear neighbours
-  known). The nearest hit wins; hits in both directions at the same distance are averaged. The
-  colour is sampled bilinearly at the landing point. Pixels no frame sees get the push-pull fill
+  known). The colour is sampled bilinearly at the landing point; the first hit of each direction
+  is weighted by 1 / hops (`blend="both"`; `"nearest"` keeps only the nearer). Pixels no frame sees get the push-pull fill
   of what is known and found around them.
 
 No leak: `propagate_frame` never reads frame `index`'s pixels or flow inside `hole` (grown by
@@ -241,7 +241,7 @@ def grow_hole(hole: tf.Tensor, margin: int) -> tf.Tensor:
 def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, backward: tf.Tensor,
                     forward_reliable: tf.Tensor, backward_reliable: tf.Tensor, index: tf.Tensor,
                     hole: tf.Tensor, *, max_hops: int | tf.Tensor | None = None,
-                    margin: int = 4, blend: str = "nearest",
+                    margin: int = 4, blend: str = "both",
                     min_known: float = 1.0) -> tuple[tf.Tensor, ...]:
     """Fill frame `index`'s `hole` by following the chained flow into the other frames.
 
@@ -255,8 +255,9 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
             within `margin` px of it, are never read.
         max_hops: farthest frame distance to look (default: the whole video).
         margin: as in `flow_fields`.
-        blend: "nearest": the nearer hit wins, forward and backward averaged at equal distance;
-            "both": the first hit of each direction, weighted by 1 / hops.
+        blend: "both" (default): the first hit of each direction, weighted by 1 / hops;
+            "nearest": the nearer hit wins, forward and backward averaged at equal distance
+            (0.5 dB lower in the hole on bmx-trees, flickers more; see tools/flow_probe.py).
         min_known: a landing point is a hit when its four bilinear neighbours' weight on known
             pixels reaches this (1: all known); its colour averages the known ones.
 
@@ -373,7 +374,7 @@ def _traced_propagate_frame(margin: int, blend: str, min_known: float):
 
 def flow_fill(frames: np.ndarray, masks: np.ndarray, *, preset: str = "medium",
               flow_input: str = "telea", check: bool = True, margin: int = 4,
-              max_hops: int | None = None, blend: str = "nearest", min_known: float = 1.0,
+              max_hops: int | None = None, blend: str = "both", min_known: float = 1.0,
               fields: FlowFields | None = None) -> FlowFill:
     """Fill every frame's hole by flow propagation (`flow_fields`, then `propagate_frame`).
 

@@ -27,18 +27,22 @@ from tfinpaint.data.prefill import pyramid_fill
 
 _DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 VARIANTS = {
-    "base": {},
+    "base": {},  # blend "both"
+    "nearest": {"blend": "nearest"},
     "no-check": {"check": False},
     "margin0": {"margin": 0},
     "margin8": {"margin": 8},
     "input-pyramid": {"flow_input": "pyramid"},
     "fast": {"preset": "fast"},
     "ultrafast": {"preset": "ultrafast"},
-    "blend-both": {"blend": "both"},
-    "both+min-known0.5": {"blend": "both", "min_known": 0.5},
-    "both+no-check": {"blend": "both", "check": False},
-    "both+ultrafast": {"blend": "both", "preset": "ultrafast"},
-    "both+margin0": {"blend": "both", "margin": 0},
+    "min-known0.5": {"min_known": 0.5},
+    # the first measurements, blend "nearest" (then the default) with one change each
+    "nearest+no-check": {"blend": "nearest", "check": False},
+    "nearest+margin0": {"blend": "nearest", "margin": 0},
+    "nearest+margin8": {"blend": "nearest", "margin": 8},
+    "nearest+input-pyramid": {"blend": "nearest", "flow_input": "pyramid"},
+    "nearest+fast": {"blend": "nearest", "preset": "fast"},
+    "nearest+ultrafast": {"blend": "nearest", "preset": "ultrafast"},
 }
 
 
@@ -60,6 +64,8 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--step-cost", type=int, default=0, metavar="CALLS",
                         help="also time this many training-style calls of propagate_frame "
                         "(frame i's hole united with another frame's hole, rolled at random)")
+    parser.add_argument("--vs-generator", action="store_true",
+                        help="with --step-cost: also time a generator training step")
     return parser.parse_args()
 
 
@@ -95,7 +101,7 @@ def main() -> None:
             0, 255).astype(np.uint8),
     }
     if args.step_cost:
-        step_cost(given, masks, args.step_cost, args.variants)
+        step_cost(given, masks, args.step_cost, args.variants, args.vs_generator)
     print(f"{'method':<20}{'psnr_hole':>10}{'ssim_hole':>10}{'warp_err':>10}{'found%':>8}"
           f"{'seconds':>9}{'fields_s':>9}")
     for name in list(args.baselines) + [f"flow:{v}" for v in args.variants]:
@@ -125,7 +131,8 @@ def main() -> None:
                                        "found_percent": found, **scores}) + "\n")
 
 
-def step_cost(given: np.ndarray, masks: np.ndarray, calls: int, variants: list[str]) -> None:
+def step_cost(given: np.ndarray, masks: np.ndarray, calls: int, variants: list[str],
+              generator: bool) -> None:
     """Seconds per training-style `propagate_frame` call in a tf.function (fields precomputed)."""
     rng = np.random.default_rng(0)
     holes = masks.astype(np.float32)
@@ -153,9 +160,38 @@ def step_cost(given: np.ndarray, masks: np.ndarray, calls: int, variants: list[s
             filled, _, _ = step(index, hole)
         filled.numpy()
         seconds = (time.perf_counter() - begin) / calls
+        generator_seconds = _generator_step_seconds(height, width, calls) if generator else np.nan
         share = np.mean([h.numpy().mean() for _, h in draws])
         print(f"step cost flow:{name}: {seconds * 1000:.1f} ms per call at {width}x{height} "
-              f"(hole M_i ∪ M'_t: {100 * share:.1f}% of the frame, {calls} calls)", flush=True)
+              f"(hole M_i ∪ M'_t: {100 * share:.1f}% of the frame, {calls} calls); a generator "
+              f"training step right after: {generator_seconds * 1000:.0f} ms", flush=True)
+
+
+def _generator_step_seconds(height: int, width: int, calls: int) -> float:
+    """One training step (forward, gradients, Adam) of the default generator (coarse_to_fine,
+    channels 32, float32, batch 1 of whole frames), as a yardstick measured under the same load."""
+    import keras
+
+    from tfinpaint.generator import build_generator
+
+    model = build_generator("coarse_to_fine", channels=32)
+    optimizer = keras.optimizers.Adam(2e-4)
+    inputs = tf.random.uniform([1, height, width, 4])
+
+    @tf.function
+    def train_step():
+        with tf.GradientTape() as tape:
+            loss = tf.add_n([tf.reduce_mean(tf.abs(y)) for y in tf.nest.flatten(model(inputs))])
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                                      model.trainable_variables))
+        return loss
+
+    train_step()
+    begin = time.perf_counter()
+    for _ in range(max(3, calls // 5)):
+        loss = train_step()
+    loss.numpy()
+    return (time.perf_counter() - begin) / max(3, calls // 5)
 
 
 if __name__ == "__main__":
