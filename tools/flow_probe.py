@@ -58,12 +58,14 @@ def _parse() -> argparse.Namespace:
                         help="object protocol: another clip's masks")
     parser.add_argument("--dilation", type=int, default=0)
     parser.add_argument("--max-frames", type=int)
-    parser.add_argument("--variants", nargs="+", default=["base"], choices=sorted(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=["base"], choices=sorted(VARIANTS))
     parser.add_argument("--baselines", nargs="*", default=["telea", "pyramid"])
     parser.add_argument("--json", help="append the rows to this JSON-lines file")
     parser.add_argument("--step-cost", type=int, default=0, metavar="CALLS",
                         help="also time this many training-style calls of propagate_frame "
                         "(frame i's hole united with another frame's hole, rolled at random)")
+    parser.add_argument("--leak", type=int, nargs="*", default=[], metavar="FRAME",
+                        help="measure the leak through the flow measurement at these frames")
     parser.add_argument("--vs-generator", action="store_true",
                         help="with --step-cost: also time a generator training step")
     return parser.parse_args()
@@ -100,6 +102,8 @@ def main() -> None:
             tf.constant(given, tf.float32), tf.constant(masks, tf.float32)).numpy()),
             0, 255).astype(np.uint8),
     }
+    if args.leak:
+        leak_check(given, masks, args.leak)
     if args.step_cost:
         step_cost(given, masks, args.step_cost, args.variants, args.vs_generator)
     print(f"{'method':<20}{'psnr_hole':>10}{'ssim_hole':>10}{'warp_err':>10}{'found%':>8}"
@@ -165,6 +169,39 @@ def step_cost(given: np.ndarray, masks: np.ndarray, calls: int, variants: list[s
         print(f"step cost flow:{name}: {seconds * 1000:.1f} ms per call at {width}x{height} "
               f"(hole M_i ∪ M'_t: {100 * share:.1f}% of the frame, {calls} calls); a generator "
               f"training step right after: {generator_seconds * 1000:.0f} ms", flush=True)
+
+
+def leak_check(given: np.ndarray, masks: np.ndarray, frames: list[int]) -> None:
+    """How much frame i's pixels inside a translated hole M'_t still reach its fill through the
+    flow fields: `propagate_frame` never reads them, but DIS measured frame i's flow (and its
+    neighbours' flow into frame i) with them in view. Inverts them, recomputes the fields and
+    compares the fills of M_i ∪ M'_t (mean and max absolute difference, in levels)."""
+    rng = np.random.default_rng(1)
+    holes = masks.astype(np.float32)
+    height, width = holes.shape[1:3]
+    one = flow._traced_propagate_frame(4, "both", 1.0)
+    reference = flow.flow_fields(given, masks)
+    for index in frames:
+        translated = np.roll(holes[(index + 7) % len(given)],
+                             (rng.integers(height // 4, height // 2),
+                              rng.integers(width // 4, width // 2)), (0, 1))
+        step_hole = np.maximum(holes[index], translated)
+        changed = given.copy()
+        inside = (translated[..., 0] > 0) & (holes[index, ..., 0] == 0)
+        changed[index][inside] = 255 - changed[index][inside]
+        fills = []
+        for clip, fields in ((given, reference), (changed, flow.flow_fields(changed, masks))):
+            known = 1.0 - holes
+            known[index] = 1.0 - step_hole
+            video = [tf.constant(a) for a in (clip.astype(np.float32), known, fields.forward,
+                                              fields.backward, fields.forward_reliable,
+                                              fields.backward_reliable)]
+            fills.append(one(*video, tf.constant(index), tf.constant(step_hole),
+                             tf.constant(len(clip)))[0].numpy())
+        difference = np.abs(fills[0] - fills[1])[step_hole[..., 0] > 0]
+        print(f"leak through DIS, frame {index}: fill of M_i ∪ M'_t changes by "
+              f"{difference.mean():.3f} levels on average, {difference.max():.1f} at most, when "
+              f"frame {index}'s pixels in M'_t are inverted", flush=True)
 
 
 def _generator_step_seconds(height: int, width: int, calls: int) -> float:
