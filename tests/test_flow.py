@@ -192,3 +192,16 @@ def test_blend_weights_each_directions_first_hit_by_inverse_hops(blend, expected
     inside = hole[3, ..., 0] > 0
     np.testing.assert_allclose(filled.numpy()[inside], expected, atol=1e-4)
     assert np.all(hops.numpy()[inside] == 1) and np.all(found.numpy() == 1)
+
+
+def test_consistency_check_rejects_flow_that_does_not_come_back():
+    height, width = 20, 30
+    flow_forward = np.zeros((height, width, 2), np.float32)
+    flow_forward[..., 0] = 3.0
+    reverse = -flow_forward.copy()
+    reverse[:, 10:20] = 0.0  # e.g. an occluder in the next frame: this region does not map back
+    ok = flow.consistent(flow_forward, reverse)
+    assert ok.dtype == bool and ok.shape == (height, width)
+    assert ok[:, :7].all() and ok[:, 17:27].all()  # lands on -3: back at the start
+    assert not ok[:, 7:17].any()  # lands on the region of zero flow: 3 px off
+    assert ok[:, 27:].all()  # leaves the frame: cannot be checked, kept

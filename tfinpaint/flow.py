@@ -126,15 +126,23 @@ def consistent(flow: np.ndarray, reverse: np.ndarray) -> np.ndarray:
     into: bool [H, W], True where following `flow` then `reverse` returns near the start. Flow
     that leaves the frame cannot be checked and counts as consistent."""
     height, width = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32),
-                                 np.arange(height, dtype=np.float32))
-    map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
-    back = cv2.remap(reverse, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    error = np.sum(np.square(flow + back), axis=-1)
-    bound = (_CONSISTENCY_RELATIVE * (np.sum(np.square(flow), -1) + np.sum(np.square(back), -1))
+    target = flow + _grid(height, width)
+    back = cv2.remap(reverse, target, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    error = cv2.magnitude(*cv2.split(flow + back)) ** 2
+    bound = (_CONSISTENCY_RELATIVE * (cv2.magnitude(*cv2.split(flow)) ** 2
+                                      + cv2.magnitude(*cv2.split(back)) ** 2)
              + _CONSISTENCY_ABSOLUTE)
-    outside = (map_x < 0) | (map_x > width - 1) | (map_y < 0) | (map_y > height - 1)
+    outside = cv2.inRange(target, (0.0, 0.0), (width - 1.0, height - 1.0)) == 0
     return (error < bound) | outside
+
+
+@functools.lru_cache(maxsize=4)
+def _grid(height: int, width: int) -> np.ndarray:
+    """[H, W, 2] float32 pixel coordinates (x, y)."""
+    grid = np.stack(np.meshgrid(np.arange(width, dtype=np.float32),
+                                np.arange(height, dtype=np.float32)), axis=-1)
+    grid.flags.writeable = False
+    return grid
 
 
 def complete_flow(flow: tf.Tensor, reliable: tf.Tensor) -> tf.Tensor:
