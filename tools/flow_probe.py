@@ -1,9 +1,11 @@
 """Score flow propagation (tfinpaint.flow) against Telea and the push-pull prefill on a clip.
 
     PYTHONPATH=$PWD python tools/flow_probe.py                       # bmx-trees, fixed, 240x432
-    PYTHONPATH=$PWD python tools/flow_probe.py --size 480 854 --variants base
-    PYTHONPATH=$PWD python tools/flow_probe.py --clip ../shared/data/crossing \
-        --protocol object --source ../shared/data/bmx-trees/masks --dilation 5
+    PYTHONPATH=$PWD python tools/flow_probe.py --size 480 854 --variants base ultrafast
+    PYTHONPATH=$PWD python tools/flow_probe.py --clip ../shared/data/crossing --protocol object
+    PYTHONPATH=$PWD python tools/flow_probe.py --baselines --variants base nearest \
+        --step-cost 40 --vs-generator          # training-style per-call cost beside a step
+    PYTHONPATH=$PWD python tools/flow_probe.py --baselines --variants --leak 20 50
 
 Frames are resized (INTER_AREA) to --size; masks follow the paper's protocols (tools/make_masks.py)
 made at that size. Scores are tfinpaint.metrics.score (what tfinpaint.evaluate prints): hole PSNR,
