@@ -15,12 +15,16 @@ arbitrary hole per step):
   follows the chained flow, bilinearly sampling each frame's field step by step, forwards and
   backwards in lockstep, until it lands where a frame is known (all four bilinear neighbours
   known). The colour is sampled bilinearly at the landing point; the first hit of each direction
-  is weighted by 1 / hops (`blend="both"`; `"nearest"` keeps only the nearer). Pixels no frame sees get the push-pull fill
-  of what is known and found around them.
+  is weighted by 1 / hops (`blend="both"`; `"nearest"` keeps only the nearer). Pixels no frame
+  sees get the push-pull fill of what is known and found around them.
 
 No leak: `propagate_frame` never reads frame `index`'s pixels or flow inside `hole` (grown by
 `margin` for the flow), so at training time the hole `M_i ∪ M'_t` is filled only from the other
-frames, exactly as a real hole is at inference.
+frames, exactly as a real hole is at inference. One indirect path remains: the per-video fields
+were measured by DIS with frame i's pixels inside `M'_t` in view (its coarse scales reach past
+`margin`, and the neighbours' flow into frame i feeds the consistency check). Measured on
+bmx-trees at 240x432 (`tools/flow_probe.py --leak`): inverting those pixels moves the fill of
+`M_i ∪ M'_t` by 0.5-0.7 levels on average (up to 56 at single pixels).
 
 `flow_fill` runs both over a whole video. Side information for a network: `hops` (how many frames
 away the colour came from, 0 outside the hole and where nothing was found) and `found` (1 where
@@ -76,8 +80,8 @@ class FlowFill:
 
     Attributes:
         filled: uint8 [N, H, W, 3], known pixels unchanged.
-        hops: int32 [N, H, W, 1], frames between a hole pixel and where its colour came from (0
-            outside the hole and for fallback pixels).
+        hops: int32 [N, H, W, 1], frames between a hole pixel and the nearest frame its colour
+            came from (0 outside the hole and for fallback pixels).
         found: uint8 [N, H, W, 1], 1 where known or found by flow, 0 where push-pull filled it.
     """
 
@@ -272,8 +276,8 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
     Returns:
         filled: float32 [H, W, C], frame `index` outside the hole, propagated colour inside it,
             push-pull where no frame sees the pixel.
-        hops: float32 [H, W, 1], frame distance of the colour's source (0 outside the hole and
-            where nothing was found).
+        hops: float32 [H, W, 1], frame distance of the colour's nearest source (0 outside the
+            hole and where nothing was found).
         found: float32 [H, W, 1], 1 outside the hole and where the flow found a known pixel.
     """
     if blend not in BLENDS:
