@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from tfinpaint import flow, metrics, protocols, video
+from tfinpaint import flow, mask_protocols, metrics, video
 from tfinpaint.data.prefill import pyramid_fill
 
 _DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -89,11 +89,11 @@ def main() -> None:
     truth = _resize(truth, height, width)
     num_frames = len(truth)
     if args.protocol == "fixed":
-        masks = protocols.fixed_masks(num_frames, height, width)
+        masks = mask_protocols.fixed_masks(num_frames, height, width)
     else:
         source = video.read_video(args.source).frames.max(axis=-1)
-        masks = protocols.object_masks(source, num_frames, height, width)
-    masks = protocols.dilate(masks, args.dilation)
+        masks = mask_protocols.object_masks(source, num_frames, height, width)
+    masks = mask_protocols.dilate(masks, args.dilation)
     given = np.where(masks != 0, 0, truth).astype(np.uint8)
     print(f"{clip.name}: {num_frames} frames {width}x{height}, {args.protocol} holes "
           f"{100 * masks.mean():.1f}% of pixels")
