@@ -199,6 +199,19 @@ def test_frame_rate_is_kept_exactly(tmp_path, rate):
     assert video.exact_rate(float("nan")) == video.exact_rate(0) == 25
 
 
+@pytest.mark.parametrize("rate", [25, Fraction(30000, 1001)])
+def test_clips_longer_than_the_encoders_lookahead_keep_every_frame(tmp_path, rate):
+    # x264 holds about 40 frames before its first packet: past that the muxer has started and
+    # changed the stream's time base (a real 80-frame clip failed to write here)
+    frames = np.random.default_rng(2).integers(0, 256, (90, 32, 48, 3), np.uint8)
+    write_video(tmp_path / "long.mp4", frames, rate)
+    got = _probe(tmp_path / "long.mp4")
+    assert got["frames"] == 90 and read_video(tmp_path / "long.mp4").rate == video.exact_rate(rate)
+    assert len(read_video(tmp_path / "long.mp4").frames) == 90
+    write_video(tmp_path / "long.mkv", frames, rate, lossless=True)
+    np.testing.assert_array_equal(read_video(tmp_path / "long.mkv").frames, frames)
+
+
 @pytest.mark.parametrize("size", [(101, 203), (31, 48), (32, 47)])
 def test_odd_sizes_encode(tmp_path, size):
     frames = _frames(n=3, height=size[0], width=size[1])
