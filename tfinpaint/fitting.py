@@ -207,7 +207,7 @@ class FitProgress(keras.callbacks.Callback):
 
 def _loss_text(logs: dict) -> list[str]:
     """`loss 0.0312` (the total), with the terms beside it when there is more than one."""
-    values = {name: float(value) for name, value in logs.items()}
+    values = {name: float(value) for name, value in logs.items() if not is_numerics_log(name)}
     total = values.pop("total", None)
     if total is None:
         return [f"{name} {value:.4f}" for name, value in values.items()]
