@@ -134,7 +134,7 @@ def test_render_reports_frames_done():
     masks = np.ones((10, 16, 16, 1), np.uint8)
     stream = io.StringIO()
     progress = Progress("rendering", total=10, unit="frame", stream=stream)
-    render(lambda f, m: f, frames, masks, (16, 16), batch_size=4, progress=progress.update)
+    render(lambda f, m: f, frames, masks, batch_size=4, progress=progress.update)
     lines = stream.getvalue().splitlines()
     assert [line.split()[1] for line in lines] == ["40%", "80%", "100%"]   # every 3 frames
 
