@@ -53,8 +53,6 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 def keep_near(mask: np.ndarray, prior: np.ndarray, near: int) -> np.ndarray:
     """The connected components of `mask` (uint8 [H, W]) touching `prior` grown by `near` px."""
     count, labels = cv2.connectedComponents(mask, connectivity=8)
-    if count <= 2:
-        return mask
     if near > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * near + 1, 2 * near + 1))
         prior = cv2.dilate(prior, kernel)
