@@ -240,8 +240,10 @@ class PropagateConfig:
     flow_preset: FlowPreset = "medium"
     warp_interior: int = 2
     warp_near: int = 2
-    # warp_network: the network's mask is kept within this many px of the warped prior.
+    # warp_network: the network's mask is kept within `search_radius` px of the warped prior;
+    # where it finds nothing there, within `lost_search_radius` px; else the prior stands.
     search_radius: int = 6
+    lost_search_radius: int = 24
     # A pixel is object where the predicted probability exceeds this.
     threshold: float = 0.5
     log_every: int = 50
@@ -393,7 +395,8 @@ def _validate(config: Config) -> None:
         "0 < final_lr_fraction <= 1": 0 < m.final_lr_fraction <= 1,
         "working_height >= 0 and working_width >= 0": min(m.working_height, m.working_width) >= 0,
         "prior_shift >= 0 and prior_grow >= 0": m.prior_shift >= 0 and m.prior_grow >= 0,
-        "search_radius >= 0 and warp_near >= 0": m.search_radius >= 0 and m.warp_near >= 0,
+        "0 <= search_radius <= lost_search_radius": 0 <= m.search_radius <= m.lost_search_radius,
+        "warp_near >= 0": m.warp_near >= 0,
         "0 <= prior_occlusion, prior_empty <= 1": 0 <= m.prior_occlusion <= 1 and 0 <= m.prior_empty <= 1,
         "0 < scale_min <= scale_max": 0 < m.scale_min <= m.scale_max,
         "0 <= flip <= 1": 0 <= m.flip <= 1, "0 < threshold < 1": 0 < m.threshold < 1,

@@ -4,6 +4,17 @@ Input and output of the inpainting formulation swap places: the object under the
 `M_0` is pasted at a random translation into its own frame `X_0`, giving `X'` and the pasted
 object's mask `M'_0`, and the generator learns to map `X'` to `M'_0`. Having seen the object
 anywhere in its own background, it finds the object in the other frames of the clip.
+
+`propagate.method` chooses how (measured on DAVIS bmx-trees from frame 0, 80 frames, 2 shared
+CPU cores, 120x216; see the maskflow commit for the table):
+- "network" (the paper): each frame segmented on its own. In a short fit it also fires on
+  background of the object's colours (precision about 0.15).
+- "warp" (`tfinpaint.mask_warp`): the mask follows the optical flow. Good for about 12 frames,
+  then lost where trees pass in front of the rider (DIS gives the rider the background's motion).
+- "warp_network" (the default): the network gets the flow warp of its own previous result as a
+  fifth input channel, fitted on pasted objects whose prior is spoilt as a warp spoils it
+  (`data.samplers.PriorJitter`), and its mask is kept near that prior (`correct_warp`). Follows
+  the rider through the occlusion; still loses it late in the clip.
 """
 
 from __future__ import annotations
@@ -129,17 +140,21 @@ def predict_probabilities(model: MaskPropagator, frames: np.ndarray, batch_size:
 
 def correct_warp(model: MaskPropagator, frames: np.ndarray, frame: int, mask: np.ndarray,
                  fields: FlowFields, *, threshold: float, interior: int, near: int,
-                 search: int) -> tuple[np.ndarray, np.ndarray]:
+                 search: int, lost_search: int) -> tuple[np.ndarray, np.ndarray]:
     """From the annotated `frames[frame]` outwards, each frame's prior is the previous frame's
     result warped by the flow (`mask_warp.warp_step`), and the network corrects it.
 
     The network's mask is kept within `search` px of the prior (the object cannot have jumped
     farther than the flow's error; the network alone also fires on look-alike background), and
-    only its components touching the prior; where it finds nothing there (the warp lost the
-    object), all it finds is kept, so that the chain picks the object up again. Returns the masks uint8 [N, H, W] 0/1 (holes filled) and the
-    probabilities float32 [N, H, W]."""
+    only its components touching the prior. Where it finds nothing there, the components within
+    `lost_search` px are kept (the object reappearing beside an occluder); where none is, the
+    prior stands (the object is behind the occluder); with no prior left, all the network finds
+    is kept, so that the chain can pick the object up again. Returns the masks uint8 [N, H, W]
+    0/1 (holes filled) and the probabilities float32 [N, H, W].
+    """
     predict = tf.function(model.probabilities, autograph=False)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * search + 1, 2 * search + 1))
+    kernels = [cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+               for r in (search, lost_search)]
     num_frames = len(frames)
     masks = np.zeros(frames.shape[:3], np.uint8)
     probabilities = np.zeros(frames.shape[:3], np.float32)
@@ -154,10 +169,13 @@ def correct_warp(model: MaskPropagator, frames: np.ndarray, frame: int, mask: np
         probability = predict(tf.constant(frames[t:t + 1]),
                               tf.constant(prior[None, ..., None], tf.float32)).numpy()[0, ..., 0]
         found = fill_holes((probability > threshold).astype(np.uint8))
-        near_prior = keep_near(found & cv2.dilate(prior, kernel), prior, near)
         probabilities[t] = probability
-        # lost (no prior, or nothing found near it): what the network finds by the object's looks
-        masks[t] = near_prior if near_prior.any() else found
+        masks[t] = found
+        for kernel, touching in zip(kernels, (near, lost_search)):
+            near_prior = keep_near(found & cv2.dilate(prior, kernel), prior, touching)
+            if near_prior.any():
+                masks[t] = near_prior
+                break
     return masks, probabilities
 
 
@@ -298,7 +316,8 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
         if model.with_prior:
             small_masks, probabilities = correct_warp(
                 model, small_frames, frame, small_mask[..., 0], fields, threshold=p.threshold,
-                interior=p.warp_interior, near=p.warp_near, search=p.search_radius)
+                interior=p.warp_interior, near=p.warp_near, search=p.search_radius,
+                lost_search=p.lost_search_radius)
         else:
             probabilities = predict_probabilities(model, small_frames,
                                                   batch_size=config.infer.batch_size)[..., 0]

@@ -19,6 +19,7 @@ Chaining the thresholded masks rather than soft ones keeps the edge sharp over 8
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import cv2
@@ -72,9 +73,7 @@ def warp_step(mask: np.ndarray, flow: np.ndarray, reliable: np.ndarray, *, inter
     soft = cv2.remap(mask.astype(np.float32), _grid(height, width) + flow, None, cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     hard = (soft > 0.5).astype(np.uint8)
-    if interior < 0:
-        trusted = np.ones_like(hard, bool)
-    elif interior > 0:
+    if interior > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * interior + 1, 2 * interior + 1))
         trusted = (reliable > 0) | (cv2.erode(hard, kernel) > 0)
     else:
@@ -84,70 +83,13 @@ def warp_step(mask: np.ndarray, flow: np.ndarray, reliable: np.ndarray, *, inter
     return keep_near(hard, (soft > 0.5).astype(np.uint8), near), soft
 
 
-IDENTITY = np.float32([[1, 0, 0], [0, 1, 0]])
-
-
-def _fit(source: np.ndarray, target: np.ndarray, threshold: float) -> np.ndarray:
-    if len(source) < 3:
-        return IDENTITY
-    motion, _ = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC,
-                                            ransacReprojThreshold=threshold)
-    return IDENTITY if motion is None else motion.astype(np.float32)
-
-
-def _apply(motion: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return points @ motion[:, :2].T + motion[:, 2]
-
-
-def object_motion(mask: np.ndarray, flow: np.ndarray, reliable: np.ndarray,
-                  previous: np.ndarray | None = None, *, away: int = 8, apart: float = 1.0,
-                  follow: float = 3.0, enough: float = 0.15, sample: int = 4000,
-                  seed: int = 0) -> np.ndarray:
-    """The object's motion over one hop, a 2x3 similarity (rotation, scale, translation).
-
-    The background's motion is fitted first (RANSAC on consistent flow `away` px or more from
-    the mask); the object's is then fitted (RANSAC) to the consistent flow vectors of `mask`'s
-    pixels that the background's motion does not explain (off by more than `apart` px): where a
-    tree or the background shows through the mask, its motion is left out, so the mask stays
-    with the object and does not slide off with the background. When nearly all of the mask
-    moves like the background, the object does too."""
-    height, width = mask.shape
-    rng = np.random.default_rng(seed)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * away + 1, 2 * away + 1))
-    ys, xs = np.nonzero((cv2.dilate(mask, kernel) == 0) & (reliable > 0))
-    if len(xs) > sample:
-        keep = rng.choice(len(xs), sample, replace=False)
-        ys, xs = ys[keep], xs[keep]
-    points = np.stack([xs, ys], axis=1).astype(np.float32)
-    background = _fit(points, points + flow[ys, xs], 1.0)
-
-    ys, xs = np.nonzero((mask > 0) & (reliable > 0))
-    if len(xs) < 20:
-        ys, xs = np.nonzero(mask > 0)
-    points = np.stack([xs, ys], axis=1).astype(np.float32)
-    target = points + flow[ys, xs]
-    own = np.linalg.norm(target - _apply(background, points), axis=1) > apart
-    if own.sum() < max(20, 0.1 * len(points)):
-        return background if previous is None else previous
-    moves = target[own] - points[own]
-    # mean shift from the last motion (a moving object moves smoothly): it climbs to the nearest
-    # mode of the vectors, not to an occluder's, whose motion differs (parallax)
-    shift = np.median(moves, axis=0) if previous is None else previous[:, 2].copy()
-    for _ in range(20):
-        weight = np.exp(-np.sum((moves - shift) ** 2, axis=1) / (2.0 * follow ** 2))
-        if weight.sum() < enough * len(points):
-            weight = np.ones(len(moves))  # nothing near: start over from all of them
-        shift = (weight[:, None] * moves).sum(axis=0) / weight.sum()
-    return np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
-
-
 def warp_masks(frames: np.ndarray, frame: int, mask: np.ndarray, *, preset: str = "medium",
                interior: int = 2, near: int = 2, fields: FlowFields | None = None,
-               check: bool = True, mode: str = "pixel") -> MaskWarp:
+               check: bool = True) -> MaskWarp:
     """Warps `mask` (uint8 [H, W, 1] or [H, W], non-zero = object) of `frames[frame]` (uint8
-    [N, H, W, 3]) to every frame along the flow; see the module's docstring."""
-    import time
-
+    [N, H, W, 3]) to every frame along the flow; see the module's docstring. `fields`: the
+    video's flow if already measured (`flow_fields` with an empty hole); `check`: whether it is
+    measured with the forward-backward check (False: every vector counts as consistent)."""
     began = time.perf_counter()
     frames = np.asarray(frames)
     num_frames, height, width = frames.shape[:3]
@@ -158,18 +100,6 @@ def warp_masks(frames: np.ndarray, frame: int, mask: np.ndarray, *, preset: str 
     soft = np.zeros((num_frames, height, width), np.float32)
     masks[frame] = np.asarray(mask).reshape(height, width) > 0
     soft[frame] = masks[frame]
-    if mode == "rigid":
-        A = None
-        for t in range(frame + 1, num_frames):
-            A = object_motion(masks[t - 1], fields.forward[t - 1], fields.forward_reliable[t - 1, ..., 0], A)
-            soft[t] = cv2.warpAffine(masks[t - 1].astype(np.float32), A, (width, height), flags=cv2.INTER_LINEAR)
-            masks[t] = soft[t] > 0.5
-        A = None
-        for t in range(frame - 1, -1, -1):
-            A = object_motion(masks[t + 1], fields.backward[t + 1], fields.backward_reliable[t + 1, ..., 0], A)
-            soft[t] = cv2.warpAffine(masks[t + 1].astype(np.float32), A, (width, height), flags=cv2.INTER_LINEAR)
-            masks[t] = soft[t] > 0.5
-        return MaskWarp(masks=masks[..., None], soft=soft[..., None], seconds=time.perf_counter() - began)
     for t in range(frame + 1, num_frames):  # forwards: frame t's flow back into t - 1
         masks[t], soft[t] = warp_step(masks[t - 1], fields.backward[t],
                                       fields.backward_reliable[t, ..., 0], interior=interior, near=near)

@@ -471,7 +471,11 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float | Fracti
                 stream.codec_context.color_primaries = ColorPrimaries.BT709
                 stream.codec_context.color_trc = ColorTrc.BT709
             stream.width, stream.height = width + pad_w, height + pad_h
-            stream.time_base = 1 / rate
+            # Frames count in 1 / rate. The stream's own time base changes once the muxer has
+            # started (to 1/12800 in an .mp4), so frames must not take it from there: past the
+            # encoder's lookahead, their timestamps would be read in the wrong unit.
+            frame_time_base = 1 / rate
+            stream.time_base = frame_time_base
             audio = inputs.enter_context(_AudioCopy(audio_from, out, end=len(frames) / rate))
 
             def mux(packets: list[av.Packet]) -> None:
@@ -489,7 +493,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float | Fracti
                 else:
                     frame = frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709,
                                            dst_color_range=ColorRange.MPEG)
-                frame.pts, frame.time_base = i, stream.time_base
+                frame.pts, frame.time_base = i, frame_time_base
                 mux(stream.encode(frame))
             mux(stream.encode())
             audio.finish()
