@@ -24,7 +24,10 @@ from tfinpaint.errors import InputError
 # with one of them.
 Architecture = Literal["base", "stacked", "coarse_to_fine"]
 Padding = Literal["zero", "reflect"]
-Prefill = Literal["none", "pyramid"]
+Prefill = Literal["none", "pyramid", "flow"]
+FlowPreset = Literal["ultrafast", "fast", "medium"]
+FlowInput = Literal["telea", "pyramid"]
+FlowBlend = Literal["nearest", "both"]
 Translation = Literal["uniform", "boundary"]
 CropPlacement = Literal["random", "hole"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
@@ -81,8 +84,33 @@ class DataConfig:
     crop_placement: CropPlacement = "random"
     # What the network sees inside the hole: "none" (zeros, the paper) or "pyramid" (a push-pull
     # average of the known pixels around it, computed on the device; tfinpaint.data.prefill).
+    # "flow": what the other frames show there, followed along optical flow (tfinpaint.flow,
+    # settings in `flow`): at training time each example's hole M_i ∪ M'_t is filled from the
+    # other frames only; at inference the clip's real holes are, at the native resolution.
     # Stored in the run's config.yaml, so inference and export feed the network the same input.
     prefill: Prefill = "none"
+
+
+@dataclass
+class FlowConfig:
+    """Flow propagation (`tfinpaint.flow`), used when `data.prefill` is "flow"."""
+
+    # DIS optical flow preset, and how holes are filled before measuring flow.
+    preset: FlowPreset = "medium"
+    flow_input: FlowInput = "telea"
+    # Reject flow failing the forward-backward consistency check (completed instead).
+    check: bool = True
+    # Flow within this many px of a hole is not trusted (completed from farther out).
+    margin: int = 4
+    # "both": the first hit of each direction weighted by 1 / hops; "nearest": the nearer wins.
+    blend: FlowBlend = "both"
+    # Farthest frame distance a hole pixel's chain follows (0 = the whole video).
+    max_hops: int = 0
+    # A landing point is a hit when its bilinear weight on known pixels reaches this.
+    min_known: float = 1.0
+    # Add the native flow fill's detail (what the working size cannot hold) to the upsampled
+    # fill in the hole (tfinpaint.inference.fill_at_working_size).
+    native_detail: bool = True
 
 
 @dataclass
@@ -297,6 +325,7 @@ class ProgressiveConfig:
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     losses: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -419,6 +448,12 @@ def _validate(config: Config) -> None:
     d = config.data
     _require("data", {f"{name} >= 0": getattr(d, name) >= 0 for name in (
         "working_height", "working_width", "crop_height", "crop_width")})
+    f = config.flow
+    if d.prefill == "flow" and config.progressive.stages > 1:
+        raise InputError("config data.prefill: flow is not supported with progressive.stages > 1 "
+                         "(yet); use one stage or data.prefill: pyramid")
+    _require("flow", {"margin >= 0": f.margin >= 0, "max_hops >= 0": f.max_hops >= 0,
+                      "0 < min_known <= 1": 0 < f.min_known <= 1})
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict:

@@ -52,10 +52,15 @@ class MaskSampler:
         frames: uint8 [N, H, W, 3] at working resolution.
         masks: uint8 [N, H, W, 1], 1 = hole.
         sampling: translation sampler and crop size.
+        flow: with `data.prefill: flow`, the clip's `tfinpaint.flow.VideoFlow` (its fields
+            measured at this resolution): each example then also carries `prefilled`, uint8
+            [h, w, 3], X_i with its hole M_i ∪ M'_t filled from the other frames only,
+            propagated over the whole frame and cut with the crop.
     """
 
-    def __init__(self, frames: np.ndarray, masks: np.ndarray, sampling: Sampling):
+    def __init__(self, frames: np.ndarray, masks: np.ndarray, sampling: Sampling, flow=None):
         self.sampling = sampling
+        self.flow = flow
         self.num_frames, self.height, self.width = frames.shape[:3]
         self.frames = tf.constant(frames, tf.uint8)
         self.masks = tf.constant(masks, tf.uint8)
@@ -86,6 +91,10 @@ class MaskSampler:
             "target_frames": self.frames[t],
             "target_masks": self.masks[t],
         }
+        if self.flow is not None:
+            # No leak: propagate_frame never reads frame i inside the hole it is given
+            hole = tf.maximum(example["masks"], tf.cast(example["translated"], tf.uint8))
+            example["prefilled"] = self.flow.prefill(i, hole)
         if crop and self.sampling.crop_height and self.sampling.crop_width:
             translated_centre = (tf.cast(tf.round(self.centres[t]), tf.int32) + offset) % tf.constant(
                 [self.height, self.width])
