@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.first_mask and (args.masks or args.resume or args.video == SAMPLE):
         raise InputError("--first-mask goes with --video PATH alone (not with --masks, --resume or the sample)")
 
-    from tfinpaint.clip import check_size, load_clip, result_options, write_result
+    from tfinpaint.clip import check_size, load_clip
     from tfinpaint.rundir import RunDir
 
     run = RunDir(args.run_dir)
