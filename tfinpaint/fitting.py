@@ -549,7 +549,15 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
         if warm_start is not None and start == 0:
             warm_start(model.generator)
     if sampler is None:
-        sampler = MaskSampler(frames, masks, sampling_from(config.data))
+        flow = None
+        if config.data.prefill == "flow":
+            from tfinpaint.flow import VideoFlow
+
+            flow = VideoFlow(frames, masks, config.flow)
+            if verbose:
+                print(f"flow fields of {len(frames)} frames at {frames.shape[2]}x{frames.shape[1]} "
+                      f"in {flow.seconds:.1f} s", file=sys.stderr)
+        sampler = MaskSampler(frames, masks, sampling_from(config.data), flow=flow)
     selfcheck_batch = sampler.fixed_batch(config.train.selfcheck_frames, seed=config.train.seed)
     monitor = Monitor(config=config, run=run, checkpoints=checkpoints,
                       selfcheck_batch=selfcheck_batch, verbose=verbose)

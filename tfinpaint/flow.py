@@ -34,12 +34,14 @@ known or found by flow, 0 where the push-pull fallback filled it).
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import tensorflow as tf
 
+from tfinpaint.config import FlowConfig
 from tfinpaint.data.prefill import pyramid_fill
 
 PRESETS = {
@@ -421,3 +423,58 @@ def flow_fill(frames: np.ndarray, masks: np.ndarray, *, preset: str = "medium",
         hops[t] = hop.numpy().astype(np.int32)
         found[t] = seen.numpy().astype(np.uint8)
     return FlowFill(filled, hops, found)
+
+
+# ----------------------------------------------------------------------------------------------
+# the network's prefill (`data.prefill: flow`, settings in `FlowConfig`)
+
+
+def _max_hops(settings: FlowConfig) -> int | None:
+    return settings.max_hops or None
+
+
+def fill_clip(frames: np.ndarray, masks: np.ndarray, settings: FlowConfig) -> FlowFill:
+    """`flow_fill` with a config's `flow` settings: the clip's real holes, at the frames' size
+    (inference's prefill, at the native resolution)."""
+    return flow_fill(frames, masks, preset=settings.preset, flow_input=settings.flow_input,
+                     check=settings.check, margin=settings.margin, max_hops=_max_hops(settings),
+                     blend=settings.blend, min_known=settings.min_known)
+
+
+class VideoFlow:
+    """A video's flow fields, measured once (`flow_fields`) and held as tensors with its frames,
+    so that any hole of any frame can be filled by `propagate_frame` inside `tf.data` or a step.
+
+    Args:
+        frames: uint8 [N, H, W, 3] (the working resolution at training time).
+        masks: [N, H, W, 1], non-zero in the hole.
+        settings: the config's `flow`.
+
+    Attributes:
+        seconds: how long measuring the fields took.
+    """
+
+    def __init__(self, frames: np.ndarray, masks: np.ndarray, settings: FlowConfig):
+        began = time.perf_counter()
+        hole = _hole_bool(masks)[..., None].astype(np.float32)
+        fields = flow_fields(frames, hole, preset=settings.preset,
+                             flow_input=settings.flow_input, check=settings.check,
+                             margin=settings.margin)
+        self.seconds = time.perf_counter() - began
+        self.settings = settings
+        self.frames = tf.constant(np.asarray(frames, np.float32))
+        self.known = tf.constant(1.0 - hole)
+        self.fields = tuple(tf.constant(a) for a in (fields.forward, fields.backward,
+                                                      fields.forward_reliable,
+                                                      fields.backward_reliable))
+
+    def prefill(self, index: tf.Tensor, hole: tf.Tensor) -> tf.Tensor:
+        """uint8 [H, W, 3]: frame `index` with `hole` ([H, W, 1], 1 = fill) filled from the other
+        frames only (frame `index`'s pixels inside `hole` are never read)."""
+        settings = self.settings
+        max_hops = _max_hops(settings)
+        filled, _, _ = propagate_frame(
+            self.frames, self.known, *self.fields, index, tf.cast(hole, tf.float32),
+            max_hops=max_hops, margin=settings.margin, blend=settings.blend,
+            min_known=settings.min_known)
+        return tf.cast(tf.round(tf.clip_by_value(filled, 0.0, 255.0)), tf.uint8)

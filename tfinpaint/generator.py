@@ -50,15 +50,16 @@ def to_uint8(images: tf.Tensor) -> tf.Tensor:
 
 
 def network_input(frames: tf.Tensor, hole: tf.Tensor, prior: tf.Tensor | None = None,
-                  prefill: str = "none") -> tf.Tensor:
+                  prefill: str = "none", prefilled: tf.Tensor | None = None) -> tf.Tensor:
     """The generator's input: the frame with the hole blanked, and the hole mask (4 channels),
     then, in the later stages of progressive fitting (Sec. 4.1), the previous stage's upsampled
     result, the prior, in [-1, 1] (3 more channels).
 
     `prefill` (`data.prefill`): "none" blanks the hole (zeros, the paper's input); "pyramid"
     fills it with a push-pull average of the known pixels around it (`tfinpaint.data.prefill`),
-    so the network refines a cheap fill instead of inventing one from grey. Same channels."""
-    parts = [apply_prefill(frames, hole, prefill), hole] + ([] if prior is None else [prior])
+    so the network refines a cheap fill instead of inventing one from grey; "flow" takes the hole
+    from `prefilled` ([-1, 1], what the other frames show there, `tfinpaint.flow`). Same channels."""
+    parts = [apply_prefill(frames, hole, prefill, prefilled), hole] + ([] if prior is None else [prior])
     return tf.concat(parts, axis=-1)
 
 

@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_tensorflow()  # before anything imports TensorFlow
     from tfinpaint.clip import check_size, load_clip, result_options, write_result
-    from tfinpaint.inference import load_generator, make_fill_fn, render
+    from tfinpaint.inference import load_generator, make_fill_fn, native_prefill, render
     from tfinpaint.progress import Progress
     from tfinpaint.rundir import RunDir
 
@@ -55,10 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()) and not args.overwrite:
         raise InputError(f"{args.out}: exists; pass --overwrite to replace it")
     generator = load_generator(run)
-    fill = make_fill_fn(generator, config.data.prefill, working_size=size)
+    fill = make_fill_fn(generator, config.data.prefill, working_size=size,
+                        native_detail=config.flow.native_detail)
+    prefilled = None
+    if config.data.prefill == "flow":  # the network's third input: the clip's flow fill
+        prefilled = native_prefill("flow", clip.frames, clip.masks, config.flow)
     rendering = Progress("rendering", total=len(clip.frames), unit="frame")
     filled = render(fill, clip.frames, clip.masks, batch_size=config.infer.batch_size,
-                    progress=rendering.update)
+                    progress=rendering.update, prefilled=prefilled)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.lossless:
         config.infer.lossless_video = True

@@ -15,6 +15,7 @@ import tensorflow as tf
 from tfinpaint import resample, tiling
 from tfinpaint.clip import resize_frames, resize_masks, upsample
 from tfinpaint.config import Config
+from tfinpaint.data.prefill import apply_prefill
 from tfinpaint.errors import InputError
 from tfinpaint.generator import (MULTIPLE, PRIOR_CHANNELS, crop_to, generator_from, network_input,
                                  pad_to_multiple, to_signed, to_uint8)
@@ -24,23 +25,30 @@ FillFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
 def predict_hole(generator: keras.Model, frames: tf.Tensor, hole: tf.Tensor, *,
-                 prefill: str = "none", priors: tf.Tensor | None = None) -> tf.Tensor:
+                 prefill: str = "none", priors: tf.Tensor | None = None,
+                 prefilled: tf.Tensor | None = None) -> tf.Tensor:
     """The network's last-stage output, float in [-1, 1], for frames of any H and W.
 
-    `frames` and `priors` are float in [-1, 1], `hole` float 0/1. The input is
-    reflection-padded to a multiple of the network's stride and the output cropped back.
+    `frames`, `priors` and `prefilled` (the flow fill, `data.prefill: flow`) are float in
+    [-1, 1], `hole` float 0/1. The input is reflection-padded to a multiple of the network's
+    stride and the output cropped back.
     """
-    inputs = network_input(frames, hole, priors, prefill)
+    inputs = network_input(frames, hole, priors, prefill, prefilled)
     padded, size = pad_to_multiple(inputs, MULTIPLE)
     return crop_to(generator(padded, training=False)[-1], size)
 
 
 def make_fill_fn(generator: keras.Model, prefill: str = "none",
-                 working_size: tuple[int, int] | None = None) -> FillFn:
+                 working_size: tuple[int, int] | None = None, *,
+                 native_detail: bool = True) -> FillFn:
     """A graph function `(frames uint8 [N,H,W,3], masks uint8 [N,H,W,1]) -> uint8 [N,H,W,3]`.
 
     Any H and W; any non-zero mask value is hole; known pixels pass through exactly.
     `prefill` is the run's `data.prefill`: the network's input must be the one it was fitted on.
+    With "flow" the function takes a third input, `prefilled` uint8 [N,H,W,3]: the frames with
+    their holes filled by flow propagation at the frames' own size (`native_prefill`), reduced
+    inside the graph as the frames are; with `native_detail` its high frequencies (what the
+    reduction removes) are added back to the upsampled fill, so the hole keeps native detail.
 
     `working_size` (H, W) is the run's `data.working_height/width` (0: the frames' own size on
     that axis): the graph then takes native frames and does what `tfinpaint.infer` promises, all
@@ -50,6 +58,8 @@ def make_fill_fn(generator: keras.Model, prefill: str = "none",
     """
     specs = [tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames"),
              tf.TensorSpec([None, None, None, 1], tf.uint8, name="masks")]
+    if prefill == "flow":
+        return _make_flow_fill_fn(generator, working_size, specs, native_detail)
     if working_size is not None:
         working = tuple(int(side) for side in working_size)
 
@@ -69,6 +79,48 @@ def make_fill_fn(generator: keras.Model, prefill: str = "none",
     return fill
 
 
+def _make_flow_fill_fn(generator, working_size, specs, native_detail: bool) -> Callable:
+    specs = specs + [tf.TensorSpec([None, None, None, 3], tf.uint8, name="prefilled")]
+    if working_size is not None:
+        working = tuple(int(side) for side in working_size)
+
+        @tf.function(input_signature=specs)
+        def fill_native(frames, masks, prefilled):
+            return fill_at_working_size(generator, frames, masks, working, prefill="flow",
+                                        prefilled=prefilled, native_detail=native_detail)
+
+        return fill_native
+
+    @tf.function(input_signature=specs)
+    def fill(frames, masks, prefilled):
+        is_hole = masks > 0
+        output = predict_hole(generator, to_signed(frames), tf.cast(is_hole, tf.float32),
+                              prefill="flow", prefilled=to_signed(prefilled))
+        return tf.where(is_hole, to_uint8(output), frames)
+
+    return fill
+
+
+def native_prefill(prefill: str, frames: np.ndarray, masks: np.ndarray, flow_settings,
+                   chunk: int = 8) -> np.ndarray:
+    """The frames with their holes prefilled at their own size, uint8, known pixels unchanged:
+    the flow fill (`tfinpaint.flow.fill_clip` with the config's `flow` settings), the push-pull
+    fill ("pyramid") or mid-grey ("none", what the network's zeros are). It is the flow fill
+    network's third input, and the result of a fit of 0 steps."""
+    if prefill == "flow":
+        from tfinpaint.flow import fill_clip
+
+        return fill_clip(frames, masks, flow_settings).filled
+    hole = masks > 0
+    result = frames.copy()
+    for start in range(0, len(frames), chunk):
+        part = slice(start, start + chunk)
+        signed = to_signed(frames[part])
+        filled = apply_prefill(signed, tf.cast(hole[part], tf.float32), prefill)
+        result[part] = np.where(hole[part], to_uint8(filled).numpy(), frames[part])
+    return result
+
+
 def resolve_working_size(working: tuple[int, int], native: tf.Tensor) -> tf.Tensor:
     """int32 [2]: the working (H, W), the native size where `working` says 0 (in-graph)."""
     requested = tf.constant(working, tf.int32)
@@ -76,20 +128,35 @@ def resolve_working_size(working: tuple[int, int], native: tf.Tensor) -> tf.Tens
 
 
 def fill_at_working_size(generator: keras.Model, frames: tf.Tensor, masks: tf.Tensor,
-                         working: tuple[int, int], *, prefill: str = "none") -> tf.Tensor:
+                         working: tuple[int, int], *, prefill: str = "none",
+                         prefilled: tf.Tensor | None = None,
+                         native_detail: bool = True) -> tf.Tensor:
     """Native uint8 frames filled as the network was fitted: reduced to the working size (area,
     `tfinpaint.resample`, the reduction training's frames had), the hole reduced by area and
     kept wherever touched, filled and rounded to uint8 there, brought back up to the native size
-    (bicubic) and pasted into the hole only; every known pixel is the input's, bit for bit."""
+    (bicubic) and pasted into the hole only; every known pixel is the input's, bit for bit.
+
+    `prefilled` (uint8, native, `data.prefill: flow`) is reduced the same way for the network's
+    input; with `native_detail`, its detail above the working size's band, prefilled minus
+    up(down(prefilled)), is added to the upsampled fill: the network corrects colour and
+    structure at the working size, the flow brings the native texture it copied."""
     native = tf.shape(frames)[1:3]
     size = resolve_working_size(working, native)
     is_hole = masks > 0
     small_frames = resample.resize_uint8(frames, size)
     small_hole = resample.resize_hole(is_hole, size)
+    small_prefilled = None
+    if prefilled is not None:
+        small_prefilled = to_signed(resample.resize_uint8(prefilled, size))
     output = predict_hole(generator, to_signed(small_frames), tf.cast(small_hole, tf.float32),
-                          prefill=prefill)
+                          prefill=prefill, prefilled=small_prefilled)
     small_filled = tf.where(small_hole, to_uint8(output), small_frames)
-    return tf.where(is_hole, resample.resize_uint8(small_filled, native), frames)
+    if prefilled is None or not native_detail:
+        return tf.where(is_hole, resample.resize_uint8(small_filled, native), frames)
+    flow = tf.cast(prefilled, tf.float32)
+    detail = flow - resample.resize_images(resample.resize_images(flow, size), native)
+    up = resample.resize_images(tf.cast(small_filled, tf.float32), native)
+    return tf.where(is_hole, resample.to_levels(up + detail), frames)
 
 
 def fill_float_at_working_size(generator: keras.Model, frames: tf.Tensor, is_hole: tf.Tensor,
@@ -133,18 +200,22 @@ def make_prior_fill_fn(generator: keras.Model, prefill: str = "none") -> PriorFi
 
 
 def render(fill: FillFn, frames: np.ndarray, masks: np.ndarray, *, batch_size: int = 4,
-           progress: Callable[[int], None] | None = None) -> np.ndarray:
+           progress: Callable[[int], None] | None = None,
+           prefilled: np.ndarray | None = None) -> np.ndarray:
     """Fills frames `batch_size` at a time with `fill`, a graph that takes them at their size.
 
     For native frames and a network fitted at a working size, `fill` is
     `make_fill_fn(generator, prefill, working_size)`: the reduction, the fill, the way back up
-    and the paste all happen in that graph, the one the exported models run.
+    and the paste all happen in that graph, the one the exported models run. `prefilled` is
+    the third input of a flow fill (`native_prefill`).
     """
     result = np.empty_like(frames)
     for start in range(0, len(frames), batch_size):
         stop = min(start + batch_size, len(frames))
-        result[start:stop] = np.asarray(fill(tf.constant(frames[start:stop]),
-                                             tf.constant(masks[start:stop])))
+        args = [tf.constant(frames[start:stop]), tf.constant(masks[start:stop])]
+        if prefilled is not None:
+            args.append(tf.constant(prefilled[start:stop]))
+        result[start:stop] = np.asarray(fill(*args))
         if progress is not None:
             progress(stop)
     return result

@@ -33,8 +33,9 @@ class Inpainter(keras.Model):
             the extra generator pass costs n / batch of a step instead of a whole step.
         seed: with the optimizer's step, seeds g and the sampled positions, so that a resumed fit
             draws what an uninterrupted one would have.
-        prefill: what the network sees inside the hole, "none" (zeros) or "pyramid" (a push-pull
-            fill); see `network_input`. Inference must use the same (`data.prefill`).
+        prefill: what the network sees inside the hole, "none" (zeros), "pyramid" (a push-pull
+            fill) or "flow" (the batch's `prefilled`, uint8, flow-propagated from the other
+            frames by the sampler); see `network_input`. Inference must use the same (`data.prefill`).
         debug_numerics: each step also returns `tfinpaint.numerics.step_report`'s logs (the
             first non-finite tensor, the gradients' global norm); off, the step has no check.
 
@@ -116,11 +117,13 @@ class Inpainter(keras.Model):
         known = 1.0 - object_mask
         # prior: an optional `prior` key (uint8 [B, H, W, 3]) from progressive fitting
         prior = to_signed(batch["prior"]) if "prior" in batch else None
+        # prefilled: X_i with M_i ∪ M'_t filled from the other frames (data.prefill: flow)
+        prefilled = to_signed(batch["prefilled"]) if "prefilled" in batch else None
         seeds = self._step_seeds(2)
         terms = self.weights_by_term
 
         with tf.GradientTape() as tape:
-            inputs = network_input(frames, hole, prior, self.prefill)
+            inputs = network_input(frames, hole, prior, self.prefill, prefilled)
             if self.debug_numerics:  # every block's output, for tfinpaint.numerics
                 padded, size = pad_to_multiple(inputs, MULTIPLE, mode=EDGE_PAD_MODE)
                 blocks = self.probe(padded, training=True)
@@ -144,7 +147,7 @@ class Inpainter(keras.Model):
             # it changes the input, outside M_i ∪ g(M_i)
             if "stabilization" in terms:
                 values["stabilization"] = self._stabilization(
-                    outputs, frames, object_mask, translated_mask, prior, seeds[0])
+                    outputs, frames, object_mask, translated_mask, prior, prefilled, seeds[0])
             total = tf.add_n([terms[name] * value for name, value in values.items()])
             # Gradients are summed over replicas, so each replica's share is averaged here.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -193,7 +196,8 @@ class Inpainter(keras.Model):
         """What `numerics.step_report` checks in this model's step, in order."""
         return numerics.checked_names(self.block_names, list(self.weights_by_term))
 
-    def _stabilization(self, outputs, frames, object_mask, translated_mask, prior, seed):
+    def _stabilization(self, outputs, frames, object_mask, translated_mask, prior, prefilled,
+                       seed):
         """Eq. 4-5 on the first `stabilization_examples` examples: f(g(x)) from a second
         generator pass on g(X_i) seen through g(M_i) ∪ g(M'_t), against f(x) = `outputs`."""
         count = self.stabilization_examples or tf.shape(frames)[0]
@@ -206,8 +210,11 @@ class Inpainter(keras.Model):
                                     augment.perturb_masks(translated_mask[chosen], g))
         perturbed_prior = (None if prior is None
                            else augment.perturb_images(prior[chosen], g, self.perturbation))
+        perturbed_prefilled = (None if prefilled is None
+                               else augment.perturb_images(prefilled[chosen], g, self.perturbation))
         perturbed_outputs = self.generator(
-            network_input(perturbed_frames, perturbed_hole, perturbed_prior, self.prefill),
+            network_input(perturbed_frames, perturbed_hole, perturbed_prior, self.prefill,
+                          perturbed_prefilled),
             training=True)
         outside = 1.0 - tf.maximum(object_mask[chosen], perturbed_object)
         return losses.stabilization_loss([output[chosen] for output in outputs], perturbed_outputs,
@@ -223,11 +230,13 @@ class Inpainter(keras.Model):
         translated_mask = tf.cast(batch["translated"], tf.float32)
         hole = tf.maximum(object_mask, translated_mask)
         prior = to_signed(batch["prior"]) if "prior" in batch else None
-        outputs = self.generator(network_input(frames, hole, prior, self.prefill), training=False)
+        prefilled = to_signed(batch["prefilled"]) if "prefilled" in batch else None
+        outputs = self.generator(network_input(frames, hole, prior, self.prefill, prefilled),
+                                 training=False)
         scored = translated_mask * (1.0 - object_mask)
         return {
             "psnr": metrics.masked_psnr(outputs[-1], frames, scored),
-            "input": apply_prefill(frames, hole, self.prefill),
+            "input": apply_prefill(frames, hole, self.prefill, prefilled),
             "stages": [tf.cast(output, tf.float32) for output in outputs],
             "composite": composite(outputs[-1], frames, hole),
         }

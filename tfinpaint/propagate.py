@@ -1,10 +1,16 @@
 """Propagate one frame's object mask to every frame of a video (paper Sec. 4.2).
 
 Writes one binary PNG (0 background, 255 object) per frame, named like the frames and dilated by
-data.mask_dilation, ready for `python -m tfinpaint.train --masks`.
+data.mask_dilation, ready for `python -m tfinpaint.train --masks`, and confidence.json (each
+frame's mean object probability inside its mask: low values flag frames to check).
+
+Without --config: a small network fitted for 4 minutes (--time-budget) on a CPU that corrects
+the optical-flow warp of the mask frame by frame; configs/propagate.yaml is the paper's schedule.
 
 Examples:
   python -m tfinpaint.propagate --video frames/ --mask annotations/00000.png --out masks/
+  python -m tfinpaint.propagate --video frames/ --mask annotations/00000.png --out masks/ \
+      --time-budget 8
   python -m tfinpaint.propagate --video clip.mp4 --mask first.png --frame 12 --out masks/ \\
       --config configs/propagate_quick.yaml --set data.working_height=120 --set data.working_width=216
 """
@@ -38,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set propagate.alpha=0.8")
     parser.add_argument("--steps", type=int, help="fitting steps (propagate.steps)")
+    parser.add_argument("--time-budget", type=float, metavar="MINUTES",
+                        help="fitting-time budget (propagate.time_budget_minutes, 0 = none); the "
+                             "learning rate decays over it")
     parser.add_argument("--run-dir", help="folder for config.yaml, TensorBoard logs and a summary "
                         "(default runs/<video name>-propagation)")
     parser.add_argument("--overwrite", action="store_true",
@@ -51,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_tensorflow()  # before anything imports TensorFlow
     overrides = list(args.set) + ([f"propagate.steps={args.steps}"] if args.steps is not None else [])
+    if args.time_budget is not None:
+        overrides.append(f"propagate.time_budget_minutes={args.time_budget}")
     config = config_lib.load_config(args.config, overrides)
     from tfinpaint.clip import check_size, read_annotation
     from tfinpaint.mask_propagation import propagate
@@ -70,11 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     masks, result = propagate(config, annotation, out=out, logdir=run.logs,
                               dilation=config.data.mask_dilation, verbose=not args.quiet)
     summary = {"video": args.video, "mask": args.mask, "frame": args.frame, "out": str(out),
-               "steps": result.steps, "fit_seconds": round(result.seconds, 1),
+               "method": config.propagate.method, "steps": result.steps,
+               "fit_seconds": round(result.seconds, 1),
+               "total_seconds": round(result.total_seconds, 1),
+               "min_confidence": round(float(result.confidence.min()), 4),
                "object_fraction": float(masks.mean())}
     (run.path / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"masks: {out} ({len(masks)} frames); fitted {result.steps} steps in "
-          f"{result.seconds:.0f} s; logs: {run.logs}")
+    print(f"masks: {out} ({len(masks)} frames, confidence.json beside them); fitted "
+          f"{result.steps} steps in {result.seconds:.0f} s, {result.total_seconds:.0f} s in all; "
+          f"logs: {run.logs}")
     return 0
 
 

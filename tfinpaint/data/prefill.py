@@ -59,8 +59,15 @@ def pyramid_fill(images: tf.Tensor, hole: tf.Tensor, levels: int | None = None) 
     return tf.where(known > 0.5, images, filled)
 
 
-def apply_prefill(images: tf.Tensor, hole: tf.Tensor, prefill: str = "none") -> tf.Tensor:
-    """The network's view of the frame: the hole blanked ("none") or prefilled ("pyramid")."""
+def apply_prefill(images: tf.Tensor, hole: tf.Tensor, prefill: str = "none",
+                  prefilled: tf.Tensor | None = None) -> tf.Tensor:
+    """The network's view of the frame: the hole blanked ("none"), prefilled by push-pull
+    ("pyramid"), or taken from `prefilled` ("flow": the flow propagation of `tfinpaint.flow`,
+    computed outside, in the same value range as `images`)."""
+    if prefill == "flow":
+        if prefilled is None:
+            raise ValueError('prefill "flow" needs the flow-propagated frames (prefilled)')
+        return images * (1.0 - hole) + tf.cast(prefilled, images.dtype) * hole
     if prefill == "none":
         return images * (1.0 - hole)
     if prefill == "pyramid":

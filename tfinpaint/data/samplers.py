@@ -52,10 +52,15 @@ class MaskSampler:
         frames: uint8 [N, H, W, 3] at working resolution.
         masks: uint8 [N, H, W, 1], 1 = hole.
         sampling: translation sampler and crop size.
+        flow: with `data.prefill: flow`, the clip's `tfinpaint.flow.VideoFlow` (its fields
+            measured at this resolution): each example then also carries `prefilled`, uint8
+            [h, w, 3], X_i with its hole M_i ∪ M'_t filled from the other frames only,
+            propagated over the whole frame and cut with the crop.
     """
 
-    def __init__(self, frames: np.ndarray, masks: np.ndarray, sampling: Sampling):
+    def __init__(self, frames: np.ndarray, masks: np.ndarray, sampling: Sampling, flow=None):
         self.sampling = sampling
+        self.flow = flow
         self.num_frames, self.height, self.width = frames.shape[:3]
         self.frames = tf.constant(frames, tf.uint8)
         self.masks = tf.constant(masks, tf.uint8)
@@ -86,6 +91,10 @@ class MaskSampler:
             "target_frames": self.frames[t],
             "target_masks": self.masks[t],
         }
+        if self.flow is not None:
+            # No leak: propagate_frame never reads frame i inside the hole it is given
+            hole = tf.maximum(example["masks"], tf.cast(example["translated"], tf.uint8))
+            example["prefilled"] = self.flow.prefill(i, hole)
         if crop and self.sampling.crop_height and self.sampling.crop_width:
             translated_centre = (tf.cast(tf.round(self.centres[t]), tf.int32) + offset) % tf.constant(
                 [self.height, self.width])
@@ -213,19 +222,22 @@ class PasteSampler:
         mask: uint8 [H, W, 1], its object mask `M_0` (1 = object).
         scale_range: (low, high) scale factors of the pasted object.
         flip: probability that the pasted object is mirrored left to right.
+        prior: a `PriorJitter` to also draw `prior`, the pasted mask spoilt as a flow warp spoils
+            it, for a propagator that corrects the warp (None: no prior).
     """
 
     def __init__(self, frame: np.ndarray, mask: np.ndarray, *, scale_range: tuple[float, float],
-                 flip: float):
+                 flip: float, prior: "PriorJitter | None" = None):
         self.height, self.width = frame.shape[:2]
         self.frame = tf.constant(frame, tf.uint8)
         self.mask = tf.constant(mask, tf.uint8)
         self.scale_range = scale_range
         self.flip = flip
+        self.prior = prior
 
     def sample(self, seed: tf.Tensor) -> dict[str, tf.Tensor]:
         """`pasted_frame` (X') uint8 [H, W, 3], `pasted_mask` (M'_0) and `object_mask` (M_0) [H, W, 1]."""
-        seeds = tf.random.experimental.stateless_split(seed, 3)
+        seeds = tf.random.experimental.stateless_split(seed, 4)
         frame = tf.cast(self.frame, tf.float32)
         mask = tf.cast(self.mask, tf.float32)
         # mirrored, then scaled about the frame centre: the whole frame moves with the object
@@ -243,12 +255,57 @@ class PasteSampler:
         pasted_mask = mask_ops.translate(mask, offset)
         pasted_object = mask_ops.translate(frame, offset)
         pasted_frame = pasted_mask * pasted_object + (1.0 - pasted_mask) * tf.cast(self.frame, tf.float32)
-        return {
+        example = {
             "pasted_frame": tf.cast(tf.round(tf.clip_by_value(pasted_frame, 0.0, 255.0)), tf.uint8),
             "pasted_mask": tf.cast(pasted_mask > 0.5, tf.uint8),
             "object_mask": self.mask,
         }
+        if self.prior is not None:
+            example["prior"] = self.prior.spoil(seeds[3], example["pasted_mask"])
+        return example
 
     def dataset(self, *, batch_size: int, seed: int) -> tf.data.Dataset:
         """An endless stream of batches."""
         return seeded_batches(self.sample, batch_size=batch_size, seed=seed, stream=2)
+
+
+@dataclass
+class PriorJitter:
+    """How `PasteSampler` spoils the pasted mask into the prior a flow warp would give: shifted
+    (drift; by up to `shift` of the frame's height in each direction), grown or shrunk by up to
+    `grow` px (edges that bled or eroded), cut by a vertical band with probability `occlusion`
+    (a tree trunk in front: the warp drops what the occluder hid) and, with probability `empty`,
+    no prior at all (the warp lost the object: the network must find it by its looks)."""
+
+    shift: float
+    grow: int
+    occlusion: float
+    empty: float
+
+    def spoil(self, seed: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """uint8 [H, W, 1] 0/1 -> the spoilt prior, uint8 [H, W, 1] 0/1."""
+        seeds = tf.random.experimental.stateless_split(seed, 6)
+        height, width = tf.shape(mask)[0], tf.shape(mask)[1]
+        prior = tf.cast(mask, tf.float32)[None]
+        # drift
+        reach = tf.cast(tf.round(self.shift * tf.cast(height, tf.float32)), tf.int32)
+        offset = tf.random.stateless_uniform([2], seeds[0], -reach, reach + 1, dtype=tf.int32)
+        prior = tf.roll(prior, offset, axis=[1, 2])
+        # bled or eroded edges
+        if self.grow > 0:
+            radius = tf.random.stateless_uniform([], seeds[1], -self.grow, self.grow + 1,
+                                                 dtype=tf.int32)
+            grown = [tf.nn.max_pool2d(prior, 2 * r + 1, 1, "SAME") for r in range(1, self.grow + 1)]
+            shrunk = [-tf.nn.max_pool2d(-prior, 2 * r + 1, 1, "SAME") for r in range(1, self.grow + 1)]
+            choices = tf.stack(shrunk[::-1] + [prior] + grown)
+            prior = choices[radius + self.grow]
+        # an occluder's band
+        columns = tf.range(width)
+        left = tf.random.stateless_uniform([], seeds[2], 0, width, dtype=tf.int32)
+        band = tf.random.stateless_uniform([], seeds[3], 1, tf.maximum(width // 12, 2), dtype=tf.int32)
+        cut = tf.random.stateless_uniform([], seeds[4]) < self.occlusion
+        inside = (columns >= left) & (columns < left + band) & cut
+        prior = prior * (1.0 - tf.cast(inside, tf.float32))[None, None, :, None]
+        # lost
+        keep = tf.cast(tf.random.stateless_uniform([], seeds[5]) >= self.empty, tf.float32)
+        return tf.cast(prior[0] * keep > 0.5, tf.uint8)

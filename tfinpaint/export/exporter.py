@@ -27,6 +27,11 @@ def export(run_path: str | Path, out: str | Path, *, version: int | None = None,
     """
     run = RunDir(run_path)
     config = run.require_config()
+    if config.data.prefill == "flow":
+        # the fill graph needs the clip's flow fill as a third input, which no exported
+        # signature takes yet: refuse rather than export a graph that would fill wrongly
+        raise InputError(f"{run.path}: a data.prefill: flow run cannot be exported yet (its fill "
+                         "needs the clip's flow fill as an input); use tfinpaint.infer")
     checkpoint = run.latest_checkpoint()
     if checkpoint is None:
         raise InputError(f"{run.checkpoints}: no checkpoint to export; fit first")
