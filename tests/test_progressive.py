@@ -162,8 +162,11 @@ def test_each_stage_resumes_after_sigkill(tmp_path):
         process.wait()
     assert (run / "stage1" / "result" / "summary.json").exists()
     assert not (run / "stage2" / "result").exists()
-    # The fit may have gone on past ckpt-4 before the kill landed: resume 4 steps past the last.
-    saved = int(tf.train.latest_checkpoint(str(index.parent)).rsplit("-", 1)[1])
+    # The fit may have gone on past ckpt-4 before the kill landed, and the kill may land after a
+    # checkpoint's files but before the index names it: the resume takes the newest checkpoint
+    # on disk (fitting.Checkpoints), so resume 4 steps past that one.
+    saved = max(int(p.name[len("ckpt-"):-len(".index")])
+                for p in index.parent.glob("ckpt-*.index"))
     total = saved + 4
 
     resumed = subprocess.run(
