@@ -17,8 +17,8 @@ from tfinpaint.clip import resize_frames, resize_masks, upsample
 from tfinpaint.config import Config
 from tfinpaint.data.prefill import apply_prefill
 from tfinpaint.errors import InputError
-from tfinpaint.generator import (MULTIPLE, PRIOR_CHANNELS, crop_to, generator_from, network_input,
-                                 pad_to_multiple, to_signed, to_uint8)
+from tfinpaint.generator import (PRIOR_CHANNELS, generator_from, network_input, to_signed,
+                                 to_uint8)
 from tfinpaint.rundir import RunDir
 
 FillFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -30,12 +30,10 @@ def predict_hole(generator: keras.Model, frames: tf.Tensor, hole: tf.Tensor, *,
     """The network's last-stage output, float in [-1, 1], for frames of any H and W.
 
     `frames`, `priors` and `prefilled` (the flow fill, `data.prefill: flow`) are float in
-    [-1, 1], `hole` float 0/1. The input is reflection-padded to a multiple of the network's
-    stride and the output cropped back.
+    [-1, 1], `hole` float 0/1. `Generator` pads to a multiple of its stride and crops back itself.
     """
     inputs = network_input(frames, hole, priors, prefill, prefilled)
-    padded, size = pad_to_multiple(inputs, MULTIPLE)
-    return crop_to(generator(padded, training=False)[-1], size)
+    return generator(inputs, training=False)[-1]
 
 
 def make_fill_fn(generator: keras.Model, prefill: str = "none",
