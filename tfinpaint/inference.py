@@ -158,22 +158,33 @@ def fill_at_working_size(generator: keras.Model, frames: tf.Tensor, masks: tf.Te
 
 
 def fill_float_at_working_size(generator: keras.Model, frames: tf.Tensor, is_hole: tf.Tensor,
-                               working: tuple[int, int] | None, *, prefill: str = "none"
-                               ) -> tf.Tensor:
+                               working: tuple[int, int] | None, *, prefill: str = "none",
+                               prefilled: tf.Tensor | None = None,
+                               native_detail: bool = True) -> tf.Tensor:
     """`fill_at_working_size` for float32 frames in [0, 1] and a bool hole, never rounded
-    (the SavedModel's `serving_float`). `working` None: fill at the frames' own size."""
+    (the SavedModel's `serving_float`). `working` None: fill at the frames' own size.
+    `prefilled` (float32 in [0, 1], `data.prefill: flow`) goes as in `fill_at_working_size`;
+    with native detail the hole is clipped to [0, 1], as the uint8 graph clips to levels."""
+    signed_prefilled = None if prefilled is None else prefilled * 2.0 - 1.0
     if working is None:
         output = predict_hole(generator, frames * 2.0 - 1.0, tf.cast(is_hole, tf.float32),
-                              prefill=prefill)
+                              prefill=prefill, prefilled=signed_prefilled)
         return tf.where(is_hole, (output + 1.0) * 0.5, frames)
     native = tf.shape(frames)[1:3]
     size = resolve_working_size(working, native)
     small_frames = resample.resize_images(frames, size)
     small_hole = resample.resize_hole(is_hole, size)
+    small_prefilled = None
+    if prefilled is not None:
+        small_prefilled = resample.resize_images(prefilled, size) * 2.0 - 1.0
     output = predict_hole(generator, small_frames * 2.0 - 1.0, tf.cast(small_hole, tf.float32),
-                          prefill=prefill)
+                          prefill=prefill, prefilled=small_prefilled)
     small_filled = tf.where(small_hole, (output + 1.0) * 0.5, small_frames)
-    return tf.where(is_hole, resample.resize_images(small_filled, native), frames)
+    up = resample.resize_images(small_filled, native)
+    if prefilled is None or not native_detail:
+        return tf.where(is_hole, up, frames)
+    detail = prefilled - resample.resize_images(resample.resize_images(prefilled, size), native)
+    return tf.where(is_hole, tf.clip_by_value(up + detail, 0.0, 1.0), frames)
 
 
 PriorFillFn = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]

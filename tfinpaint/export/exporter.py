@@ -4,13 +4,15 @@ whole beside its place and renamed in (see `tfinpaint.export` for the layout).""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from tfinpaint import __version__
 from tfinpaint.errors import InputError
 from tfinpaint.export import onnx as onnx_export
 from tfinpaint.export import savedmodel
-from tfinpaint.export.names import DEFAULT_SIGNATURE, FILLS_AT_WORKING_SIZE, FLOAT_SIGNATURE
+from tfinpaint.export.names import (DEFAULT_SIGNATURE, FILLS_AT_WORKING_SIZE, FLOAT_SIGNATURE,
+                                    FLOW_SETTINGS, NEEDS_PREFILLED, PREFILLED)
 from tfinpaint.generator import MULTIPLE, min_input_size
 from tfinpaint.inference import load_generator
 from tfinpaint.rundir import RunDir, staged_folder
@@ -27,11 +29,6 @@ def export(run_path: str | Path, out: str | Path, *, version: int | None = None,
     """
     run = RunDir(run_path)
     config = run.require_config()
-    if config.data.prefill == "flow":
-        # the fill graph needs the clip's flow fill as a third input, which no exported
-        # signature takes yet: refuse rather than export a graph that would fill wrongly
-        raise InputError(f"{run.path}: a data.prefill: flow run cannot be exported yet (its fill "
-                         "needs the clip's flow fill as an input); use tfinpaint.infer")
     checkpoint = run.latest_checkpoint()
     if checkpoint is None:
         raise InputError(f"{run.checkpoints}: no checkpoint to export; fit first")
@@ -69,7 +66,16 @@ def export(run_path: str | Path, out: str | Path, *, version: int | None = None,
     }
     module = savedmodel.InpaintModule(
         generator, config.data.prefill,
-        working_size=(config.data.working_height, config.data.working_width))
+        working_size=(config.data.working_height, config.data.working_width),
+        native_detail=config.flow.native_detail)
+    if module.needs_prefilled:
+        # The fill's third input is the clip's flow fill, which only a client holding the whole
+        # clip can compute: say so, and with which settings.
+        info[NEEDS_PREFILLED] = True
+        info[FLOW_SETTINGS] = dataclasses.asdict(config.flow)
+        info["signatures"] = {
+            DEFAULT_SIGNATURE: f"uint8 frames, masks, {PREFILLED} -> inpainted",
+            FLOAT_SIGNATURE: f"float32 [0, 1] frames, masks, {PREFILLED} -> inpainted"}
 
     models = None
     if onnx:

@@ -7,7 +7,8 @@ it was converted from:
     models/NAME/<version>/assets.extra/model.onnx         serving_default (uint8)
     models/NAME/<version>/assets.extra/model_float.onnx   serving_float (float32)
 
-Inputs `frames` and `masks`, output `inpainted`, the dimensions N, H and W dynamic; the graphs
+Inputs `frames` and `masks` (and `prefilled`, the clip's flow fill, for a flow run's export),
+output `inpainted`, the dimensions N, H and W dynamic; the graphs
 pad and crop inside like the SavedModel's. Before anything is written, `check` runs both runtimes
 on random frames and masks of odd sizes: the float model must agree within `FLOAT_TOLERANCE`, the
 uint8 model within `UINT8_TOLERANCE` levels, and known pixels must come back bit-exactly.
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tfinpaint.export.names import DEFAULT_SIGNATURE, FLOAT_SIGNATURE, FRAMES, MASKS, OUTPUT
+from tfinpaint.export.names import (DEFAULT_SIGNATURE, FLOAT_SIGNATURE, FRAMES, MASKS, OUTPUT,
+                                    PREFILLED)
 from tfinpaint.export.savedmodel import InpaintModule
 
 DEFAULT_OPSET = 17
@@ -82,8 +84,17 @@ def session(model):
                                         providers=["CPUExecutionProvider"])
 
 
-def run(sess, frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    return sess.run([OUTPUT], {FRAMES: frames, MASKS: masks})[0]
+def run(sess, frames: np.ndarray, masks: np.ndarray,
+        prefilled: np.ndarray | None = None) -> np.ndarray:
+    """The model's `inpainted`; `prefilled` only for a flow run's models, which need it."""
+    return sess.run([OUTPUT], _feed(frames, masks, prefilled))[0]
+
+
+def _feed(frames, masks, prefilled) -> dict:
+    feed = {FRAMES: frames, MASKS: masks}
+    if prefilled is not None:
+        feed[PREFILLED] = prefilled
+    return feed
 
 
 def random_inputs(height: int, width: int, *, frames: int, seed: int
@@ -111,9 +122,14 @@ def check(module: InpaintModule, models: dict, *, sizes=CHECK_SIZES, min_size: i
         frames, masks = random_inputs(height, width, frames=CHECK_FRAMES, seed=seed + index)
         known = masks == 0
         where = f"{CHECK_FRAMES}x{height}x{width}"
+        prefilled = None
+        if module.needs_prefilled:  # any fill of the hole will do: random levels
+            noise, _ = random_inputs(height, width, frames=CHECK_FRAMES, seed=seed + index + 100)
+            prefilled = np.where(known, frames, noise)
 
-        expected = module.serving_default(**{FRAMES: frames, MASKS: masks})[OUTPUT].numpy()
-        got = run(sessions[DEFAULT_SIGNATURE], frames, masks)
+        feed = _feed(frames, masks, prefilled)
+        expected = module.serving_default(**feed)[OUTPUT].numpy()
+        got = run(sessions[DEFAULT_SIGNATURE], frames, masks, prefilled)
         _check_shape(got, expected, DEFAULT_SIGNATURE, where)
         diff = int(np.abs(got.astype(np.int16) - expected.astype(np.int16)).max())
         max_uint8 = max(max_uint8, diff)
@@ -125,8 +141,10 @@ def check(module: InpaintModule, models: dict, *, sizes=CHECK_SIZES, min_size: i
 
         float_frames = frames.astype(np.float32) / 255.0
         float_masks = (~known).astype(np.float32)
-        expected = module.serving_float(**{FRAMES: float_frames, MASKS: float_masks})[OUTPUT].numpy()
-        got = run(sessions[FLOAT_SIGNATURE], float_frames, float_masks)
+        float_prefilled = None if prefilled is None else prefilled.astype(np.float32) / 255.0
+        feed = _feed(float_frames, float_masks, float_prefilled)
+        expected = module.serving_float(**feed)[OUTPUT].numpy()
+        got = run(sessions[FLOAT_SIGNATURE], float_frames, float_masks, float_prefilled)
         _check_shape(got, expected, FLOAT_SIGNATURE, where)
         diff = float(np.abs(got - expected).max())
         max_float = max(max_float, diff)

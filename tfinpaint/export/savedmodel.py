@@ -11,6 +11,13 @@ Signatures (any N, H and W):
   hole) -> `inpainted` float32 in [0, 1]: the same graph, never rounded, for pipelines that
   keep float frames and for numerical comparison with other runtimes.
 
+The export of a `data.prefill: flow` run takes a third input in both: `prefilled` [N,H,W,3]
+(uint8, or float32 in [0, 1]), the frames with their holes filled by flow propagation over the
+whole clip at the frames' size (`tfinpaint.inference.native_prefill("flow", ...)` with the
+run's `flow` settings). One request may not hold the whole clip, so the client computes it
+(`tfinpaint.serving.client` does) and sends its slice with each batch; `tfinpaint.json` then
+says `needs_prefilled` and carries the `flow` settings to compute it with.
+
 Known pixels pass through both exactly. The export's `assets/` holds `tfinpaint.json` (working
 resolution, `fills_at_working_size`, architecture; `tfinpaint.serve` answers it as model
 metadata) and `config.yaml` (the run's resolved config). Exports made before the graph reduced
@@ -27,7 +34,8 @@ import keras
 import tensorflow as tf
 
 from tfinpaint.export.names import (ASSETS_CONFIG, ASSETS_JSON, DEFAULT_SIGNATURE,
-                                    FLOAT_HOLE_THRESHOLD, FLOAT_SIGNATURE, FRAMES, MASKS, OUTPUT)
+                                    FLOAT_HOLE_THRESHOLD, FLOAT_SIGNATURE, FRAMES, MASKS, OUTPUT,
+                                    PREFILLED)
 from tfinpaint.inference import fill_float_at_working_size, make_fill_fn
 
 
@@ -38,9 +46,11 @@ class InpaintModule(tf.Module):
         generator: a float32 `Generator` (`tfinpaint.inference.load_generator` gives one); its
             variables become the SavedModel's.
         prefill: the run's `data.prefill` (the network's input must be the one it was fitted on).
+            "flow": both signatures take a third input, `prefilled` (the clip's flow fill).
         working_size: the run's (`data.working_height`, `data.working_width`), 0 = native: the
             signatures take native frames and fill at this size. None: they fill at the size
             they are given (no resizing in the graph).
+        native_detail: the run's `flow.native_detail` (flow exports only).
 
     Example:
     >>> module = InpaintModule(build_generator("base", channels=8), working_size=(32, 48))
@@ -50,28 +60,42 @@ class InpaintModule(tf.Module):
     """
 
     def __init__(self, generator: keras.Model, prefill: str = "none",
-                 working_size: tuple[int, int] | None = None):
+                 working_size: tuple[int, int] | None = None, *, native_detail: bool = True):
         super().__init__(name="tfinpaint")
         self.generator = generator
         self.prefill = prefill
         self.working_size = None if working_size is None else tuple(int(v) for v in working_size)
-        self.fill = make_fill_fn(generator, prefill, working_size=self.working_size)
+        self.native_detail = native_detail
+        self.fill = make_fill_fn(generator, prefill, working_size=self.working_size,
+                                 native_detail=native_detail)
+        # the signatures' inputs differ with the prefill, so their functions are built here
+        self.serving_default = tf.function(self._fill_uint8,
+                                           input_signature=self._specs(tf.uint8))
+        self.serving_float = tf.function(self._fill_float,
+                                         input_signature=self._specs(tf.float32))
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([None, None, None, 3], tf.uint8, name=FRAMES),
-        tf.TensorSpec([None, None, None, 1], tf.uint8, name=MASKS),
-    ])
-    def serving_default(self, frames, masks):
-        return {OUTPUT: self.fill(frames, masks)}
+    @property
+    def needs_prefilled(self) -> bool:
+        """Whether the signatures take `prefilled` (a flow run's export)."""
+        return self.prefill == "flow"
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([None, None, None, 3], tf.float32, name=FRAMES),
-        tf.TensorSpec([None, None, None, 1], tf.float32, name=MASKS),
-    ])
-    def serving_float(self, frames, masks):
+    def _specs(self, dtype: tf.DType) -> list[tf.TensorSpec]:
+        specs = [tf.TensorSpec([None, None, None, 3], dtype, name=FRAMES),
+                 tf.TensorSpec([None, None, None, 1], dtype, name=MASKS)]
+        if self.needs_prefilled:
+            specs.append(tf.TensorSpec([None, None, None, 3], dtype, name=PREFILLED))
+        return specs
+
+    def _fill_uint8(self, frames, masks, prefilled=None):
+        inputs = (frames, masks) if prefilled is None else (frames, masks, prefilled)
+        return {OUTPUT: self.fill(*inputs)}
+
+    def _fill_float(self, frames, masks, prefilled=None):
         return {OUTPUT: fill_float_at_working_size(self.generator, frames,
                                                    masks > FLOAT_HOLE_THRESHOLD,
-                                                   self.working_size, prefill=self.prefill)}
+                                                   self.working_size, prefill=self.prefill,
+                                                   prefilled=prefilled,
+                                                   native_detail=self.native_detail)}
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
         return {DEFAULT_SIGNATURE: self.serving_default.get_concrete_function(),
