@@ -8,6 +8,11 @@ reduce frames to their working size inside the graph, so whole frames are sent, 
 request as fit --max-message-mb; --tile-size is only for exports made before that (their
 tfinpaint.json lacks `fills_at_working_size`), which fill at the size they are sent: see
 `tfinpaint.serving.remote`.
+
+An export of a `data.prefill: flow` run also takes the clip's flow fill, `prefilled`: the client
+computes it once over the whole clip it reads, with the export's `flow` settings (the config's
+defaults where the server does not report them, as the real TF Serving does not), and sends each
+request its slice. Such an export fills whole frames only (--tile-size is refused).
 """
 
 from __future__ import annotations
@@ -52,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="mask values above this are hole")
     parser.add_argument("--tile-size", type=_size,
                         help="only for exports made before fills_at_working_size: tile frames "
-                             "larger than HxW (default: as the server reports it, else none)")
+                             "larger than HxW (default: as the server reports it, else none; "
+                             "refused for a flow run's export)")
     parser.add_argument("--max-message-mb", type=int, default=64,
                         help="gRPC message limit, as the server's (whole frames per request "
                              "are capped to fit)")
@@ -72,8 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise InputError(f"{out}: folder is not empty (pass --overwrite to replace its files)")
 
-    from tfinpaint.serving.remote import (connect, fetch_model_info, fill_frames,
-                                          remote_predict_fn, tile_size_for)
+    from tfinpaint.export.names import NEEDS_PREFILLED, PREFILLED
+    from tfinpaint.serving.remote import (clip_prefill, connect, fetch_model_info,
+                                          fetch_signature_inputs, fill_frames, flow_settings,
+                                          needs_prefilled, remote_predict_fn, tile_size_for)
     from tfinpaint.video import read_masks, read_video, write_frames, write_video
 
     video = read_video(args.video)
@@ -84,18 +92,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     stub = connect(args.target, max_message_mb=args.max_message_mb)
     try:
         info = fetch_model_info(stub, args.model, version=args.version, retries=args.retries)
+        if info is None and PREFILLED in (fetch_signature_inputs(
+                stub, args.model, version=args.version, retries=args.retries) or ()):
+            # all the real TF Serving tells of a flow run's export: its signature's inputs
+            info = {NEEDS_PREFILLED: True}
+            print("note: the server does not report the export's flow settings; computing its "
+                  f"'{PREFILLED}' input with the config's defaults", file=sys.stderr)
         tile_size = tile_size_for(info, args.tile_size)
         if info is None and tile_size is None:
             print("note: the server does not describe the export; sending whole frames (right "
                   "for exports that fill at their working size; pass --tile-size for older ones)",
                   file=sys.stderr)
+        prefilled = None
+        if needs_prefilled(info):  # the whole clip's flow fill, once; each request its slice
+            print(f"computing the clip's flow fill ({num_frames} frames) for the export's "
+                  f"'{PREFILLED}' input", file=sys.stderr)
+            prefilled = clip_prefill(video.frames, masks, flow_settings(info))
         predict = remote_predict_fn(stub, args.model, version=args.version,
                                     timeout=args.timeout, retries=args.retries)
         bar = Progress("filling", total=num_frames, unit="frame")
         filled = fill_frames(predict, args.model, video.frames, masks, tile_size=tile_size,
                              overlap=args.overlap, batch=args.batch,
                              concurrency=args.concurrency, message_mb=args.max_message_mb,
-                             progress=bar.update)
+                             prefilled=prefilled, progress=bar.update)
     except grpc.RpcError as error:
         raise InputError(f"server {args.target}, model '{args.model}': {error.code().name}: "
                          f"{error.details()}") from None

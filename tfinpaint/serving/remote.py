@@ -16,6 +16,12 @@ which it has, in this order, from:
   3. nothing: the real TF Serving only answers `signature_def`, so without `--tile-size` frames
      are sent whole, which is right for every export made since.
 
+An export of a `data.prefill: flow` run (`needs_prefilled` in its tfinpaint.json, or a
+`prefilled` input in its `serving_default`, which is all the real TF Serving tells) fills with a
+third input, the clip's flow fill: propagation needs the whole clip, which one request may not
+hold, so the client computes it once over the whole clip (`clip_prefill`, with the export's
+`flow` settings) and sends each batch its slice. Such an export is never tiled.
+
 The in-process and the remote paths share one tiling and batching code path, `fill_frames`,
 behind a `PredictFn`: `remote_predict_fn` (gRPC, with retries) or `local_predict_fn` (a
 SavedModel loaded here).
@@ -36,12 +42,15 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
 
 from tfinpaint import tiling
+from tfinpaint.config import FlowConfig, config_from_dict
 from tfinpaint.errors import InputError
-from tfinpaint.export.names import (ASSETS_JSON, DEFAULT_SIGNATURE, FILLS_AT_WORKING_SIZE, FRAMES,
-                                    MASKS, OUTPUT, TFINPAINT_FIELD)
+from tfinpaint.export.names import (ASSETS_JSON, DEFAULT_SIGNATURE, FILLS_AT_WORKING_SIZE,
+                                    FLOW_SETTINGS, FRAMES, MASKS, NEEDS_PREFILLED, OUTPUT,
+                                    PREFILLED, SIGNATURE_DEF_FIELD, TFINPAINT_FIELD)
 
-PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""`(frames uint8 [N,H,W,3], masks uint8 [N,H,W,1]) -> inpainted uint8 [N,H,W,3]`."""
+PredictFn = Callable[..., np.ndarray]
+"""`(frames uint8 [N,H,W,3], masks uint8 [N,H,W,1]) -> inpainted uint8 [N,H,W,3]`; for an
+export that needs it, also `prefilled` uint8 [N,H,W,3], the third positional argument."""
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 MEGABYTE = 1 << 20
@@ -50,6 +59,7 @@ DEFAULT_MESSAGE_MB = 64
 # Bytes a whole frame takes in a request (RGB and mask) and in its answer (RGB), per pixel;
 # and room for the protobuf framing of one request.
 REQUEST_BYTES_PER_PIXEL = 4
+PREFILLED_BYTES_PER_PIXEL = 3  # a flow export's requests also carry the flow fill (RGB)
 RESPONSE_BYTES_PER_PIXEL = 3
 MESSAGE_OVERHEAD = 64 * 1024
 
@@ -108,11 +118,14 @@ def remote_predict_fn(stub_or_target, model: str, *, version: int | None = None,
     """
     stub = _stub(stub_or_target)
 
-    def predict(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    def predict(frames: np.ndarray, masks: np.ndarray,
+                prefilled: np.ndarray | None = None) -> np.ndarray:
         request = predict_pb2.PredictRequest()
         _model_spec(request.model_spec, model, version, signature)
         request.inputs[FRAMES].CopyFrom(tf.make_tensor_proto(frames))
         request.inputs[MASKS].CopyFrom(tf.make_tensor_proto(masks))
+        if prefilled is not None:
+            request.inputs[PREFILLED].CopyFrom(tf.make_tensor_proto(prefilled))
         response = with_retries(lambda: stub.Predict(request, timeout=timeout),
                                 retries=retries, backoff=backoff)
         return tf.make_ndarray(response.outputs[OUTPUT])
@@ -124,15 +137,20 @@ def local_predict_fn(saved_model, *, signature: str = DEFAULT_SIGNATURE) -> Pred
     """A PredictFn over a SavedModel in this process: a path, a loaded object, or a function.
 
     A function (for example `tfinpaint.inference.make_fill_fn(generator)`) is called as
-    `function(frames=..., masks=...)` and may return the tensor or `{OUTPUT: tensor}`.
+    `function(frames=..., masks=...)` (and `prefilled=...` when given one) and may return the
+    tensor or `{OUTPUT: tensor}`.
     """
     if isinstance(saved_model, (str, os.PathLike)):
         saved_model = tf.saved_model.load(str(saved_model))
     function = saved_model.signatures[signature] if hasattr(saved_model, "signatures") \
         else saved_model
 
-    def predict(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        result = function(**{FRAMES: tf.constant(frames), MASKS: tf.constant(masks)})
+    def predict(frames: np.ndarray, masks: np.ndarray,
+                prefilled: np.ndarray | None = None) -> np.ndarray:
+        inputs = {FRAMES: tf.constant(frames), MASKS: tf.constant(masks)}
+        if prefilled is not None:
+            inputs[PREFILLED] = tf.constant(prefilled)
+        result = function(**inputs)
         if isinstance(result, dict):
             result = result[OUTPUT]
         return np.asarray(result)
@@ -162,6 +180,55 @@ def fetch_model_info(stub_or_target, model: str, *, version: int | None = None,
     return json_format.MessageToDict(info)
 
 
+def fetch_signature_inputs(stub_or_target, model: str, *, version: int | None = None,
+                           signature: str = DEFAULT_SIGNATURE, timeout: float = 30.0,
+                           retries: int = 5, backoff: float = 0.5) -> set[str] | None:
+    """The input keys of the model's `signature` from `GetModelMetadata` (`signature_def`, which
+    the real TF Serving answers too); None where the signature is not listed."""
+    stub = _stub(stub_or_target)
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=[SIGNATURE_DEF_FIELD])
+    _model_spec(request.model_spec, model, version)
+    response = with_retries(lambda: stub.GetModelMetadata(request, timeout=timeout),
+                            retries=retries, backoff=backoff)
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata[SIGNATURE_DEF_FIELD].Unpack(signatures)
+    if signature not in signatures.signature_def:
+        return None
+    return set(signatures.signature_def[signature].inputs)
+
+
+def needs_prefilled(info: dict | None) -> bool:
+    """Whether the export's signatures take `prefilled`, the clip's flow fill (a flow run's)."""
+    return bool(info and info.get(NEEDS_PREFILLED))
+
+
+def flow_settings(info: dict | None) -> FlowConfig:
+    """The `flow` settings to compute a flow export's `prefilled` with: the export's (its
+    tfinpaint.json), else the config's defaults. Raises `InputError` for settings this version
+    of tfinpaint does not know."""
+    settings = (info or {}).get(FLOW_SETTINGS)
+    if not settings:
+        return FlowConfig()
+    # GetModelMetadata's Struct holds every number as a double: integral ones back to int
+    # (a float setting takes an int as well)
+    settings = {key: int(value) if isinstance(value, float) and value.is_integer() else value
+                for key, value in settings.items()}
+    try:
+        return config_from_dict({"flow": settings}).flow
+    except InputError as error:
+        raise InputError(f"the export's flow settings: {error}") from None
+
+
+def clip_prefill(frames: np.ndarray, masks: np.ndarray, settings: FlowConfig) -> np.ndarray:
+    """A flow export's `prefilled` for a whole clip: the frames with their holes filled by flow
+    propagation at their own size, computed once over every frame (one request holds only a
+    slice of the clip; `fill_frames` sends each batch its slice)."""
+    from tfinpaint.inference import native_prefill
+
+    masks = masks if masks.ndim == 4 else masks[..., None]
+    return native_prefill("flow", frames, masks, settings)
+
+
 def fetch_working_size(stub_or_target, model: str, **kwargs) -> tuple[int, int] | None:
     """The model's working (height, width) as `tfinpaint.serve` reports it; None if unknown.
     Keyword arguments as for `fetch_model_info`."""
@@ -181,8 +248,12 @@ def tile_size_for(info: dict | None, requested: tuple[int, int] | None
 
     `info` is the export's `tfinpaint.json` (None where the server does not say); `requested`
     the user's `--tile-size`. Raises `InputError` for a tile size with an export that fills at
-    its working size itself.
+    its working size itself, or that needs the clip's flow fill.
     """
+    if requested is not None and needs_prefilled(info):
+        raise InputError(f"--tile-size {requested[0]}x{requested[1]}: this export (a data.prefill: "
+                         "flow run) fills whole frames with the whole clip's flow fill and "
+                         "cannot be tiled; send whole frames (omit --tile-size)")
     if info and info.get(FILLS_AT_WORKING_SIZE):
         if requested is not None:
             size = _working_size(info)
@@ -196,14 +267,15 @@ def tile_size_for(info: dict | None, requested: tuple[int, int] | None
 
 
 def whole_frames_per_request(height: int, width: int, batch: int,
-                             message_mb: int | None) -> int:
+                             message_mb: int | None, *, prefilled: bool = False) -> int:
     """How many whole frames of height x width to send at once: `batch`, or fewer where the
-    request or its answer would pass the gRPC message limit. Raises `InputError` when one
-    frame alone does not fit."""
+    request (with `prefilled`, the flow fill too) or its answer would pass the gRPC message
+    limit. Raises `InputError` when one frame alone does not fit."""
     if message_mb is None:
         return batch
     limit = message_mb * MEGABYTE - MESSAGE_OVERHEAD
-    per_frame = height * width * max(REQUEST_BYTES_PER_PIXEL, RESPONSE_BYTES_PER_PIXEL)
+    request = REQUEST_BYTES_PER_PIXEL + (PREFILLED_BYTES_PER_PIXEL if prefilled else 0)
+    per_frame = height * width * max(request, RESPONSE_BYTES_PER_PIXEL)
     if per_frame > limit:
         raise InputError(f"one {width}x{height} frame takes {per_frame / MEGABYTE:.0f} MB per "
                          f"request, over the {message_mb} MB gRPC message limit; raise "
@@ -215,11 +287,15 @@ def whole_frames_per_request(height: int, width: int, batch: int,
 _Piece = tuple[int, "tiling.Tile | None"]
 
 
-def _whole_frame_batches(frames, masks, holes, batch) -> Iterator[tuple[list[_Piece], ...]]:
+def _whole_frame_batches(frames, masks, holes, batch,
+                         prefilled=None) -> Iterator[tuple[list[_Piece], ...]]:
     indices = [i for i in range(len(frames)) if holes[i]]
     for start in range(0, len(indices), batch):
         chosen = indices[start:start + batch]
-        yield [(i, None) for i in chosen], frames[chosen], masks[chosen]
+        arrays = (frames[chosen], masks[chosen])
+        if prefilled is not None:  # this batch's slice of the whole clip's flow fill
+            arrays += (prefilled[chosen],)
+        yield ([(i, None) for i in chosen],) + arrays
 
 
 def _tile_batches(frames, masks, holes, tiles, batch) -> Iterator[tuple[list[_Piece], ...]]:
@@ -242,7 +318,7 @@ def _tile_batches(frames, masks, holes, tiles, batch) -> Iterator[tuple[list[_Pi
 def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np.ndarray, *,
                 tile_size: tuple[int, int] | None = None, overlap: int | None = None,
                 batch: int = 4, concurrency: int = 2, version: int | None = None,
-                message_mb: int | None = None,
+                message_mb: int | None = None, prefilled: np.ndarray | None = None,
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Fill the holes of `frames` by calling a model, tiling frames larger than `tile_size`.
 
@@ -261,6 +337,9 @@ def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np
       version: model version (default: the server's latest).
       message_mb: the gRPC message limit: whole frames go `batch` per request or fewer, so that
         a request and its answer fit (`whole_frames_per_request`). None: no limit.
+      prefilled: for an export that needs it (a flow run's), the WHOLE clip's flow fill, uint8
+        [N, H, W, 3] like `frames` (`clip_prefill`); each request gets its frames' slice.
+        Whole frames only: with a tile size that would tile, `InputError`.
       progress: called with the number of frames done so far, as frames complete.
 
     Returns:
@@ -279,6 +358,11 @@ def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np
     if batch < 1 or concurrency < 1:
         raise ValueError(f"batch ({batch}) and concurrency ({concurrency}) must be >= 1")
     masks = masks.astype(np.uint8)
+    if prefilled is not None:
+        prefilled = np.asarray(prefilled)
+        if prefilled.dtype != np.uint8 or prefilled.shape != frames.shape:
+            raise ValueError(f"prefilled must be uint8 {list(frames.shape)} like frames, got "
+                             f"{prefilled.dtype} {list(prefilled.shape)}")
     if not callable(stub_or_target) and message_mb is None:
         message_mb = DEFAULT_MESSAGE_MB  # what `connect` allows
     predict = stub_or_target if callable(stub_or_target) \
@@ -294,6 +378,9 @@ def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np
     pending: dict[int, int] = {}  # frame index -> its tiles still to come back
     returned: dict[int, list[tuple[tiling.Tile, np.ndarray]]] = {}
     tiled = tile_size is not None and (height > tile_size[0] or width > tile_size[1])
+    if tiled and prefilled is not None:
+        raise InputError(f"{width}x{height} frames: an export that takes the clip's flow fill "
+                         f"fills whole frames and cannot be tiled at {tile_size[0]}x{tile_size[1]}")
     if tiled:
         tile_h, tile_w = tile_size
         overlap = min(tile_h, tile_w) // 4 if overlap is None else overlap
@@ -303,8 +390,9 @@ def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np
             hole = masks[i, ..., 0] != 0
             pending[int(i)] = sum(bool(hole[t.window].any()) for t in tiles)
     else:
-        per_request = whole_frames_per_request(height, width, batch, message_mb)
-        batches = _whole_frame_batches(frames, masks, holes, per_request)
+        per_request = whole_frames_per_request(height, width, batch, message_mb,
+                                               prefilled=prefilled is not None)
+        batches = _whole_frame_batches(frames, masks, holes, per_request, prefilled)
 
     def collect(pieces: list[_Piece], outputs: np.ndarray) -> None:
         nonlocal done
@@ -328,10 +416,10 @@ def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np
     with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
         in_flight: dict[concurrent.futures.Future, list[_Piece]] = {}
         try:
-            for pieces, frame_batch, mask_batch in batches:
+            for pieces, *arrays in batches:
                 while len(in_flight) >= concurrency:
                     _drain(in_flight, collect, concurrent.futures.FIRST_COMPLETED)
-                in_flight[pool.submit(predict, frame_batch, mask_batch)] = pieces
+                in_flight[pool.submit(predict, *arrays)] = pieces
             while in_flight:
                 _drain(in_flight, collect, concurrent.futures.FIRST_COMPLETED)
         except BaseException:

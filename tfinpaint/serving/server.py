@@ -8,8 +8,8 @@ so this server speaks the same gRPC API (`Predict`, `GetModelMetadata`) over the
   gets the latest. The folder list is read on every request (a new version is picked up without
   a restart); each version is loaded once (`tf.saved_model.load`) and kept.
 - Requests are checked against the signature before anything runs: missing or unexpected
-  inputs, wrong dtype, wrong rank or fixed dimension, `frames`/`masks` that differ in N, H or W,
-  and more than `--max-pixels` pixels in one input are `INVALID_ARGUMENT`; an unknown model,
+  inputs, wrong dtype, wrong rank or fixed dimension, `masks` (or, for a flow run's export,
+  `prefilled`) that differ from `frames` in N, H or W, and more than `--max-pixels` pixels in one input are `INVALID_ARGUMENT`; an unknown model,
   version or signature is `NOT_FOUND`.
 - Concurrency: at most `--max-concurrent` predictions run at once; further `Predict` calls wait
   in a queue for a slot, up to their own deadline (then `DEADLINE_EXCEEDED`). At most
@@ -20,6 +20,10 @@ so this server speaks the same gRPC API (`Predict`, `GetModelMetadata`) over the
   `tfinpaint`: the export's `assets/tfinpaint.json` (working resolution) as a
   `google.protobuf.Struct`. The real server rejects that field with `INVALID_ARGUMENT`;
   clients fall back to an explicit tile size (see `tfinpaint.serving.remote`).
+- An export of a `data.prefill: flow` run takes a third input, `prefilled` (the clip's flow
+  fill, which the client computes over the whole clip); its `tfinpaint.json` says
+  `needs_prefilled` and holds the `flow` settings, and its SignatureDefs name the input, so
+  nothing here differs for it.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
 
 from tfinpaint.errors import InputError
-from tfinpaint.export.names import (ASSETS_JSON, DEFAULT_SIGNATURE, FRAMES, MASKS,
+from tfinpaint.export.names import (ASSETS_JSON, DEFAULT_SIGNATURE, FRAMES, MASKS, PREFILLED,
                                     SIGNATURE_DEF_FIELD, TFINPAINT_FIELD)
 MEGABYTE = 1 << 20
 # Values per pixel a request may declare (RGBA at most): caps what a tensor can expand to.
@@ -158,11 +162,14 @@ def _check_inputs(inputs: dict[str, np.ndarray], specs: dict[str, tf.TensorSpec]
                                f"input '{key}' has {pixels} pixels {list(array.shape)}, more "
                                f"than this server's cap of {max_pixels}; send fewer or "
                                "smaller frames (tile them)")
-    if FRAMES in inputs and MASKS in inputs:
-        frames, masks = inputs[FRAMES], inputs[MASKS]
-        if frames.ndim >= 3 and masks.ndim >= 3 and frames.shape[:3] != masks.shape[:3]:
+    frames = inputs.get(FRAMES)
+    for key in (MASKS, PREFILLED):
+        other = inputs.get(key)
+        if frames is None or other is None or frames.ndim < 3 or other.ndim < 3:
+            continue
+        if frames.shape[:3] != other.shape[:3]:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"frames {list(frames.shape)} and masks {list(masks.shape)} "
+                               f"frames {list(frames.shape)} and {key} {list(other.shape)} "
                                "differ in N, H or W")
 
 
