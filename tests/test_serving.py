@@ -376,3 +376,45 @@ def test_client_command_refuses_tiles_for_an_export_that_fills_at_working_size(t
         assert client_command(argv) == 0
     finally:
         server.stop(grace=None)
+
+
+def test_flow_exports_are_never_tiled_and_their_settings_come_back_typed():
+    from tfinpaint.config import FlowConfig
+    from tfinpaint.errors import InputError
+
+    flow = {"working_height": 32, "working_width": 48, "fills_at_working_size": True,
+            "needs_prefilled": True}
+    assert client.tile_size_for(flow, None) is None
+    with pytest.raises(InputError, match="cannot be tiled"):
+        client.tile_size_for(flow, (16, 16))
+    with pytest.raises(InputError, match="cannot be tiled"):  # all the real TF Serving tells
+        client.tile_size_for({"needs_prefilled": True}, (16, 16))
+    # GetModelMetadata's Struct turns every number into a double
+    settings = client.flow_settings({**flow, "flow": {"preset": "ultrafast", "margin": 2.0,
+                                                      "max_hops": 0.0, "min_known": 1.0}})
+    assert settings == FlowConfig(preset="ultrafast", margin=2, max_hops=0, min_known=1.0)
+    assert isinstance(settings.margin, int) and isinstance(settings.min_known, float)
+    assert client.flow_settings(flow) == FlowConfig()  # not reported: the config's defaults
+    with pytest.raises(InputError, match="the export's flow settings"):
+        client.flow_settings({"flow": {"wobble": 1.0}})
+
+
+def test_each_request_gets_its_slice_of_the_whole_clips_flow_fill():
+    frames, masks = _video(5, 600, 1000, seed=9)  # 2.4 MB a frame; 4.2 MB with the flow fill
+    prefilled = 255 - frames
+    masks[3] = 0  # a frame without a hole: not sent
+    sent = []
+
+    def recording(frame_batch, mask_batch, prefilled_batch):
+        sent.append((frame_batch.copy(), prefilled_batch.copy()))
+        return prefilled_batch
+
+    got = fill_frames(recording, None, frames, masks, batch=4, message_mb=10,
+                      prefilled=prefilled)
+    assert [len(f) for f, _ in sent] == [2, 2]  # 2 frames fit 10 MB with their flow fill
+    for frame_batch, prefilled_batch in sent:
+        np.testing.assert_array_equal(prefilled_batch, 255 - frame_batch)
+    hole = np.repeat(masks != 0, 3, axis=-1)
+    np.testing.assert_array_equal(got, np.where(hole, prefilled, frames))
+    assert client.whole_frames_per_request(600, 1000, 4, 10) == 4
+    assert client.whole_frames_per_request(600, 1000, 4, 10, prefilled=True) == 2

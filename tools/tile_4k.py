@@ -105,6 +105,9 @@ def _frame_filler(args):
             raise InputError("--target needs --model NAME")
         predict = client.remote_predict_fn(args.target, args.model)
         info = client.fetch_model_info(args.target, args.model)
+    if client.needs_prefilled(info):  # frame by frame, this tool never holds the whole clip
+        raise InputError(f"{args.export or args.model}: a data.prefill: flow export takes the "
+                         "whole clip's flow fill; fill with python -m tfinpaint.serving.client")
     # an export that fills at its working size takes the whole frame; older ones take tiles
     # (the real TF Serving does not say which: whole frames unless --tile-size, as the client)
     tile_size = client.tile_size_for(info, args.tile_size)
