@@ -138,7 +138,8 @@ def test_every_path_fills_a_flow_run_like_infer(clip, run, exported, inputs, ser
     differences = {name: _levels(filled, by_infer) for name, filled in [
         ("savedmodel", by_savedmodel), ("savedmodel float", by_float), ("onnx", by_onnx),
         ("onnx float", by_onnx_float), ("serve+client", by_client)]}
-    print("max level difference from infer's result:", differences)
+    with capsys.disabled():
+        print("\nmax level difference from infer's result:", differences)
     assert all(level <= 1 for level in differences.values()), differences
     for filled in (by_infer, by_savedmodel, by_float, by_onnx, by_onnx_float, by_client):
         np.testing.assert_array_equal(filled[~hole], frames[~hole])  # known pixels exact
@@ -154,6 +155,23 @@ def test_every_path_fills_a_flow_run_like_infer(clip, run, exported, inputs, ser
     assert client.main(argv + ["--overwrite", "--tile-size", "16x16"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot be tiled" in err[0], err
+
+
+def test_client_told_only_the_signatures_sends_the_flow_fill_with_default_settings(
+        clip, served, tmp_path, capsys, monkeypatch):
+    """Against the real TF Serving, which answers `signature_def` only: the `prefilled` input
+    says what is needed, and the flow settings are the config's defaults (it says so)."""
+    from tfinpaint.serving import client, remote
+
+    monkeypatch.setattr(remote, "fetch_model_info", lambda *args, **kwargs: None)
+    argv = ["--target", served, "--model", MODEL, "--video", str(clip / "frames"),
+            "--masks", str(clip / "masks"), "--out", str(tmp_path / "served")]
+    assert client.main(argv + ["--tile-size", "16x16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot be tiled" in err[0], err
+    assert client.main(argv) == 0
+    assert "with the config's defaults" in capsys.readouterr().err
+    assert len(list((tmp_path / "served").glob("*.png"))) == FRAMES
 
 
 def test_server_refuses_a_flow_request_without_prefilled(served, inputs):

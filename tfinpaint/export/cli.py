@@ -21,7 +21,7 @@ from typing import Sequence
 
 from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import cli
-from tfinpaint.export.names import ASSETS_JSON
+from tfinpaint.export.names import ASSETS_JSON, NEEDS_PREFILLED, PREFILLED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,8 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    overwrite=args.overwrite, log=lambda line: print(line, file=sys.stderr))
     info = json.loads((final / "assets" / ASSETS_JSON).read_text())
     extra = f" and ONNX ({', '.join(info['onnx'].values())})" if info["onnx"] else ""
+    flow = (f"; both also take '{PREFILLED}', the clip's flow fill, "
+            "which tfinpaint.serving.client computes") if info.get(NEEDS_PREFILLED) else ""
     print(f"exported: {final} (SavedModel, signatures serving_default and serving_float{extra}; "
-          f"working size {info['working_height']}x{info['working_width']})")
+          f"working size {info['working_height']}x{info['working_width']}{flow})")
     return 0
 
 

@@ -92,13 +92,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     stub = connect(args.target, max_message_mb=args.max_message_mb)
     try:
         info = fetch_model_info(stub, args.model, version=args.version, retries=args.retries)
-        if info is None and PREFILLED in (fetch_signature_inputs(
-                stub, args.model, version=args.version, retries=args.retries) or ()):
-            # all the real TF Serving tells of a flow run's export: its signature's inputs
+        told_only_signatures = info is None and PREFILLED in (fetch_signature_inputs(
+            stub, args.model, version=args.version, retries=args.retries) or ())
+        if told_only_signatures:  # all the real TF Serving tells of a flow run's export
             info = {NEEDS_PREFILLED: True}
+        tile_size = tile_size_for(info, args.tile_size)
+        if told_only_signatures:
             print("note: the server does not report the export's flow settings; computing its "
                   f"'{PREFILLED}' input with the config's defaults", file=sys.stderr)
-        tile_size = tile_size_for(info, args.tile_size)
         if info is None and tile_size is None:
             print("note: the server does not describe the export; sending whole frames (right "
                   "for exports that fill at their working size; pass --tile-size for older ones)",
