@@ -39,6 +39,7 @@ import numpy as np
 
 BMX_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bmx-trees"
 BMX_SIZE = (240, 432)
+CROSSING_DATA = BMX_DATA.parent / "crossing"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--set-{side}", action="append", default=[], metavar="KEY=VALUE",
                             help=f"override of configuration {side.upper()}")
         parser.add_argument(f"--name-{side}", help=f"label of configuration {side.upper()}")
-    parser.add_argument("--clips", nargs="+", default=["sample", "bmx"], choices=["sample", "bmx"])
+    parser.add_argument("--clips", nargs="+", default=["sample", "bmx"],
+                        choices=["sample", "bmx", "crossing"])
     parser.add_argument("--budget", type=float, default=5.0, help="fit minutes per configuration")
     parser.add_argument("--budget-a", type=float, help="fit minutes of A (default: --budget)")
     parser.add_argument("--budget-b", type=float, help="fit minutes of B (default: --budget)")
@@ -64,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bmx-frames", type=int, default=30)
     parser.add_argument("--bmx-data", type=Path, default=BMX_DATA,
                         help="the bmx-trees folder (with frames/); default: %(default)s")
+    parser.add_argument("--crossing-data", type=Path, default=CROSSING_DATA,
+                        help="the crossing folder (with frames/ and masks/); default: %(default)s")
     parser.add_argument("--out", default="runs/time_to_quality")
     return parser
 
@@ -76,22 +80,33 @@ class Clip:
     truth: np.ndarray
 
 
-def load_clip(name: str, bmx_frames: int, bmx_data: Path = BMX_DATA) -> Clip:
+def _read_frames(folder: Path, count: int | None = None) -> np.ndarray:
+    from tfinpaint.clip import resize_frames
+
+    paths = (sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png")))[:count]
+    return resize_frames(np.stack([cv2.imread(str(p))[..., ::-1] for p in paths]), *BMX_SIZE)
+
+
+def load_clip(name: str, bmx_frames: int, bmx_data: Path = BMX_DATA,
+              crossing_data: Path = CROSSING_DATA) -> Clip:
     if name == "sample":
         from tfinpaint.sample_clip import make_sample
 
         sample = make_sample()
         return Clip(name, sample.frames, sample.masks, sample.truth)
-    from tfinpaint.clip import resize_frames
-    from tfinpaint.mask_protocols import fixed_masks
+    from tfinpaint.mask_protocols import fixed_masks, object_masks
+    from tfinpaint.video import read_masks
 
-    frames = bmx_data / "frames"
-    paths = sorted(frames.glob("*.jpg")) + sorted(frames.glob("*.png"))
-    paths = paths[:bmx_frames]
-    truth = resize_frames(np.stack([cv2.imread(str(p))[..., ::-1] for p in paths]), *BMX_SIZE)
-    masks = fixed_masks(len(truth), *BMX_SIZE)
-    return Clip(f"bmx-trees {BMX_SIZE[0]}x{BMX_SIZE[1]} x{len(truth)}", truth * (1 - masks), masks,
-                truth)
+    if name == "crossing":
+        truth = _read_frames(crossing_data / "frames")
+        walkers = read_masks(crossing_data / "masks", len(truth), *BMX_SIZE)
+        masks = object_masks(walkers, len(truth), *BMX_SIZE, shift=(BMX_SIZE[1] // 18, 0))
+        label = f"crossing {BMX_SIZE[0]}x{BMX_SIZE[1]} x{len(truth)} walkers' masks moved"
+    else:
+        truth = _read_frames(bmx_data / "frames", bmx_frames)
+        masks = fixed_masks(len(truth), *BMX_SIZE)
+        label = f"bmx-trees {BMX_SIZE[0]}x{BMX_SIZE[1]} x{len(truth)}"
+    return Clip(label, truth * (1 - masks), masks, truth)
 
 
 @dataclass
@@ -121,8 +136,18 @@ class Contender:
         keras.mixed_precision.set_global_policy(choose_precision(self.config.train.precision))
         keras.utils.set_random_seed(self.config.train.seed)
         self.model = build_inpainter(self.config)
-        self.sampler = MaskSampler(self.clip.frames, self.clip.masks, sampling_from(self.config.data))
-        self.fill = make_fill_fn(self.model.generator, self.config.data.prefill)
+        prefill = self.config.data.prefill
+        flow, self.prefilled = None, None
+        if prefill == "flow":  # as train does: fields for the sampler, the real holes' fill
+            from tfinpaint.flow import VideoFlow
+            from tfinpaint.inference import native_prefill
+
+            flow = VideoFlow(self.clip.frames, self.clip.masks, self.config.flow)
+            self.prefilled = native_prefill(prefill, self.clip.frames, self.clip.masks,
+                                            self.config.flow)
+        self.sampler = MaskSampler(self.clip.frames, self.clip.masks,
+                                   sampling_from(self.config.data), flow=flow)
+        self.fill = make_fill_fn(self.model.generator, prefill)
         self.fit_seconds += time.perf_counter() - began
 
     @property
@@ -161,9 +186,13 @@ class Contender:
 
         from tfinpaint.metrics import psnr
 
-        filled = np.concatenate([
-            self.fill(tf.constant(self.clip.frames[i:i + 4]), tf.constant(self.clip.masks[i:i + 4])).numpy()
-            for i in range(0, len(self.clip.frames), 4)])
+        def batch(i):
+            inputs = [self.clip.frames[i:i + 4], self.clip.masks[i:i + 4]]
+            if self.prefilled is not None:
+                inputs.append(self.prefilled[i:i + 4])
+            return self.fill(*(tf.constant(part) for part in inputs)).numpy()
+
+        filled = np.concatenate([batch(i) for i in range(0, len(self.clip.frames), 4)])
         score = psnr(filled, self.clip.truth, self.clip.masks)
         self.curve.append([round(self.fit_seconds, 1), self.steps, round(score, 3)])
         return score
@@ -251,13 +280,16 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for clip_name in args.clips:
-        clip = load_clip(clip_name, args.bmx_frames, args.bmx_data)
+        clip = load_clip(clip_name, args.bmx_frames, args.bmx_data, args.crossing_data)
         contenders = [Contender(name, config, clip, budget=minutes * 60.0)
                       for name, config, minutes in zip(names, configs, budgets)]
         race(contenders, eval_every=args.eval_every, slice_seconds=args.slice,
              eval_at=args.eval_at)
         results[clip.name] = {
             "telea_psnr": round(psnr(telea_baseline(clip.frames, clip.masks), clip.truth, clip.masks), 3),
+            # the flow prefill alone (propagation only), where a contender uses one
+            "propagation_psnr": next((round(psnr(c.prefilled, clip.truth, clip.masks), 3)
+                                      for c in contenders if c.prefilled is not None), None),
             "curves": {c.name: c.curve for c in contenders},
         }
         (out / "time_to_quality.json").write_text(json.dumps({
@@ -266,7 +298,8 @@ def main(argv=None) -> int:
             "results": results}, indent=1))
         plot(results, out / "time_to_quality.png")
     print(json.dumps({clip: {name: curve[-1] for name, curve in entry["curves"].items()}
-                      | {"telea": entry["telea_psnr"]} for clip, entry in results.items()}, indent=1))
+                      | {"telea": entry["telea_psnr"], "propagation": entry["propagation_psnr"]}
+                      for clip, entry in results.items()}, indent=1))
     return 0
 
 
