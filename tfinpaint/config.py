@@ -32,9 +32,9 @@ Translation = Literal["uniform", "boundary"]
 CropPlacement = Literal["random", "hole"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 # Mask propagation: the flow warp alone, the network alone (the paper), the network
-# correcting the flow warp of its own previous result, the object tracked as a whole
-# (tfinpaint.mask_track), or the network correcting that track.
-PropagationMethod = Literal["warp", "network", "warp_network", "track", "track_network"]
+# correcting the flow warp of its own previous result, or the object followed on the network's
+# probability maps frame by frame (tfinpaint.mask_track).
+PropagationMethod = Literal["warp", "network", "warp_network", "track"]
 FlowPreset = Literal["ultrafast", "fast", "medium"]
 
 
@@ -276,15 +276,19 @@ class PropagateConfig:
     # where it finds nothing there, within `lost_search_radius` px; else the prior stands.
     search_radius: int = 6
     lost_search_radius: int = 24
-    # track / track_network (tfinpaint.mask_track): Lucas-Kanade points every `track_step` px
-    # inside the mask, `track_window` px windows; the displacements' mode of width
-    # `track_bandwidth` px; coasting where fewer than `track_min_support` of the points agree;
-    # the scale changes by at most `track_max_scale_change` a frame.
-    track_step: int = 3
-    track_window: int = 15
-    track_bandwidth: float = 1.5
-    track_min_support: float = 0.15
-    track_max_scale_change: float = 0.02
+    # track (tfinpaint.mask_track): the previous mask moves to the best centre-surround score
+    # (a ring of `track_ring` px) within `track_search` times the object's size; the object is
+    # the pixels above `threshold` within `track_grow` times its size of the moved mask, the
+    # components within `track_near` px of it; where that is under `track_lost` of the mask's
+    # area, the moved mask stands and the search widens by `track_widen` times a frame, up to
+    # `track_max_search` of the frame's longer side.
+    track_search: float = 0.25
+    track_grow: float = 0.15
+    track_ring: int = 3
+    track_near: int = 2
+    track_lost: float = 0.3
+    track_widen: float = 0.5
+    track_max_search: float = 0.5
     # A pixel is object where the predicted probability exceeds this.
     threshold: float = 0.5
     log_every: int = 50
@@ -439,11 +443,10 @@ def _validate(config: Config) -> None:
         "prior_shift >= 0 and prior_grow >= 0": m.prior_shift >= 0 and m.prior_grow >= 0,
         "0 <= search_radius <= lost_search_radius": 0 <= m.search_radius <= m.lost_search_radius,
         "warp_near >= 0": m.warp_near >= 0,
-        "track_step >= 1 and odd track_window >= 3": m.track_step >= 1 and m.track_window >= 3
-        and m.track_window % 2 == 1,
-        "track_bandwidth > 0": m.track_bandwidth > 0,
-        "0 <= track_min_support <= 1": 0 <= m.track_min_support <= 1,
-        "0 <= track_max_scale_change < 1": 0 <= m.track_max_scale_change < 1,
+        "track_search, track_grow, track_widen, track_max_search >= 0": min(
+            m.track_search, m.track_grow, m.track_widen, m.track_max_search) >= 0,
+        "track_ring >= 0 and track_near >= 0": m.track_ring >= 0 and m.track_near >= 0,
+        "0 <= track_lost <= 1": 0 <= m.track_lost <= 1,
         "0 <= prior_occlusion, prior_empty <= 1": 0 <= m.prior_occlusion <= 1 and 0 <= m.prior_empty <= 1,
         "0 < scale_min <= scale_max": 0 < m.scale_min <= m.scale_max,
         "0 <= flip <= 1": 0 <= m.flip <= 1, "0 < threshold < 1": 0 < m.threshold < 1,

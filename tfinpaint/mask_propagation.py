@@ -119,7 +119,7 @@ class MaskPropagator(keras.Model):
 def build_propagator(propagate: PropagateConfig, *, padding: str) -> MaskPropagator:
     """The propagator, compiled with Adam whose rate decays over the steps and the time budget
     (call in strategy scope)."""
-    with_prior = propagate.method in ("warp_network", "track_network")
+    with_prior = propagate.method == "warp_network"
     generator = build_generator(propagate.arch, channels=propagate.channels, padding=padding,
                                 in_channels=5 if with_prior else 4, out_channels=1,
                                 out_activation="sigmoid", name="mask_propagator")
@@ -143,9 +143,8 @@ def predict_probabilities(model: MaskPropagator, frames: np.ndarray, batch_size:
 
 
 def correct_warp(model: MaskPropagator, frames: np.ndarray, frame: int, mask: np.ndarray,
-                 fields: FlowFields | None, *, threshold: float, interior: int, near: int,
-                 search: int, lost_search: int,
-                 priors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 fields: FlowFields, *, threshold: float, interior: int, near: int,
+                 search: int, lost_search: int) -> tuple[np.ndarray, np.ndarray]:
     """From the annotated `frames[frame]` outwards, each frame's prior is the previous frame's
     result warped by the flow (`mask_warp.warp_step`), and the network corrects it.
 
@@ -156,9 +155,6 @@ def correct_warp(model: MaskPropagator, frames: np.ndarray, frame: int, mask: np
     prior stands (the object is behind the occluder); with no prior left, all the network finds
     is kept, so that the chain can pick the object up again. Returns the masks uint8 [N, H, W]
     0/1 (holes filled) and the probabilities float32 [N, H, W].
-
-    `priors` (uint8 [N, H, W] 0/1, e.g. `mask_track.track_masks`): each frame's prior as given,
-    instead of the flow warp of the previous result (`fields` is then unused).
     """
     predict = tf.function(model.probabilities, autograph=False)
     kernels = [cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
@@ -168,15 +164,12 @@ def correct_warp(model: MaskPropagator, frames: np.ndarray, frame: int, mask: np
     probabilities = np.zeros(frames.shape[:3], np.float32)
     masks[frame] = mask
     probabilities[frame] = mask
-    hops = [(t, t - 1, "backward") for t in range(frame + 1, num_frames)]
-    hops += [(t, t + 1, "forward") for t in range(frame - 1, -1, -1)]
-    for t, previous, direction in hops:
-        if priors is not None:
-            prior = priors[t]
-        else:
-            prior, _ = warp_step(masks[previous], getattr(fields, direction)[t],
-                                 getattr(fields, direction + "_reliable")[t, ..., 0],
-                                 interior=interior, near=near)
+    hops = [(t, t - 1, fields.backward[t], fields.backward_reliable[t, ..., 0])
+            for t in range(frame + 1, num_frames)]
+    hops += [(t, t + 1, fields.forward[t], fields.forward_reliable[t, ..., 0])
+             for t in range(frame - 1, -1, -1)]
+    for t, previous, flow, reliable in hops:
+        prior, _ = warp_step(masks[previous], flow, reliable, interior=interior, near=near)
         probability = predict(tf.constant(frames[t:t + 1]),
                               tf.constant(prior[None, ..., None], tf.float32)).numpy()[0, ..., 0]
         found = fill_holes((probability > threshold).astype(np.uint8))
@@ -298,13 +291,8 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
     began = time.perf_counter()
     small_frames = resize_frames(frames, *working_size)
     small_mask = resize_masks(mask[None], *working_size)[0]
-    fields, track = None, None
-    if p.method in ("track", "track_network"):
-        track = track_masks(small_frames, frame, small_mask, step=p.track_step,
-                            window=p.track_window, bandwidth=p.track_bandwidth,
-                            min_support=p.track_min_support,
-                            max_scale_change=p.track_max_scale_change)
-    elif p.method != "network":
+    fields = None
+    if p.method in ("warp", "warp_network"):
         fields = flow_fields(small_frames, np.zeros(small_frames.shape[:3], np.uint8),
                              preset=p.flow_preset, margin=0, check=True)
     steps, seconds = 0, 0.0
@@ -312,10 +300,6 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
         warp = warp_masks(small_frames, frame, small_mask, interior=p.warp_interior,
                           near=p.warp_near, fields=fields)
         small_masks, probabilities = warp.masks[..., 0], warp.soft[..., 0]
-    elif p.method == "track":
-        # confidence: the share of the object's points that agreed on its motion
-        small_masks = track.masks[..., 0]
-        probabilities = small_masks * track.support[:, None, None]
     else:
         keras.mixed_precision.set_global_policy(choose_precision(config.train.precision))
         keras.utils.set_random_seed(config.train.seed)
@@ -337,12 +321,17 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
             small_masks, probabilities = correct_warp(
                 model, small_frames, frame, small_mask[..., 0], fields, threshold=p.threshold,
                 interior=p.warp_interior, near=p.warp_near, search=p.search_radius,
-                lost_search=p.lost_search_radius,
-                priors=None if track is None else track.masks[..., 0])
+                lost_search=p.lost_search_radius)
         else:
             probabilities = predict_probabilities(model, small_frames,
                                                   batch_size=config.infer.batch_size)[..., 0]
             small_masks = None
+            if p.method == "track":
+                small_masks = track_masks(
+                    probabilities, frame, small_mask[..., 0], threshold=p.threshold,
+                    search=p.track_search, grow=p.track_grow, ring=p.track_ring,
+                    lost=p.track_lost, widen=p.track_widen, max_search=p.track_max_search,
+                    near=p.track_near).masks
 
     height, width = frames.shape[1:3]
     masks = np.empty((len(frames), height, width, 1), np.uint8)
