@@ -151,7 +151,7 @@ def test_the_configs_load():
         assert config.propagate.alpha == 0.8
     # without --config: sized for a CPU, on a time budget; the paper's schedule in propagate.yaml
     default = load_config([]).propagate
-    assert default.method == "network" and 0 < default.time_budget_minutes <= 10
+    assert default.method == "track" and 0 < default.time_budget_minutes <= 10
     paper = load_config([CONFIG_DIR / "propagate.yaml"]).propagate
     assert (paper.method, paper.steps, paper.arch, paper.time_budget_minutes) == (
         "network", 6000, "coarse_to_fine", 0)

@@ -14,10 +14,15 @@ per frame in docs/propagation_bmx_trees.png (tools/score_masks.py --plot).
   background of the object's colours (precision about 0.15).
 - "warp" (`tfinpaint.mask_warp`): the mask follows the optical flow. Good for about 12 frames,
   then lost where trees pass in front of the rider (DIS gives the rider the background's motion).
-- "warp_network" (the default): the network gets the flow warp of its own previous result as a
-  fifth input channel, fitted on pasted objects whose prior is spoilt as a warp spoils it
+- "warp_network": the network gets the flow warp of its own previous result as a fifth input
+  channel, fitted on pasted objects whose prior is spoilt as a warp spoils it
   (`data.samplers.PriorJitter`), and its mask is kept near that prior (`correct_warp`). Follows
-  the rider through the occlusion; still loses it late in the clip.
+  the rider through the occlusion; still loses it late in the clip, and loses small fast objects.
+- "track" (the default; `tfinpaint.mask_track`): the network's probability maps, the object
+  followed on them frame by frame: the previous mask moves to the best centre-surround score
+  near it and keeps the object pixels near that. The network's false positives elsewhere drop
+  out (precision about 0.5), and the mask keeps its last place while the object is hidden.
+  TRACK_MEASUREMENT
 """
 
 from __future__ import annotations
@@ -284,7 +289,9 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
     "warp": the flow warp alone (`tfinpaint.mask_warp`). "network": the paper's propagator,
     fitted to pasted objects, segmenting every frame on its own. "warp_network": the propagator
     also sees the flow warp of its previous frame's result as a prior, fitted to pasted objects
-    with spoilt priors (`PriorJitter`), and corrects the warp frame by frame.
+    with spoilt priors (`PriorJitter`), and corrects the warp frame by frame. "track": the
+    paper's propagator, and the object followed on its probability maps
+    (`mask_track.track_masks`).
     The annotated frame's result always includes the given mask.
     """
     p = config.propagate
@@ -331,7 +338,7 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
                     probabilities, frame, small_mask[..., 0], threshold=p.threshold,
                     search=p.track_search, grow=p.track_grow, ring=p.track_ring,
                     lost=p.track_lost, widen=p.track_widen, max_search=p.track_max_search,
-                    near=p.track_near).masks
+                    near=p.track_near, low=p.track_low).masks
 
     height, width = frames.shape[1:3]
     masks = np.empty((len(frames), height, width, 1), np.uint8)

@@ -12,7 +12,9 @@ from the probability maps themselves, frame by frame outwards from the annotated
   object's size (a centre-surround score: the object, not a larger blob of look-alike
   background, and not the empty middle of a blob);
 - the frame's mask is the object pixels (probability above `threshold`) within `grow` times the
-  object's size of the moved template, the components touching it;
+  object's size of the moved template, the components touching it, grown into the pixels above
+  `low` connected to them (hysteresis: a thin wheel or a dark leg is found at lower
+  probability than the body it belongs to);
 - where that finds under `lost` of the template's area (the object hidden), the moved template
   stands in, and the search widens by `widen` times for each such frame in a row.
 
@@ -86,7 +88,8 @@ def _shifted(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 def track_masks(probabilities: np.ndarray, frame: int, mask: np.ndarray, *, threshold: float = 0.5,
                 search: float = 0.25, grow: float = 0.15, ring: int = 3, lost: float = 0.3,
-                widen: float = 0.5, max_search: float = 0.5, near: int = 2) -> MaskTrack:
+                widen: float = 0.5, max_search: float = 0.5, near: int = 2,
+                low: float = 0.2) -> MaskTrack:
     """Follows `mask` (uint8 [H, W], non-zero = object) of the annotated `frame` on
     `probabilities` (float [N, H, W], the object's probability in every frame) forwards to the
     last frame and backwards to the first; see the module's docstring. `max_search`: the
@@ -112,6 +115,9 @@ def track_masks(probabilities: np.ndarray, frame: int, mask: np.ndarray, *, thre
             near_template = cv2.dilate(moved, _disk(max(1, round(grow * size))))
             candidate = ((probabilities[t] > threshold) & (near_template > 0)).astype(np.uint8)
             candidate = keep_near(candidate, moved, near)
+            if low < threshold:
+                weak = ((probabilities[t] > low) & (near_template > 0)).astype(np.uint8)
+                candidate = keep_near(weak, candidate, 0)
             found[t] = candidate.sum() >= lost * moved.sum()
             masks[t] = candidate if found[t] else moved
             missed = 0 if found[t] else missed + 1
