@@ -18,6 +18,9 @@ from the probability maps themselves, frame by frame outwards from the annotated
 - where that finds under `lost` of the template's area (the object hidden), the moved template
   stands in, and the search widens by `widen` times for each such frame in a row.
 
+The next frame's template is the mask before the hysteresis: chaining the grown masks lets them
+creep into look-alike background frame after frame.
+
 Measured on DAVIS bmx-trees (see `tfinpaint.mask_propagation`), the object's own point motion
 (Lucas-Kanade points inside the mask, the mode of their displacements) as the template's move
 before the search changed nothing: the maps carry the place.
@@ -101,10 +104,11 @@ def track_masks(probabilities: np.ndarray, frame: int, mask: np.ndarray, *, thre
     masks = np.zeros((num_frames, height, width), np.uint8)
     found = np.ones(num_frames, bool)
     masks[frame] = np.asarray(mask).reshape(height, width) > 0
+    templates = masks.copy()
     for order in (range(frame + 1, num_frames), range(frame - 1, -1, -1)):
         missed = 0  # frames in a row without the object
         for t in order:
-            template = masks[t - 1 if t > frame else t + 1]
+            template = templates[t - 1 if t > frame else t + 1]
             ys, xs = np.nonzero(template)
             size = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
             reach = min(search * (1 + widen * missed) * size, max_search * max(height, width))
@@ -115,10 +119,11 @@ def track_masks(probabilities: np.ndarray, frame: int, mask: np.ndarray, *, thre
             near_template = cv2.dilate(moved, _disk(max(1, round(grow * size))))
             candidate = ((probabilities[t] > threshold) & (near_template > 0)).astype(np.uint8)
             candidate = keep_near(candidate, moved, near)
-            if low < threshold:
+            found[t] = candidate.sum() >= lost * moved.sum()
+            templates[t] = candidate if found[t] else moved
+            if low < threshold and found[t]:
                 weak = ((probabilities[t] > low) & (near_template > 0)).astype(np.uint8)
                 candidate = keep_near(weak, candidate, 0)
-            found[t] = candidate.sum() >= lost * moved.sum()
             masks[t] = candidate if found[t] else moved
             missed = 0 if found[t] else missed + 1
     return MaskTrack(masks=masks, found=found, seconds=time.perf_counter() - began)
