@@ -229,8 +229,8 @@ class PropagateConfig:
 
     The defaults are sized for a 2-core CPU: a small base network at 120x216 fitted for a time
     budget, and the object followed on its probability maps (`method: track`,
-    tfinpaint.mask_track). On bmx-trees over 80 frames (4-minute fits) TRACK_CONFIG; the paper's
-    `method: network` alone 0.61 / 0.16. `method: warp_network` gives the network the flow warp
+    tfinpaint.mask_track). On bmx-trees over 80 frames (4-minute fits) recall / IoU 0.70 / 0.25;
+    the paper's `method: network` alone 0.61 / 0.16. `method: warp_network` gives the network the flow warp
     of its previous result as a prior (0.70 / 0.31) but loses a small fast object (the generated
     test clip: recall 0.16).
     configs/propagate.yaml keeps the paper's schedule. The fit runs with `train.precision` and
