@@ -151,7 +151,7 @@ def test_the_configs_load():
         assert config.propagate.alpha == 0.8
     # without --config: sized for a CPU, on a time budget; the paper's schedule in propagate.yaml
     default = load_config([]).propagate
-    assert default.method == "network" and 0 < default.time_budget_minutes <= 10
+    assert default.method == "track" and 0 < default.time_budget_minutes <= 10
     paper = load_config([CONFIG_DIR / "propagate.yaml"]).propagate
     assert (paper.method, paper.steps, paper.arch, paper.time_budget_minutes) == (
         "network", 6000, "coarse_to_fine", 0)
@@ -164,6 +164,7 @@ def test_the_configs_load():
 @pytest.mark.slow
 @pytest.mark.parametrize("method", [
     "network",
+    "track",
     # The flow warp loses this small checkered object within a few hops (8 px a frame), and the
     # network, fitted 400 steps with priors shifted by 5% at most, keeps to the lost prior: mean
     # recall 0.16 (0.54 with propagate.prior_shift=0.15, prior_empty=0.3). Kept as a known gap.

@@ -31,9 +31,10 @@ FlowBlend = Literal["nearest", "both"]
 Translation = Literal["uniform", "boundary"]
 CropPlacement = Literal["random", "hole"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
-# Mask propagation: the flow warp alone, the network alone (the paper), or the network
-# correcting the flow warp of its own previous result.
-PropagationMethod = Literal["warp", "network", "warp_network"]
+# Mask propagation: the flow warp alone, the network alone (the paper), the network
+# correcting the flow warp of its own previous result, or the object followed on the network's
+# probability maps frame by frame (tfinpaint.mask_track).
+PropagationMethod = Literal["warp", "network", "warp_network", "track"]
 FlowPreset = Literal["ultrafast", "fast", "medium"]
 
 
@@ -227,15 +228,16 @@ class PropagateConfig:
     """Mask propagation from one annotated frame (paper Sec. 4.2): its network and its fit.
 
     The defaults are sized for a 2-core CPU: a small base network at 120x216 fitted for a time
-    budget (`method: network`, the paper's). `method: warp_network` gives the network the flow
-    warp of its previous result as a prior: better on bmx-trees (IoU 0.31 vs 0.16 over 80 frames,
-    4-minute fits) but it loses a small fast object (the generated test clip: recall 0.16), so it
-    is not the default yet.
+    budget, and the object followed on its probability maps (`method: track`,
+    tfinpaint.mask_track). On bmx-trees over 80 frames (4-minute fits) recall / IoU 0.70 / 0.25;
+    the paper's `method: network` alone 0.61 / 0.16. `method: warp_network` gives the network the flow warp
+    of its previous result as a prior (0.70 / 0.31) but loses a small fast object (the generated
+    test clip: recall 0.16).
     configs/propagate.yaml keeps the paper's schedule. The fit runs with `train.precision` and
     `train.seed`.
     """
 
-    method: PropagationMethod = "network"
+    method: PropagationMethod = "track"
     # Working size of the propagation (0 = data.working_height/width); never above the video's.
     working_height: int = 120
     working_width: int = 216
@@ -275,6 +277,21 @@ class PropagateConfig:
     # where it finds nothing there, within `lost_search_radius` px; else the prior stands.
     search_radius: int = 6
     lost_search_radius: int = 24
+    # track (tfinpaint.mask_track): the previous mask moves to the best centre-surround score
+    # (a ring of `track_ring` px) within `track_search` times the object's size; the object is
+    # the pixels above `threshold` within `track_grow` times its size of the moved mask, the
+    # components within `track_near` px of it, grown into the connected pixels above
+    # `track_low` (hysteresis; none where track_low >= threshold); where that is under
+    # `track_lost` of the mask's area, the moved mask stands and the search widens by
+    # `track_widen` times a frame, up to `track_max_search` of the frame's longer side.
+    track_search: float = 0.25
+    track_grow: float = 0.15
+    track_ring: int = 3
+    track_near: int = 2
+    track_low: float = 0.2
+    track_lost: float = 0.3
+    track_widen: float = 0.5
+    track_max_search: float = 0.5
     # A pixel is object where the predicted probability exceeds this.
     threshold: float = 0.5
     log_every: int = 50
@@ -429,6 +446,11 @@ def _validate(config: Config) -> None:
         "prior_shift >= 0 and prior_grow >= 0": m.prior_shift >= 0 and m.prior_grow >= 0,
         "0 <= search_radius <= lost_search_radius": 0 <= m.search_radius <= m.lost_search_radius,
         "warp_near >= 0": m.warp_near >= 0,
+        "track_search, track_grow, track_widen, track_max_search >= 0": min(
+            m.track_search, m.track_grow, m.track_widen, m.track_max_search) >= 0,
+        "track_ring >= 0 and track_near >= 0": m.track_ring >= 0 and m.track_near >= 0,
+        "0 <= track_lost <= 1 and 0 <= track_low <= 1": 0 <= m.track_lost <= 1
+        and 0 <= m.track_low <= 1,
         "0 <= prior_occlusion, prior_empty <= 1": 0 <= m.prior_occlusion <= 1 and 0 <= m.prior_empty <= 1,
         "0 < scale_min <= scale_max": 0 < m.scale_min <= m.scale_max,
         "0 <= flip <= 1": 0 <= m.flip <= 1, "0 < threshold < 1": 0 < m.threshold < 1,

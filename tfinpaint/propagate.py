@@ -4,8 +4,9 @@ Writes one binary PNG (0 background, 255 object) per frame, named like the frame
 data.mask_dilation, ready for `python -m tfinpaint.train --masks`, and confidence.json (each
 frame's mean object probability inside its mask: low values flag frames to check).
 
-Without --config: a small network fitted for 4 minutes (--time-budget) on a CPU that corrects
-the optical-flow warp of the mask frame by frame; configs/propagate.yaml is the paper's schedule.
+Without --config: a small network fitted for 4 minutes (--time-budget) on a CPU, and the object
+followed on its probability maps frame by frame from the annotated one (propagate.method track);
+configs/propagate.yaml is the paper's schedule.
 
 Examples:
   python -m tfinpaint.propagate --video frames/ --mask annotations/00000.png --out masks/
