@@ -109,6 +109,9 @@ class FlowConfig:
     max_hops: int = 0
     # A landing point is a hit when its bilinear weight on known pixels reaches this.
     min_known: float = 1.0
+    # Where the forward and backward hits differ by more than this (mean absolute difference,
+    # 0-255 levels), the pixel is left to the push-pull fill: something moved there (0 = off).
+    max_disagreement: float = 0.0
     # Add the native flow fill's detail (what the working size cannot hold) to the upsampled
     # fill in the hole (tfinpaint.inference.fill_at_working_size).
     native_detail: bool = True

@@ -256,7 +256,7 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
                     forward_reliable: tf.Tensor, backward_reliable: tf.Tensor, index: tf.Tensor,
                     hole: tf.Tensor, *, max_hops: int | tf.Tensor | None = None,
                     margin: int = 4, blend: str = "both",
-                    min_known: float = 1.0) -> tuple[tf.Tensor, ...]:
+                    min_known: float = 1.0, max_disagreement: float = 0.0) -> tuple[tf.Tensor, ...]:
     """Fill frame `index`'s `hole` by following the chained flow into the other frames.
 
     Args:
@@ -274,6 +274,10 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
             (0.5 dB lower in the hole on bmx-trees, flickers more; see tools/flow_probe.py).
         min_known: a landing point is a hit when its four bilinear neighbours' weight on known
             pixels reaches this (1: all known); its colour averages the known ones.
+        max_disagreement: where both directions hit and their colours differ by more than this
+            (mean absolute difference over channels, in the frames' units), the pixel counts as
+            not found and gets the push-pull fill: something moved there, and the flow, which
+            was completed from the hole's surroundings, cannot say what. 0: off.
 
     Returns:
         filled: float32 [H, W, C], frame `index` outside the hole, propagated colour inside it,
@@ -356,6 +360,9 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
     colour = tf.math.divide_no_nan(weight_f * colour_f + weight_b * colour_b, weight_f + weight_b)
     found_hop = tf.where((hop_f > 0) & (hop_b > 0), tf.minimum(hop_f, hop_b),
                          tf.maximum(hop_f, hop_b))
+    if max_disagreement > 0:
+        apart = tf.reduce_mean(tf.abs(colour_f - colour_b), axis=-1)
+        found_hop = tf.where((hop_f > 0) & (hop_b > 0) & (apart > max_disagreement), 0, found_hop)
 
     shape = tf.shape(hole, out_type=tf.int64)
     found_in_hole = tf.cast(found_hop > 0, tf.float32)
@@ -373,14 +380,16 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
 
 
 @functools.lru_cache(maxsize=None)
-def _traced_propagate_frame(margin: int, blend: str, min_known: float):
+def _traced_propagate_frame(margin: int, blend: str, min_known: float,
+                            max_disagreement: float = 0.0):
     """`propagate_frame` traced once for any video size (one graph per margin)."""
     video = [tf.TensorSpec([None, None, None, None], tf.float32)] * 6
     return tf.function(
         lambda frames, known, forward, backward, forward_reliable, backward_reliable, index, hole,
         max_hops: propagate_frame(frames, known, forward, backward, forward_reliable,
                                   backward_reliable, index, hole, max_hops=max_hops,
-                                  margin=margin, blend=blend, min_known=min_known),
+                                  margin=margin, blend=blend, min_known=min_known,
+                                  max_disagreement=max_disagreement),
         input_signature=video + [tf.TensorSpec([], tf.int32),
                                  tf.TensorSpec([None, None, 1], tf.float32),
                                  tf.TensorSpec([], tf.int32)])
@@ -389,13 +398,14 @@ def _traced_propagate_frame(margin: int, blend: str, min_known: float):
 def flow_fill(frames: np.ndarray, masks: np.ndarray, *, preset: str = "medium",
               flow_input: str = "telea", check: bool = True, margin: int = 4,
               max_hops: int | None = None, blend: str = "both", min_known: float = 1.0,
-              fields: FlowFields | None = None) -> FlowFill:
+              max_disagreement: float = 0.0, fields: FlowFields | None = None) -> FlowFill:
     """Fill every frame's hole by flow propagation (`flow_fields`, then `propagate_frame`).
 
     Args:
         frames: uint8 [N, H, W, 3]; masks: [N, H, W, 1] or [N, H, W], non-zero in the hole.
         preset, flow_input, check, margin: as in `flow_fields`.
         max_hops, blend, min_known: as in `propagate_frame`.
+        max_disagreement: as in `propagate_frame`, in 0-255 levels.
         fields: precomputed `flow_fields` (else computed with preset, flow_input, check, margin).
 
     Returns:
@@ -410,7 +420,7 @@ def flow_fill(frames: np.ndarray, masks: np.ndarray, *, preset: str = "medium",
                                       fields.backward, fields.forward_reliable,
                                       fields.backward_reliable)]
     hops_limit = tf.constant(len(frames) if max_hops is None else max_hops, tf.int32)
-    one = _traced_propagate_frame(margin, blend, min_known)
+    one = _traced_propagate_frame(margin, blend, min_known, max_disagreement)
     filled = frames.copy()
     hops = np.zeros(hole.shape, np.int32)
     found = np.ones(hole.shape, np.uint8)
@@ -438,7 +448,8 @@ def fill_clip(frames: np.ndarray, masks: np.ndarray, settings: FlowConfig) -> Fl
     (inference's prefill, at the native resolution)."""
     return flow_fill(frames, masks, preset=settings.preset, flow_input=settings.flow_input,
                      check=settings.check, margin=settings.margin, max_hops=_max_hops(settings),
-                     blend=settings.blend, min_known=settings.min_known)
+                     blend=settings.blend, min_known=settings.min_known,
+                     max_disagreement=settings.max_disagreement)
 
 
 class VideoFlow:
@@ -476,5 +487,5 @@ class VideoFlow:
         filled, _, _ = propagate_frame(
             self.frames, self.known, *self.fields, index, tf.cast(hole, tf.float32),
             max_hops=max_hops, margin=settings.margin, blend=settings.blend,
-            min_known=settings.min_known)
+            min_known=settings.min_known, max_disagreement=settings.max_disagreement)
         return tf.cast(tf.round(tf.clip_by_value(filled, 0.0, 255.0)), tf.uint8)
