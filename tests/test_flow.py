@@ -205,3 +205,40 @@ def test_consistency_check_rejects_flow_that_does_not_come_back():
     assert ok[:, :7].all() and ok[:, 17:27].all()  # lands on -3: back at the start
     assert not ok[:, 7:17].any()  # lands on the region of zero flow: 3 px off
     assert ok[:, 27:].all()  # leaves the frame: cannot be checked, kept
+
+
+@pytest.mark.parametrize("max_disagreement, left_to_push_pull", [(0.0, False), (30.0, True)])
+def test_where_the_two_directions_disagree_the_pixel_is_left_to_push_pull(max_disagreement,
+                                                                          left_to_push_pull):
+    """A static scene where something passed through the hole before frame 2 and not after:
+    backward finds the passer-by, forward the background. Off, both are blended; with a
+    threshold below their difference, the pixel counts as not found and gets push-pull."""
+    num_frames, height, width = 5, 33, 47
+    frame = np.clip(_texture(height, width, seed=5), 0, 255)
+    frames = np.repeat(frame[None], num_frames, axis=0)
+    patch = frame[10:20, 15:30]
+    frames[1, 10:20, 15:30] = np.where(patch < 128, patch + 100, patch - 100)  # 100 levels off
+    frames[1, 10:20, 15:22] = frame[10:20, 15:22]  # ... except its left part: agreement there
+    hole = np.zeros((num_frames, height, width, 1), np.float32)
+    hole[2, 10:20, 15:30] = 1
+    fields = _constant_fields(num_frames, height, width, (0, 0), hole, margin=2)
+    filled, hops, found = flow.propagate_frame(frames, 1.0 - hole, *fields, 2, hole[2], margin=2,
+                                               max_disagreement=max_disagreement)
+    filled, found = filled.numpy(), found.numpy()[..., 0]
+    agree = np.zeros((height, width), bool)
+    agree[10:20, 15:22] = True
+    disagree = np.zeros((height, width), bool)
+    disagree[10:20, 22:30] = True
+    apart = np.abs(frames[1] - frame).mean(axis=-1)
+    assert apart[disagree].min() > 30.0  # the case the threshold is meant for
+    np.testing.assert_allclose(filled[agree], frame[agree], atol=1e-3)  # both directions agree
+    assert np.all(found[agree] == 1)
+    if left_to_push_pull:
+        assert np.all(found[disagree] == 0)
+        known = np.where(disagree[..., None], 0.0, filled)
+        fallback = pyramid_fill(known[None], disagree[None, ..., None].astype(np.float32))[0]
+        np.testing.assert_allclose(filled[disagree], fallback.numpy()[disagree], atol=1e-3)
+    else:  # both hits one hop away: their average
+        assert np.all(found[disagree] == 1)
+        np.testing.assert_allclose(filled[disagree], (0.5 * (frames[1] + frame))[disagree],
+                                   atol=1e-3)
