@@ -26,8 +26,21 @@ def mixed_bfloat16():
     yield
 
 
+def set_args(settings) -> list[str]:
+    """`--set KEY=VALUE` for each setting."""
+    return [arg for setting in settings for arg in ("--set", setting)]
+
+
 def tiny_args(*extra: str) -> list[str]:
-    args = []
-    for pair in TINY:
-        args += ["--set", pair]
-    return args + list(extra)
+    return set_args(TINY) + list(extra)
+
+
+def fit_run(path, source: list[str], steps: int, settings) -> object:
+    """Fits a run at `path` with `tfinpaint.train` (quiet, masks undilated): `source` its
+    --video (and --masks) arguments, then `settings` as --set pairs. Returns `path`."""
+    from tfinpaint.train import main as train
+
+    argv = [*source, "--steps", str(steps), "--run-dir", str(path), "--quiet",
+            "--mask-dilation", "0", *set_args(settings)]
+    assert train(argv) == 0
+    return path

@@ -7,12 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import fit_run
 from tfinpaint.errors import InputError
 from tfinpaint.export import cli as export_cli
 from tfinpaint.export import exporter
@@ -31,17 +31,9 @@ UINT8_TOLERANCE = 1
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from tfinpaint.train import main as train
-
-    path = tmp_path_factory.mktemp("runs") / "clip"
     settings = ["generator.channels=8", "train.batch_size=1",
                 f"data.working_height={WORKING[0]}", f"data.working_width={WORKING[1]}"]
-    argv = ["--video", "sample", "--steps", "1", "--run-dir", str(path), "--quiet",
-            "--mask-dilation", "0"]
-    for setting in settings:
-        argv += ["--set", setting]
-    assert train(argv) == 0
-    return path
+    return fit_run(tmp_path_factory.mktemp("runs") / "clip", ["--video", "sample"], 1, settings)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import fit_run
 from tfinpaint.errors import InputError
 
 WORKING = (32, 48)
@@ -39,17 +40,11 @@ def clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(clip, tmp_path_factory):
-    from tfinpaint.train import main as train
-
-    path = tmp_path_factory.mktemp("runs") / "flow"
-    argv = ["--video", str(clip / "frames"), "--masks", str(clip / "masks"), "--steps", "2",
-            "--run-dir", str(path), "--quiet", "--mask-dilation", "0"]
-    for setting in ["data.prefill=flow", "flow.preset=ultrafast", "generator.arch=base",
-                    "generator.channels=4", "train.batch_size=1", "train.precision=float32",
-                    f"data.working_height={WORKING[0]}", f"data.working_width={WORKING[1]}"]:
-        argv += ["--set", setting]
-    assert train(argv) == 0
-    return path
+    settings = ["data.prefill=flow", "flow.preset=ultrafast", "generator.arch=base",
+                "generator.channels=4", "train.batch_size=1", "train.precision=float32",
+                f"data.working_height={WORKING[0]}", f"data.working_width={WORKING[1]}"]
+    return fit_run(tmp_path_factory.mktemp("runs") / "flow",
+                   ["--video", str(clip / "frames"), "--masks", str(clip / "masks")], 2, settings)
 
 
 @pytest.fixture(scope="module")

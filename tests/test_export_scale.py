@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import fit_run
+
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "bmx-trees"
 FRAMES = 4
 WORKING = (240, 432)
@@ -57,19 +59,14 @@ def test_every_path_fills_bmx_trees_like_train(clip, tmp_path):
     from tfinpaint.inference import load_generator, make_fill_fn
     from tfinpaint.rundir import RunDir
     from tfinpaint.serving import client
-    from tfinpaint.train import main as train
     from tfinpaint.video import read_masks, read_video
 
-    run = tmp_path / "run"
-    argv = ["--video", str(clip / "frames"), "--masks", str(clip / "masks"), "--steps", "2",
-            "--run-dir", str(run), "--quiet", "--mask-dilation", "0"]
     # float32: train's render then runs the network as infer and the exports do (mixed
     # precision would put train's own result up to a few levels off theirs)
-    for setting in ["generator.arch=base", "generator.channels=4", "train.batch_size=1",
-                    "train.precision=float32",
-                    f"data.working_height={WORKING[0]}", f"data.working_width={WORKING[1]}"]:
-        argv += ["--set", setting]
-    assert train(argv) == 0
+    run = fit_run(tmp_path / "run", ["--video", str(clip / "frames"), "--masks", str(clip / "masks")],
+                  2, ["generator.arch=base", "generator.channels=4", "train.batch_size=1",
+                      "train.precision=float32",
+                      f"data.working_height={WORKING[0]}", f"data.working_width={WORKING[1]}"])
     video = read_video(clip / "frames")
     frames = video.frames
     assert frames.shape[1:3] == (480, 854)
