@@ -151,10 +151,15 @@ def fill_at_working_size(generator: keras.Model, frames: tf.Tensor, masks: tf.Te
     small_filled = tf.where(small_hole, to_uint8(output), small_frames)
     if prefilled is None or not native_detail:
         return tf.where(is_hole, resample.resize_uint8(small_filled, native), frames)
-    flow = tf.cast(prefilled, tf.float32)
-    detail = flow - resample.resize_images(resample.resize_images(flow, size), native)
+    detail = native_detail_of(tf.cast(prefilled, tf.float32), size, native)
     up = resample.resize_images(tf.cast(small_filled, tf.float32), native)
     return tf.where(is_hole, resample.to_levels(up + detail), frames)
+
+
+def native_detail_of(images: tf.Tensor, size, native) -> tf.Tensor:
+    """The detail of float `images` at the `native` size that the working `size` cannot hold:
+    images - up(down(images)), what `flow.native_detail` adds to the upsampled fill."""
+    return images - resample.resize_images(resample.resize_images(images, size), native)
 
 
 def fill_float_at_working_size(generator: keras.Model, frames: tf.Tensor, is_hole: tf.Tensor,
@@ -183,7 +188,7 @@ def fill_float_at_working_size(generator: keras.Model, frames: tf.Tensor, is_hol
     up = resample.resize_images(small_filled, native)
     if prefilled is None or not native_detail:
         return tf.where(is_hole, up, frames)
-    detail = prefilled - resample.resize_images(resample.resize_images(prefilled, size), native)
+    detail = native_detail_of(prefilled, size, native)
     return tf.where(is_hole, tf.clip_by_value(up + detail, 0.0, 1.0), frames)
 
 
