@@ -187,8 +187,11 @@ def test_propagates_a_moving_object_from_frame_0(tmp_path, capsys, method):
                                 "--exclude", "f00", "--out", str(scores_path)]) == 0
     scores = json.loads(scores_path.read_text())
     assert scores["count"] == len(names) - 1
-    assert scores["mean"]["recall"] >= 0.9, scores["mean"]
-    assert scores["mean"]["iou"] >= 0.6, scores["mean"]
+    # track and the colour refinement (the default): recall 0.993, IoU 0.797 (0.957 / 0.697
+    # unrefined)
+    recall, iou = (0.97, 0.75) if method == "track" else (0.9, 0.6)
+    assert scores["mean"]["recall"] >= recall, scores["mean"]
+    assert scores["mean"]["iou"] >= iou, scores["mean"]
     confidence = json.loads((out / "confidence.json").read_text())
     assert sorted(confidence) == names and confidence["f00"] == 1.0
     assert all(0.0 <= value <= 1.0 for value in confidence.values())
