@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfinpaint.generator import (ARCHITECTURES, MULTIPLE, build_generator, crop_to,
-                                 pad_to_multiple)
+from tfinpaint.generator import (ARCHITECTURES, EDGE_PAD_MODE, MULTIPLE, build_generator,
+                                 crop_to, pad_to_multiple)
 
 SMALL = 8  # channels for every test that runs the network
 
@@ -140,6 +140,37 @@ def test_mixed_bfloat16_outputs_float32(mixed_bfloat16):
     for y in traced(tf.constant(_inputs(1, 16, 16))):
         assert y.dtype == tf.float32 and y.shape == (1, 16, 16, 3)
         assert np.all(np.isfinite(y))
+
+
+@pytest.mark.parametrize("arch", ["base", "coarse_to_fine"])
+def test_prefill_gate_keeps_the_prefill_where_the_gate_opens(arch, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = build_generator(arch, channels=SMALL, prefill_gate=True)
+    assert _trainable_count(model) > _trainable_count(build_generator(arch, channels=SMALL))
+    x = _inputs(2, 41, 54)  # odd size: the gate is padded and cropped like every output
+    x[..., :3] = np.where(x[..., 3:4] > 0, 0.7, x[..., :3])  # a prefill in the hole
+    final = model(x)[-1].numpy()
+    # the stage's own colour and gate, from the layers that make them, at the padded size
+    padded, _ = pad_to_multiple(tf.constant(x), MULTIPLE, mode=EDGE_PAD_MODE)
+    stage = "coarse" if arch == "base" else "refine"
+    parts = keras.Model(model.inputs, [model.get_layer(f"{stage}_output").output,
+                                       model.get_layer(f"{stage}_gate_output").output])
+    colour, gate = (crop_to(t, (41, 54)).numpy() for t in parts(padded))
+    assert 0.0 < gate.min() and gate.max() < 1.0
+    hole = x[..., 3:4]
+    want = hole * (gate * x[..., :3] + (1 - gate) * colour) + (1 - hole) * colour
+    np.testing.assert_allclose(final, want, atol=1e-6)
+    # a gate pushed fully open returns the prefill in the hole exactly, the colour outside it
+    model.get_layer(f"{stage}_gate").conv.bias.assign([50.0])
+    opened = model(x)[-1].numpy()
+    inside = x[..., 3] > 0
+    np.testing.assert_allclose(opened[inside], 0.7, atol=1e-6)
+    np.testing.assert_allclose(opened[~inside], colour[~inside], atol=1e-6)
+    model.save(tmp_path / "gated.keras")
+    reloaded = keras.models.load_model(tmp_path / "gated.keras")
+    np.testing.assert_array_equal(reloaded(x)[-1], opened)
+    with pytest.raises(ValueError, match="prefill_gate"):
+        build_generator(arch, channels=SMALL, out_channels=1, prefill_gate=True)
 
 
 def test_bad_arguments_are_rejected():

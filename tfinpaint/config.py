@@ -124,6 +124,9 @@ class GeneratorConfig:
     arch: Architecture = "coarse_to_fine"
     channels: int = 48
     padding: Padding = "zero"
+    # each stage's output in the hole is g * prefill + (1 - g) * its colour, g learnt per pixel
+    # (tfinpaint.generator.build_generator); for data.prefill: flow
+    prefill_gate: bool = False
 
 
 @dataclass

@@ -117,11 +117,26 @@ def _apply(x, specs, *, channels: int, padding: str, prefix: str):
     return x
 
 
-def _output(x, *, channels, padding, out_channels, out_activation, prefix):
-    x = _apply(x, _OUTPUT_BRANCH, channels=channels, padding=padding, prefix=f"{prefix}_head")
-    x = PaddedConv2D(out_channels, 3, padding=padding, name=f"{prefix}_out")(x)
+def _output(x, *, channels, padding, out_channels, out_activation, prefix, gate=None):
+    """A stage's output branch: the output [B, H, W, out_channels]; with `gate` (the input's
+    prefilled frame and hole), that output gated against the prefill (`_gated`)."""
+    features = _apply(x, _OUTPUT_BRANCH, channels=channels, padding=padding,
+                      prefix=f"{prefix}_head")
+    x = PaddedConv2D(out_channels, 3, padding=padding, name=f"{prefix}_out")(features)
     # float32 even under mixed precision: losses and compositing read the outputs directly.
-    return keras.layers.Activation(out_activation, dtype="float32", name=f"{prefix}_output")(x)
+    output = keras.layers.Activation(out_activation, dtype="float32", name=f"{prefix}_output")(x)
+    if gate is None:
+        return output
+    g = PaddedConv2D(1, 3, padding=padding, name=f"{prefix}_gate")(features)
+    g = keras.layers.Activation("sigmoid", dtype="float32", name=f"{prefix}_gate_output")(g)
+    return _gated(output, g, *gate)
+
+
+def _gated(output, gate, prefilled, hole):
+    """Inside the hole, `gate` of the prefilled input and the rest of the stage's `output`;
+    outside it the output alone (the network still has to reconstruct the known pixels)."""
+    kept = gate * prefilled + (1.0 - gate) * output
+    return hole * kept + (1.0 - hole) * output
 
 
 @keras.saving.register_keras_serializable(package="tfinpaint")
@@ -165,7 +180,7 @@ def _round_up(size, multiple: int = MULTIPLE):
 
 def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding: str = "zero",
                     in_channels: int = 4, out_channels: int = 3, out_activation: str = "tanh",
-                    name: str | None = None) -> keras.Model:
+                    prefill_gate: bool = False, name: str | None = None) -> keras.Model:
     """Build one of the paper's generators as a functional `keras.Model`.
 
     Args:
@@ -180,6 +195,11 @@ def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding
             upsampled prior of progressive high resolution), seen by the first stage only.
         out_channels: channels of each stage's output (3 for RGB; 1 for mask propagation).
         out_activation: the output activation ("tanh"; "sigmoid" for a mask).
+        prefill_gate: each stage also predicts a gate g in (0, 1) per pixel, and its output in
+            the hole is g * prefill + (1 - g) * its own colour, the prefill being the input's
+            channels 0:3 there (`data.prefill`: with "flow", what the other frames show). The
+            network learns where to keep the propagated colour as it is and where to replace
+            it; outside the hole the output is the network's own. RGB outputs only.
         name: the model's name (defaults to `arch`).
 
     Returns:
@@ -195,6 +215,9 @@ def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding
         raise ValueError(f"channels must be a positive multiple of 4, got {channels}")
     if in_channels < 4:
         raise ValueError(f"in_channels must be at least 4 (masked RGB + hole), got {in_channels}")
+    if prefill_gate and out_channels != 3:
+        raise ValueError("prefill_gate blends RGB outputs with the RGB prefill: out_channels "
+                         f"must be 3, got {out_channels}")
     if arch != "base" and out_channels not in (1, 3):
         raise ValueError("a two-stage generator composites its first output over the 3 frame "
                          f"channels, so out_channels must be 1 or 3, got {out_channels}")
@@ -203,20 +226,21 @@ def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding
 
     inputs = keras.Input(shape=(None, None, in_channels), name="masked_frame_and_hole")
     # coarse stage: the base network
+    masked_frame = inputs[..., 0:3]
+    hole = inputs[..., 3:4]
     features = _apply(inputs, _COARSE_TRUNK, **common, prefix="coarse")
-    coarse = _output(features, **common, **head, prefix="coarse")
+    gate = (masked_frame, hole) if prefill_gate else None
+    coarse = _output(features, **common, **head, prefix="coarse", gate=gate)
     outputs = [coarse]
 
     if arch != "base":
         # refinement stage on the composite: known pixels from the input, the hole from y1
-        masked_frame = inputs[..., 0:3]
-        hole = inputs[..., 3:4]
         composite = coarse * hole + masked_frame * (1.0 - hole)
         features = _apply(composite, _REFINE_BRANCH_B, **common, prefix="refine_b")
         if arch == "coarse_to_fine":
             dilated = _apply(composite, _REFINE_BRANCH_A, **common, prefix="refine_a")
             features = keras.layers.Concatenate(name="refine_concat")([dilated, features])
-        outputs.append(_output(features, **common, **head, prefix="refine"))
+        outputs.append(_output(features, **common, **head, prefix="refine", gate=gate))
 
     return Generator(inputs, outputs, name=name or arch)
 
@@ -225,7 +249,7 @@ def generator_from(settings, *, in_channels: int = 4) -> keras.Model:
     """`build_generator` as a config's `generator` section (`tfinpaint.config.GeneratorConfig`)
     describes it: what fitting builds and what inference restores its checkpoints into."""
     return build_generator(settings.arch, channels=settings.channels, padding=settings.padding,
-                           in_channels=in_channels)
+                           in_channels=in_channels, prefill_gate=settings.prefill_gate)
 
 
 def pad_to_multiple(x, multiple: int = MULTIPLE, mode: str = "REFLECT"):
