@@ -117,6 +117,27 @@ def assert_nothing_truncated(run: Path) -> None:
         assert json.loads((result / "summary.json").read_text())["steps"] == STEPS
 
 
+def newest_readable_step(run: Path) -> int:
+    """The step a resume must start from: the newest checkpoint on disk that reads whole (a kill
+    may have cut the newest one short, or left it unlisted in the index); 0 without any."""
+    steps = [0]
+    for index in (run / "checkpoints").glob("ckpt-*.index"):
+        prefix = str(index.with_suffix(""))
+        try:
+            read_checkpoint(prefix)
+        except Exception:  # noqa: BLE001 - unreadable in any way: the resume falls back past it
+            continue
+        steps.append(step_of(prefix))
+    return max(steps)
+
+
+def assert_resumed_from(stderr: str, step: int) -> None:
+    if step < STEPS:
+        assert f"fitting steps {step}..{STEPS}" in stderr, stderr[-3000:]
+    else:
+        assert f"already fitted to step {step}" in stderr, stderr[-3000:]
+
+
 def files_of(path: Path) -> dict[str, bytes]:
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
@@ -163,17 +184,22 @@ def test_sigkill_at_random_points_then_resume_matches_an_uninterrupted_fit(tmp_p
     kills = [("step", rng.randint(1, 5), rng.uniform(0.0, 0.3)),
              ("checkpoint", rng.randint(1, 2), rng.uniform(0.0, 0.05)),
              ("result", 1, rng.uniform(0.0, 0.5))]
-    resume = ["--run-dir", str(interrupted), "--resume", "--quiet"]
+    resume = ["--run-dir", str(interrupted), "--resume"]  # not quiet: it says where it starts
     outcomes = []
     for i, kill in enumerate(kills):
+        start = newest_readable_step(interrupted) if i else None
         done = run_command(new_run_argv(clip, interrupted) if i == 0 else resume, kill=kill)
         outcomes.append((kill, done.returncode))
         assert done.returncode in (0, -signal.SIGKILL), done.stderr[-3000:]
         assert "Traceback" not in done.stderr, done.stderr[-3000:]
+        if start is not None:  # each resume continues from the last checkpoint, not from 0
+            assert_resumed_from(done.stderr, start)
         assert_nothing_truncated(interrupted)
     assert any(code == -signal.SIGKILL for _, code in outcomes), outcomes
+    start = newest_readable_step(interrupted)
     final = run_command(resume)
     assert final.returncode == 0, final.stderr[-3000:]
+    assert_resumed_from(final.stderr, start)
     assert plain.wait(timeout=240) == 0, plain.stderr.read()[-3000:]
     assert_nothing_truncated(interrupted)
 
