@@ -73,6 +73,8 @@ def test_every_path_fills_bmx_trees_like_train(clip, tmp_path):
     masks = read_masks(clip / "masks", FRAMES, 480, 854, threshold=0, dilation=0)
     hole = np.repeat(masks != 0, 3, axis=-1)
     by_train = read_video(run / "result" / "frames").frames
+    assert by_train.shape == frames.shape  # the result comes back at the video's own size
+    assert read_video(run / "result" / "video.mp4").frames.shape == frames.shape
 
     assert infer(["--run", str(run), "--out", str(tmp_path / "infer")]) == 0
     by_infer = read_video(tmp_path / "infer" / "frames").frames

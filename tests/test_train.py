@@ -1,5 +1,6 @@
-"""The train and infer commands end to end, on tiny networks: outputs and bad input (a resume
-after SIGKILL: test_faults)."""
+"""The train and infer commands end to end, on tiny networks: outputs and bad input. A resume
+after SIGKILL is test_faults's; a real 854x480 clip fitted at a reduced working size,
+test_export_scale's."""
 
 import json
 import os
@@ -12,8 +13,6 @@ from conftest import tiny_args
 from tfinpaint import infer, train
 from tfinpaint.sample_clip import make_sample
 from tfinpaint.video import read_video, write_frames
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _clip_folders(tmp_path, frames=6, height=56, width=88):
@@ -142,28 +141,3 @@ def test_without_config_a_new_fit_uses_the_shipped_default(tmp_path):
     sample = train.build_parser().parse_args(["--video", "sample"])
     assert config_lib.to_dict(train.resolve_config(sample)) == config_lib.to_dict(
         config_lib.load_config([config_lib.CONFIG_DIR / "quick.yaml"]))
-
-
-BMX = ROOT.parent / "shared" / "data" / "bmx-trees"
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not BMX.is_dir(), reason="../shared/data/bmx-trees is not beside the checkout")
-def test_real_clip_at_reduced_working_resolution_comes_back_at_854x480(tmp_path):
-    import shutil
-
-    for kind, suffix in (("frames", ".jpg"), ("masks", ".png")):
-        (tmp_path / kind).mkdir()
-        for index in range(4):
-            shutil.copy(BMX / kind / f"{index:05d}{suffix}", tmp_path / kind)
-    run = tmp_path / "run"
-    assert train.main(["--video", str(tmp_path / "frames"), "--masks", str(tmp_path / "masks"),
-                       "--run-dir", str(run), "--steps", "2", "--mask-dilation", "0",
-                       "--set", "data.working_height=120", "--set", "data.working_width=216",
-                       *tiny_args()]) == 0
-    source = read_video(tmp_path / "frames").frames
-    result = read_video(run / "result" / "frames").frames
-    assert result.shape == source.shape == (4, 480, 854, 3)
-    known = read_video(tmp_path / "masks").frames[..., 0] == 0
-    np.testing.assert_array_equal(result[known], source[known])
-    assert read_video(run / "result" / "video.mp4").frames.shape[1:3] == (480, 854)
