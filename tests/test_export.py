@@ -17,6 +17,7 @@ from tfinpaint.errors import InputError
 from tfinpaint.export import cli as export_cli
 from tfinpaint.export import exporter
 from tfinpaint.export import onnx as onnx_export
+from tfinpaint.export import savedmodel
 from tfinpaint.export.savedmodel import InpaintModule, next_version
 from tfinpaint.generator import MULTIPLE, build_generator
 from tfinpaint.inference import fill_float_at_working_size, load_generator, make_fill_fn
@@ -177,23 +178,34 @@ def test_onnx_reflect_padding_converts_exactly():
     assert report.max_float_diff < FLOAT_TOLERANCE and report.max_uint8_diff <= UINT8_TOLERANCE
 
 
-def test_versions_and_refusing_to_overwrite(run_dir, tmp_path, capsys):
+def test_versions_and_refusing_to_overwrite(run_dir, tmp_path, capsys, monkeypatch):
+    # Which version folder an export goes to, and when it may replace one. What a real export
+    # writes there is test_export_layout_and_assets's (and tracing one costs seconds), so here
+    # the SavedModel writer puts a numbered stand-in and the info into the staged folder.
+    writes = []
+
+    def write_savedmodel(module, folder, *, info, config_yaml):
+        writes.append(folder)
+        (folder / "assets").mkdir()
+        (folder / "assets" / "tfinpaint.json").write_text(json.dumps(info))
+        (folder / "saved_model.pb").write_text(f"export {len(writes)}")
+
+    monkeypatch.setattr(savedmodel, "write_savedmodel", write_savedmodel)
     base = tmp_path / MODEL
     (base / "7").mkdir(parents=True)  # a foreign version folder still counts
     assert next_version(base) == 8
     assert export_cli.main(["--run", str(run_dir), "--out", str(base)]) == 0
-    assert (base / "8" / "saved_model.pb").is_file()
-    before = (base / "8" / "saved_model.pb").stat().st_mtime_ns
+    assert (base / "8" / "saved_model.pb").read_text() == "export 1"
 
     assert export_cli.main(["--run", str(run_dir), "--out", str(base), "--version", "8"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and "--overwrite" in err[-1]
-    assert (base / "8" / "saved_model.pb").stat().st_mtime_ns == before
+    assert len(writes) == 1 and (base / "8" / "saved_model.pb").read_text() == "export 1"
 
     assert export_cli.main(["--run", str(run_dir), "--out", str(base), "--version", "8",
                             "--overwrite"]) == 0
-    assert (base / "8" / "saved_model.pb").stat().st_mtime_ns != before
-    assert sorted(p.name for p in base.iterdir()) == ["7", "8"]
+    assert (base / "8" / "saved_model.pb").read_text() == "export 2"
+    assert sorted(p.name for p in base.iterdir()) == ["7", "8"]  # no staging folder left
 
 
 def test_failed_onnx_check_writes_nothing(run_dir, tmp_path, monkeypatch):
