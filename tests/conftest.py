@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import keras
 import pytest
@@ -44,3 +45,16 @@ def fit_run(path, source: list[str], steps: int, settings) -> object:
             "--mask-dilation", "0", *set_args(settings)]
     assert train(argv) == 0
     return path
+
+
+@pytest.fixture(scope="session")
+def finished_fit(tmp_path_factory):
+    """A finished 2-step fit of the sample clip (the TINY network at a 32x48 working size), for
+    the tests that resume a finished fit with something switched on; copy it before use."""
+    return fit_run(tmp_path_factory.mktemp("finished") / "run", ["--video", "sample"], 2,
+                   [*TINY, "data.working_height=32", "data.working_width=48"])
+
+
+def copy_run(run, tmp_path) -> object:
+    """A copy of the run folder `run` at tmp_path / "run", to resume without changing `run`."""
+    return shutil.copytree(run, tmp_path / "run")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_args
+from conftest import copy_run
 from tfinpaint import config as config_lib
 from tfinpaint import fitting, train, vgg
 from tfinpaint.config import DataConfig
@@ -103,13 +103,10 @@ def _scalar_tags(logdir):
 
 
 @pytest.mark.slow
-def test_resume_adds_the_regularisers_to_a_finished_fit(tmp_path):
+def test_resume_adds_the_regularisers_to_a_finished_fit(finished_fit, tmp_path):
     weights = tmp_path / "vgg19_random.weights.h5"
     keras.applications.VGG19(include_top=False, weights=None).save_weights(weights)
-    run = tmp_path / "run"
-    small = ["--set", "data.working_height=32", "--set", "data.working_width=48"]
-    assert train.main(["--video", "sample", "--run-dir", str(run), "--steps", "2", "--quiet",
-                       *tiny_args(*small)]) == 0
+    run = copy_run(finished_fit, tmp_path)
     assert train.main(["--run-dir", str(run), "--resume", "--steps", "4", "--quiet",
                        "--set", "losses.ambiguity=0.1", "--set", "losses.stabilization=0.2",
                        "--set", f"losses.vgg_weights={weights}"]) == 0
