@@ -1,9 +1,8 @@
 """Export round trips: a tiny fitted run -> SavedModel (+ ONNX) -> a fresh TF process, onnxruntime,
-and `python -m tfinpaint.serve` with the client, each compared with the in-process Keras model."""
+and the gRPC server with the client, each compared with the in-process Keras model."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -251,16 +250,13 @@ def test_command_line_bad_run_exits_2_with_one_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def served(exported):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tfinpaint.serve", "--model-base", str(exported.parent),
-         "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        line = process.stdout.readline()
-        assert "serving model" in line, line
-        yield line.strip().rsplit(":", 1)[-1]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+    """The export served in this process (the serve command itself: test_serving's
+    test_serve_command_runs_and_stops_on_sigterm)."""
+    from tfinpaint.serving.server import serve
+
+    server, port = serve(exported.parent, 0)
+    yield f"127.0.0.1:{port}"
+    server.stop(grace=None)
 
 
 def test_serve_and_client_fill_like_infer(served, run_dir, tmp_path):
@@ -268,7 +264,7 @@ def test_serve_and_client_fill_like_infer(served, run_dir, tmp_path):
     from tfinpaint.serving.remote import fetch_model_info, fill_frames, tile_size_for
     from tfinpaint.video import read_video, write_frames
 
-    target = f"127.0.0.1:{served}"
+    target = served
     info = fetch_model_info(target, MODEL)
     assert tile_size_for(info, None) is None  # whole frames: the graph reduces them itself
     with pytest.raises(InputError, match="send whole frames"):
