@@ -143,13 +143,13 @@ def test_at_batch_1_the_anti_ambiguity_target_is_another_frame(monkeypatch):
         target = int(batch["target_frames"][0, 0, 0, 0]) // 20
         assert own != target
         np.testing.assert_array_equal(batch["target_masks"][0], masks[target])
-    # ... and the step reads its target from the batch, not from the batch's other examples.
+    # ... and the step reads its target from the batch, not from the batch's other examples
+    # (the same model's step, run eagerly, calls the loss it finds now: this spy).
     step_batch = next(iter(sampler.dataset(batch_size=1, seed=1)))
     captured = []
     monkeypatch.setattr("tfinpaint.losses.ambiguity_loss",
                         lambda output, target_frames, *a, **k: captured.append(target_frames)
                         or tf.reduce_mean(tf.cast(output, tf.float32)) * 0.0)
-    model = _inpainter(ambiguity=0.1)
     model.train_step(step_batch)
     expected = tf.cast(step_batch["target_frames"], tf.float32) / 127.5 - 1.0
     np.testing.assert_allclose(captured[0], expected)
