@@ -1,8 +1,8 @@
-"""The train and infer commands end to end, on tiny networks: outputs and bad input. A resume
-after SIGKILL is test_faults's; a real 854x480 clip fitted at a reduced working size,
+"""The train and infer commands end to end, on tiny networks: outputs and bad input. A fit of the
+sample in a fresh process (its result, Telea's beside it) is test_progress's; a resume after
+SIGKILL, test_faults's; a real 854x480 clip fitted at a reduced working size,
 test_export_scale's."""
 
-import json
 import os
 from pathlib import Path
 
@@ -25,24 +25,6 @@ def _clip_folders(tmp_path, frames=6, height=56, width=88):
 
 def _tree(path):
     return {p: p.stat().st_mtime_ns for p in Path(path).rglob("*")}
-
-
-@pytest.mark.slow
-def test_sample_fit_writes_the_result_and_compares_with_telea(tmp_path, capsys):
-    run = tmp_path / "run"
-    assert train.main(["--video", "sample", "--run-dir", str(run), "--steps", "4", *tiny_args()]) == 0
-    out = capsys.readouterr().out
-    assert "OpenCV Telea" in out and "hole PSNR" in out
-    for name in ("video.mp4", "preview.png", "report.png", "summary.json"):
-        assert (run / "result" / name).is_file(), name
-    assert (run / "config.yaml").is_file() and any((run / "logs").iterdir())
-    summary = json.loads((run / "result" / "summary.json").read_text())
-    assert summary["steps"] == 4 and np.isfinite(summary["psnr_hole"])
-    filled = read_video(run / "result" / "frames").frames
-    sample = make_sample()
-    known = sample.masks[..., 0] == 0
-    np.testing.assert_array_equal(filled[known], sample.frames[known])
-    assert len(read_video(run / "result" / "video.mp4").frames) == len(sample.frames)
 
 
 @pytest.mark.slow
