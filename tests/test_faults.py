@@ -150,18 +150,15 @@ def one_error_line(stderr: str, *words: str) -> str:
     return lines[-1]
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    return make_clip(tmp_path_factory.mktemp("clip"))
+@pytest.fixture
+def clip(small_clip):
+    return small_clip
 
 
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory, clip):
-    """A finished 4-step fit with checkpoints at steps 2 and 4 and its result; copy before use."""
-    run = tmp_path_factory.mktemp("base") / "run"
-    assert train.main(new_run_argv(clip, run, steps=4)) == 0
-    assert [step_of(p) for p in listed_checkpoints(run)] == [2, 4]
-    return run
+@pytest.fixture
+def base_run(small_fit):
+    """conftest's finished 4-step fit (checkpoints at steps 2 and 4, its result); copy before use."""
+    return small_fit
 
 
 def copy_of(base_run: Path, tmp_path: Path) -> Path:
