@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import keras
 import pytest
@@ -44,3 +45,38 @@ def fit_run(path, source: list[str], steps: int, settings) -> object:
             "--mask-dilation", "0", *set_args(settings)]
     assert train(argv) == 0
     return path
+
+
+@pytest.fixture(scope="session")
+def finished_fit(tmp_path_factory):
+    """A finished 2-step fit of the sample clip (the TINY network at a 32x48 working size), for
+    the tests that resume a finished fit with something switched on; copy it before use."""
+    return fit_run(tmp_path_factory.mktemp("finished") / "run", ["--video", "sample"], 2,
+                   [*TINY, "data.working_height=32", "data.working_width=48"])
+
+
+def copy_run(run, tmp_path) -> object:
+    """A copy of the run folder `run` at tmp_path / "run", to resume without changing `run`."""
+    return shutil.copytree(run, tmp_path / "run")
+
+
+@pytest.fixture(scope="session")
+def small_clip(tmp_path_factory):
+    """test_faults' 4-frame 64x48 clip, as (frames folder, masks folder)."""
+    from test_faults import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("clip"))
+
+
+@pytest.fixture(scope="session")
+def small_fit(tmp_path_factory, small_clip):
+    """A finished 4-step fit of small_clip with test_faults' settings, in this process:
+    checkpoints at steps 2 and 4, then the result (test_faults resumes copies of it;
+    test_determinism fits it again to compare). Copy it before changing it."""
+    from test_faults import listed_checkpoints, new_run_argv, step_of
+    from tfinpaint import train
+
+    run = tmp_path_factory.mktemp("base") / "run"
+    assert train.main(new_run_argv(small_clip, run, steps=4)) == 0
+    assert [step_of(p) for p in listed_checkpoints(run)] == [2, 4]
+    return run

@@ -1,9 +1,8 @@
 """Export round trips: a tiny fitted run -> SavedModel (+ ONNX) -> a fresh TF process, onnxruntime,
-and `python -m tfinpaint.serve` with the client, each compared with the in-process Keras model."""
+and the gRPC server with the client, each compared with the in-process Keras model."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -12,17 +11,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import fit_run
 from tfinpaint.errors import InputError
 from tfinpaint.export import cli as export_cli
 from tfinpaint.export import exporter
 from tfinpaint.export import onnx as onnx_export
+from tfinpaint.export import savedmodel
 from tfinpaint.export.savedmodel import InpaintModule, next_version
 from tfinpaint.generator import MULTIPLE, build_generator
 from tfinpaint.inference import fill_float_at_working_size, load_generator, make_fill_fn
 from tfinpaint.rundir import RunDir
 
-WORKING = (32, 48)  # the run's working size: tiny, so that a 4x frame is cheap to tile
+WORKING = (32, 48)  # the run's working size (conftest.finished_fit): a 4x frame is cheap to tile
 ODD_SIZES = [(37, 53), (241, 433)]
 MODEL = "clip"
 FLOAT_TOLERANCE = 1e-4
@@ -30,10 +29,10 @@ UINT8_TOLERANCE = 1
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    settings = ["generator.channels=8", "train.batch_size=1",
-                f"data.working_height={WORKING[0]}", f"data.working_width={WORKING[1]}"]
-    return fit_run(tmp_path_factory.mktemp("runs") / "clip", ["--video", "sample"], 1, settings)
+def run_dir(finished_fit):
+    """conftest's tiny fit of the sample (coarse-to-fine, 8 channels, at WORKING): exports only
+    read it, and what it learnt is not under test."""
+    return finished_fit
 
 
 @pytest.fixture(scope="module")
@@ -177,23 +176,34 @@ def test_onnx_reflect_padding_converts_exactly():
     assert report.max_float_diff < FLOAT_TOLERANCE and report.max_uint8_diff <= UINT8_TOLERANCE
 
 
-def test_versions_and_refusing_to_overwrite(run_dir, tmp_path, capsys):
+def test_versions_and_refusing_to_overwrite(run_dir, tmp_path, capsys, monkeypatch):
+    # Which version folder an export goes to, and when it may replace one. What a real export
+    # writes there is test_export_layout_and_assets's (and tracing one costs seconds), so here
+    # the SavedModel writer puts a numbered stand-in and the info into the staged folder.
+    writes = []
+
+    def write_savedmodel(module, folder, *, info, config_yaml):
+        writes.append(folder)
+        (folder / "assets").mkdir()
+        (folder / "assets" / "tfinpaint.json").write_text(json.dumps(info))
+        (folder / "saved_model.pb").write_text(f"export {len(writes)}")
+
+    monkeypatch.setattr(savedmodel, "write_savedmodel", write_savedmodel)
     base = tmp_path / MODEL
     (base / "7").mkdir(parents=True)  # a foreign version folder still counts
     assert next_version(base) == 8
     assert export_cli.main(["--run", str(run_dir), "--out", str(base)]) == 0
-    assert (base / "8" / "saved_model.pb").is_file()
-    before = (base / "8" / "saved_model.pb").stat().st_mtime_ns
+    assert (base / "8" / "saved_model.pb").read_text() == "export 1"
 
     assert export_cli.main(["--run", str(run_dir), "--out", str(base), "--version", "8"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and "--overwrite" in err[-1]
-    assert (base / "8" / "saved_model.pb").stat().st_mtime_ns == before
+    assert len(writes) == 1 and (base / "8" / "saved_model.pb").read_text() == "export 1"
 
     assert export_cli.main(["--run", str(run_dir), "--out", str(base), "--version", "8",
                             "--overwrite"]) == 0
-    assert (base / "8" / "saved_model.pb").stat().st_mtime_ns != before
-    assert sorted(p.name for p in base.iterdir()) == ["7", "8"]
+    assert (base / "8" / "saved_model.pb").read_text() == "export 2"
+    assert sorted(p.name for p in base.iterdir()) == ["7", "8"]  # no staging folder left
 
 
 def test_failed_onnx_check_writes_nothing(run_dir, tmp_path, monkeypatch):
@@ -240,16 +250,13 @@ def test_command_line_bad_run_exits_2_with_one_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def served(exported):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tfinpaint.serve", "--model-base", str(exported.parent),
-         "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        line = process.stdout.readline()
-        assert "serving model" in line, line
-        yield line.strip().rsplit(":", 1)[-1]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+    """The export served in this process (the serve command itself: test_serving's
+    test_serve_command_runs_and_stops_on_sigterm)."""
+    from tfinpaint.serving.server import serve
+
+    server, port = serve(exported.parent, 0)
+    yield f"127.0.0.1:{port}"
+    server.stop(grace=None)
 
 
 def test_serve_and_client_fill_like_infer(served, run_dir, tmp_path):
@@ -257,7 +264,7 @@ def test_serve_and_client_fill_like_infer(served, run_dir, tmp_path):
     from tfinpaint.serving.remote import fetch_model_info, fill_frames, tile_size_for
     from tfinpaint.video import read_video, write_frames
 
-    target = f"127.0.0.1:{served}"
+    target = served
     info = fetch_model_info(target, MODEL)
     assert tile_size_for(info, None) is None  # whole frames: the graph reduces them itself
     with pytest.raises(InputError, match="send whole frames"):

@@ -1,6 +1,7 @@
-"""A `data.prefill: flow` run exported and served: `infer`, the SavedModel under plain
-`tf.saved_model.load` (both signatures), ONNX Runtime, and `serve` + the client (which computes
-the whole clip's flow fill and sends it as `prefilled`) fill the same frames within one level.
+"""A `data.prefill: flow` run fitted, rendered, exported and served: `train`'s own render,
+`infer`, the SavedModel under plain `tf.saved_model.load` (both signatures), ONNX Runtime, and
+`serve` + the client (which computes the whole clip's flow fill and sends it as `prefilled`) fill
+the same frames within one level.
 
 A tiny network, two steps, a 6-frame clip at 64x96 fitted at 32x48 (so the native detail of the
 flow fill enters the hole): agreement, not quality, is under test."""
@@ -83,8 +84,12 @@ def test_export_says_it_needs_the_clips_flow_fill(exported, run, inputs):
     from tfinpaint.rundir import RunDir
     from tfinpaint.serving.remote import clip_prefill, flow_settings, needs_prefilled
 
+    summary = json.loads((run / "result" / "summary.json").read_text())
+    assert summary["steps"] == 2
+    assert np.isfinite(summary["selfcheck_psnr"])  # the self-check batch carries its flow fill
     info = json.loads((exported / "assets" / "tfinpaint.json").read_text())
     assert info["needs_prefilled"] is True and info["fills_at_working_size"] is True
+    assert info["flow"]["preset"] == "ultrafast"
     assert flow_settings(info) == RunDir(run).require_config().flow
     frames, masks, prefilled = inputs
     assert needs_prefilled(info)
@@ -105,8 +110,11 @@ def test_every_path_fills_a_flow_run_like_infer(clip, run, exported, inputs, ser
     hole = np.repeat(masks != 0, 3, axis=-1)
     assert infer(["--run", str(run), "--out", str(tmp_path / "infer")]) == 0
     by_infer = read_video(tmp_path / "infer" / "frames").frames
+    by_train = read_video(run / "result" / "frames").frames  # the fit's own render
 
     loaded = tf.saved_model.load(str(exported))
+    assert set(loaded.signatures["serving_default"].structured_input_signature[1]) == {
+        "frames", "masks", "prefilled"}
     by_savedmodel = loaded.signatures["serving_default"](
         frames=tf.constant(frames), masks=tf.constant(masks),
         prefilled=tf.constant(prefilled))["inpainted"].numpy()
@@ -131,12 +139,12 @@ def test_every_path_fills_a_flow_run_like_infer(clip, run, exported, inputs, ser
     by_client = read_video(tmp_path / "served").frames
 
     differences = {name: _levels(filled, by_infer) for name, filled in [
-        ("savedmodel", by_savedmodel), ("savedmodel float", by_float), ("onnx", by_onnx),
-        ("onnx float", by_onnx_float), ("serve+client", by_client)]}
+        ("train", by_train), ("savedmodel", by_savedmodel), ("savedmodel float", by_float),
+        ("onnx", by_onnx), ("onnx float", by_onnx_float), ("serve+client", by_client)]}
     with capsys.disabled():
         print("\nmax level difference from infer's result:", differences)
     assert all(level <= 1 for level in differences.values()), differences
-    for filled in (by_infer, by_savedmodel, by_float, by_onnx, by_onnx_float, by_client):
+    for filled in (by_train, by_infer, by_savedmodel, by_float, by_onnx, by_onnx_float, by_client):
         np.testing.assert_array_equal(filled[~hole], frames[~hole])  # known pixels exact
     assert (by_infer[hole] != frames[hole]).any()
     # the flow fill matters: a mid-grey prefilled gives another fill

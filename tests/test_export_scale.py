@@ -1,20 +1,18 @@
 """The issue's acceptance: a network fitted at a working size other than the video's (bmx-trees,
-854x480 at 432x240) fills the same uint8 frames through `train`, `infer`, the SavedModel in a
-process that never imports tfinpaint, ONNX Runtime, and `serve` + the gRPC client.
+854x480 at 432x240) fills the same uint8 frames through `train`, `infer`, the SavedModel under
+plain `tf.saved_model.load`, ONNX Runtime, and `serve` + the gRPC client. (That a SavedModel
+export loads in a process that never imports tfinpaint is test_export's check; that the
+`python -m tfinpaint.serve` command serves an export, test_serving's.)
 
 A tiny network and two steps: agreement, not quality, is under test."""
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import fit_run
 
@@ -24,18 +22,6 @@ WORKING = (240, 432)
 MODEL = "bmx"
 
 pytestmark = pytest.mark.skipif(not (DATA / "frames").is_dir(), reason=f"{DATA} absent")
-
-PLAIN_TF = textwrap.dedent("""
-    import sys
-    import numpy as np
-    import tensorflow as tf
-    model = tf.saved_model.load(sys.argv[1])
-    data = np.load(sys.argv[2])
-    out = model.signatures["serving_default"](frames=tf.constant(data["frames"]),
-                                              masks=tf.constant(data["masks"]))
-    np.save(sys.argv[3], out["inpainted"].numpy())
-    assert not any(m.split(".")[0] == "tfinpaint" for m in sys.modules), "imported tfinpaint"
-""")
 
 
 def _levels(a, b) -> int:
@@ -59,6 +45,7 @@ def test_every_path_fills_bmx_trees_like_train(clip, tmp_path):
     from tfinpaint.inference import load_generator, make_fill_fn
     from tfinpaint.rundir import RunDir
     from tfinpaint.serving import client
+    from tfinpaint.serving.server import serve
     from tfinpaint.video import read_masks, read_video
 
     # float32: train's render then runs the network as infer and the exports do (mixed
@@ -73,6 +60,8 @@ def test_every_path_fills_bmx_trees_like_train(clip, tmp_path):
     masks = read_masks(clip / "masks", FRAMES, 480, 854, threshold=0, dilation=0)
     hole = np.repeat(masks != 0, 3, axis=-1)
     by_train = read_video(run / "result" / "frames").frames
+    assert by_train.shape == frames.shape  # the result comes back at the video's own size
+    assert read_video(run / "result" / "video.mp4").frames.shape == frames.shape
 
     assert infer(["--run", str(run), "--out", str(tmp_path / "infer")]) == 0
     by_infer = read_video(tmp_path / "infer" / "frames").frames
@@ -82,32 +71,21 @@ def test_every_path_fills_bmx_trees_like_train(clip, tmp_path):
     assert json.loads((version / "assets" / "tfinpaint.json").read_text())[
         "fills_at_working_size"] is True
 
-    np.savez(tmp_path / "clip.npz", frames=frames, masks=masks)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", PLAIN_TF, str(version), str(tmp_path / "clip.npz"),
-                             str(tmp_path / "plain.npy")], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    by_savedmodel = np.load(tmp_path / "plain.npy")
+    by_savedmodel = tf.saved_model.load(str(version)).signatures["serving_default"](
+        frames=tf.constant(frames), masks=tf.constant(masks))["inpainted"].numpy()
 
     import onnx
 
     session = onnx_export.session(onnx.load(str(version / onnx_export.FOLDER / "model.onnx")))
     by_onnx = onnx_export.run(session, frames, masks)
 
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tfinpaint.serve", "--model-base", str(tmp_path / MODEL),
-         "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server, port = serve(tmp_path / MODEL, 0)
     try:
-        line = server.stdout.readline()
-        assert "serving model" in line, line
-        port = line.strip().rsplit(":", 1)[-1]
         assert client.main(["--target", f"127.0.0.1:{port}", "--model", MODEL,
                             "--video", str(clip / "frames"), "--masks", str(clip / "masks"),
                             "--out", str(tmp_path / "served"), "--batch", "2"]) == 0
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        server.stop(grace=None)
     by_client = read_video(tmp_path / "served").frames
 
     differences = {name: _levels(filled, by_train) for name, filled in [

@@ -117,6 +117,27 @@ def assert_nothing_truncated(run: Path) -> None:
         assert json.loads((result / "summary.json").read_text())["steps"] == STEPS
 
 
+def newest_readable_step(run: Path) -> int:
+    """The step a resume must start from: the newest checkpoint on disk that reads whole (a kill
+    may have cut the newest one short, or left it unlisted in the index); 0 without any."""
+    steps = [0]
+    for index in (run / "checkpoints").glob("ckpt-*.index"):
+        prefix = str(index.with_suffix(""))
+        try:
+            read_checkpoint(prefix)
+        except Exception:  # noqa: BLE001 - unreadable in any way: the resume falls back past it
+            continue
+        steps.append(step_of(prefix))
+    return max(steps)
+
+
+def assert_resumed_from(stderr: str, step: int) -> None:
+    if step < STEPS:
+        assert f"fitting steps {step}..{STEPS}" in stderr, stderr[-3000:]
+    else:
+        assert f"already fitted to step {step}" in stderr, stderr[-3000:]
+
+
 def files_of(path: Path) -> dict[str, bytes]:
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
@@ -129,18 +150,15 @@ def one_error_line(stderr: str, *words: str) -> str:
     return lines[-1]
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    return make_clip(tmp_path_factory.mktemp("clip"))
+@pytest.fixture
+def clip(small_clip):
+    return small_clip
 
 
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory, clip):
-    """A finished 4-step fit with checkpoints at steps 2 and 4 and its result; copy before use."""
-    run = tmp_path_factory.mktemp("base") / "run"
-    assert train.main(new_run_argv(clip, run, steps=4)) == 0
-    assert [step_of(p) for p in listed_checkpoints(run)] == [2, 4]
-    return run
+@pytest.fixture
+def base_run(small_fit):
+    """conftest's finished 4-step fit (checkpoints at steps 2 and 4, its result); copy before use."""
+    return small_fit
 
 
 def copy_of(base_run: Path, tmp_path: Path) -> Path:
@@ -163,17 +181,22 @@ def test_sigkill_at_random_points_then_resume_matches_an_uninterrupted_fit(tmp_p
     kills = [("step", rng.randint(1, 5), rng.uniform(0.0, 0.3)),
              ("checkpoint", rng.randint(1, 2), rng.uniform(0.0, 0.05)),
              ("result", 1, rng.uniform(0.0, 0.5))]
-    resume = ["--run-dir", str(interrupted), "--resume", "--quiet"]
+    resume = ["--run-dir", str(interrupted), "--resume"]  # not quiet: it says where it starts
     outcomes = []
     for i, kill in enumerate(kills):
+        start = newest_readable_step(interrupted) if i else None
         done = run_command(new_run_argv(clip, interrupted) if i == 0 else resume, kill=kill)
         outcomes.append((kill, done.returncode))
         assert done.returncode in (0, -signal.SIGKILL), done.stderr[-3000:]
         assert "Traceback" not in done.stderr, done.stderr[-3000:]
+        if start is not None:  # each resume continues from the last checkpoint, not from 0
+            assert_resumed_from(done.stderr, start)
         assert_nothing_truncated(interrupted)
     assert any(code == -signal.SIGKILL for _, code in outcomes), outcomes
+    start = newest_readable_step(interrupted)
     final = run_command(resume)
     assert final.returncode == 0, final.stderr[-3000:]
+    assert_resumed_from(final.stderr, start)
     assert plain.wait(timeout=240) == 0, plain.stderr.read()[-3000:]
     assert_nothing_truncated(interrupted)
 
@@ -270,7 +293,7 @@ def _file_size_limit(size: int):
 
 
 @pytest.mark.slow
-def test_disk_full_while_writing_a_checkpoint(tmp_path, base_run):
+def test_disk_full_while_writing_a_checkpoint(tmp_path, base_run, capsys):
     run = copy_of(base_run, tmp_path)
     result_before = files_of(run / "result")
     checkpoint_size = (run / "checkpoints" / "ckpt-4.data-00000-of-00001").stat().st_size
@@ -282,10 +305,11 @@ def test_disk_full_while_writing_a_checkpoint(tmp_path, base_run):
     assert read_checkpoint(listed_checkpoints(run)[-1]).keys()
     assert files_of(run / "result") == result_before
 
-    # with room again, the fit resumes from step 4 and completes
-    done = run_command(["--run-dir", str(run), "--resume", "--steps", "6"])
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "fitting steps 4..6" in done.stderr
+    # with room again (in this process, which has no limit), the fit resumes from step 4 and
+    # completes
+    assert train.main(["--run-dir", str(run), "--resume", "--steps", "6"]) == 0
+    assert "fitting steps 4..6" in capsys.readouterr().err
+    assert step_of(listed_checkpoints(run)[-1]) == 6
 
 
 @pytest.mark.slow

@@ -12,7 +12,6 @@ from conftest import tiny_args
 from tfinpaint import flow, train
 from tfinpaint.clip import load_clip
 from tfinpaint.config import CONFIG_DIR, FlowConfig, load_config
-from tfinpaint.export import export
 from tfinpaint.data.samplers import MaskSampler, Sampling
 from tfinpaint.generator import network_input, to_signed
 from tfinpaint.inference import make_fill_fn, native_prefill
@@ -118,16 +117,3 @@ def test_zero_steps_writes_the_propagation_only_result(tmp_path):
     known = clip.masks[..., 0] == 0
     np.testing.assert_array_equal(filled[known], sample.frames[known])
 
-
-def test_a_flow_run_fits_renders_and_exports_a_model_that_takes_the_flow_fill(tmp_path):
-    run = tmp_path / "run"
-    assert train.main(["--video", "sample", "--run-dir", str(run), "--steps", "2",
-                       "--set", "data.prefill=flow", "--set", "flow.preset=ultrafast",
-                       *tiny_args()]) == 0
-    summary = json.loads((run / "result" / "summary.json").read_text())
-    assert summary["steps"] == 2 and np.isfinite(summary["selfcheck_psnr"])
-    version = export(run, tmp_path / "models")
-    info = json.loads((version / "assets" / "tfinpaint.json").read_text())
-    assert info["needs_prefilled"] is True and info["flow"]["preset"] == "ultrafast"
-    signature = tf.saved_model.load(str(version)).signatures["serving_default"]
-    assert set(signature.structured_input_signature[1]) == {"frames", "masks", "prefilled"}

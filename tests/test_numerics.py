@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_args
+from conftest import copy_run, tiny_args
 from tfinpaint import losses, numerics, train
 from tfinpaint.config import DataConfig
 from tfinpaint.data.samplers import MaskSampler, sampling_from
@@ -118,12 +118,10 @@ def test_clip_global_norm_reaches_adam():
 
 
 @pytest.mark.slow
-def test_debug_numerics_can_be_switched_on_when_resuming(tmp_path, capsys):
+def test_debug_numerics_can_be_switched_on_when_resuming(finished_fit, tmp_path, capsys):
     # A reported NaN is replayed from its last good checkpoint with the check on: resuming
     # draws the same samples an uninterrupted fit would have.
-    run = tmp_path / "run"
-    assert train.main(["--video", "sample", "--run-dir", str(run), "--steps", "2",
-                       *tiny_args()]) == 0
+    run = copy_run(finished_fit, tmp_path)
     assert train.main(["--run-dir", str(run), "--resume", "--steps", "4",
                        "--set", "train.debug_numerics=true"]) == 0
     err = capsys.readouterr().err

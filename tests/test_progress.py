@@ -1,7 +1,9 @@
 """Progress on the console: one line redrawn in place on a terminal, plain lines in a log; the
-fit's fraction and time left; rendering's callback; a quiet start-up."""
+fit's fraction and time left; rendering's callback; a quiet start-up (the sample fit that shows
+it is also where the sample's result and the Telea comparison are checked)."""
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -157,6 +159,25 @@ def test_start_up_noise_is_dropped_and_errors_are_kept():
     assert cuinit in without_noise(cuinit + "\n")
 
 
+def _assert_the_sample_result(run: Path, stdout: str) -> None:
+    """What a fit of the sample writes (a fresh process, as the README's first line runs it): the
+    result beside OpenCV's Telea fill, its files, and the known pixels exactly as they were."""
+    from tfinpaint.sample_clip import make_sample
+    from tfinpaint.video import read_video
+
+    assert "OpenCV Telea" in stdout and "hole PSNR" in stdout
+    for name in ("video.mp4", "preview.png", "report.png", "summary.json"):
+        assert (run / "result" / name).is_file(), name
+    assert (run / "config.yaml").is_file() and any((run / "logs").iterdir())
+    summary = json.loads((run / "result" / "summary.json").read_text())
+    assert summary["steps"] == 2 and np.isfinite(summary["psnr_hole"])
+    filled = read_video(run / "result" / "frames").frames
+    sample = make_sample()
+    known = sample.masks[..., 0] == 0
+    np.testing.assert_array_equal(filled[known], sample.frames[known])
+    assert len(read_video(run / "result" / "video.mp4").frames) == len(sample.frames)
+
+
 def _stderr_is_quiet(stderr: str) -> None:
     for noise in ("I0000", "absl::InitializeLog", "oneDNN", "cudart_stub", "cuInit", "shuffle=True"):
         assert noise not in stderr, stderr[-3000:]
@@ -166,12 +187,14 @@ def _stderr_is_quiet(stderr: str) -> None:
 def test_commands_start_quietly_and_bad_input_still_says_one_line(tmp_path):
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = str(ROOT)
+    run = tmp_path / "run"
     command = [sys.executable, "-m", "tfinpaint.train", "--video", "sample", "--steps", "2",
-               "--run-dir", str(tmp_path / "run"), *tiny_args()]
+               "--run-dir", str(run), *tiny_args()]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     _stderr_is_quiet(done.stderr)
     assert "fitting 100%" in done.stderr and "rendering 100%" in done.stderr
+    _assert_the_sample_result(run, done.stdout)
 
     bad = [sys.executable, "-m", "tfinpaint.train", "--video", str(tmp_path / "run" / "result" / "frames"),
            "--masks", str(tmp_path / "no_such_masks"), "--run-dir", str(tmp_path / "bad")]
