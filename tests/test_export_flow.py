@@ -3,8 +3,9 @@
 `serve` + the client (which computes the whole clip's flow fill and sends it as `prefilled`) fill
 the same frames within one level.
 
-A tiny network, two steps, a 6-frame clip at 64x96 fitted at 32x48 (so the native detail of the
-flow fill enters the hole): agreement, not quality, is under test."""
+A tiny network with the gate that keeps a learnt share of the flow fill (`generator.prefill_gate`,
+as the README's flow fit), two steps, a 6-frame clip at 64x96 fitted at 32x48 (so the native
+detail of the flow fill enters the hole): agreement, not quality, is under test."""
 
 import json
 
@@ -42,7 +43,7 @@ def clip(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(clip, tmp_path_factory):
     settings = ["data.prefill=flow", "flow.preset=ultrafast", "generator.arch=base",
-                "generator.channels=4", "train.batch_size=1", "train.precision=float32",
+                "generator.channels=4", "generator.prefill_gate=true", "train.batch_size=1", "train.precision=float32",
                 f"data.working_height={WORKING[0]}", f"data.working_width={WORKING[1]}"]
     return fit_run(tmp_path_factory.mktemp("runs") / "flow",
                    ["--video", str(clip / "frames"), "--masks", str(clip / "masks")], 2, settings)
