@@ -235,10 +235,12 @@ class PropagateConfig:
 
     The defaults are sized for a 2-core CPU: a small base network at 120x216 fitted for a time
     budget, the object followed on its probability maps (`method: track`,
-    tfinpaint.mask_track), and the masks redrawn by colour at the frames' resolution (`refine`,
-    tfinpaint.mask_refine). On bmx-trees over 80 frames (4-minute fits, two seeds) recall / IoU
-    0.88 / 0.29 and 0.66 / 0.27 (the previous tracker on the same maps 0.76 / 0.24 and
-    0.39 / 0.22); the paper's `method: network` alone 0.61 / 0.16 (without the refinement).
+    tfinpaint.mask_track), and the masks redrawn by colour and motion at the frames' resolution
+    (`refine`, `refine_motion`, tfinpaint.mask_refine). On bmx-trees over 80 frames (4-minute
+    fits, two seeds, the masks as written, 3 px dilation) recall / IoU 0.79 / 0.36 and
+    0.54 / 0.30 (refined by colour alone 0.78 / 0.33 and 0.48 / 0.26); the fits differ most
+    (earlier fits: 0.88 / 0.29 and 0.66 / 0.27 by colour); the paper's `method: network` alone
+    0.61 / 0.16 (without the refinement).
     `method: warp_network` gives the network the flow warp of its previous result as a prior
     (0.70 / 0.31 without the refinement) but loses a small fast object (the generated test
     clip: recall 0.16).
@@ -310,11 +312,14 @@ class PropagateConfig:
     # Every frame's mask but the annotated one redrawn by colour at the frames' own resolution
     # (tfinpaint.mask_refine, GrabCut): the mask eroded by `refine_core` times the object's
     # size is object, the rest of it probably object, a band of `refine_band` times its size
-    # around it probably background; `refine_iterations` rounds.
+    # around it probably background; `refine_iterations` rounds. `refine_motion`: the video's
+    # motion seeds the cut too (pixels of the mask moving like the background around it are
+    # probably background, those moving like the object object; tfinpaint.mask_refine).
     refine: bool = True
     refine_core: float = 0.05
     refine_band: float = 0.15
     refine_iterations: int = 3
+    refine_motion: bool = True
     # A pixel is object where the predicted probability exceeds this.
     threshold: float = 0.5
     log_every: int = 50

@@ -11,11 +11,13 @@ bmx-trees from frame 0, 80 frames at 120x216, 2 shared CPU cores, 4-minute fits,
 the undilated annotations, mean recall / precision / IoU over all 80 frames (over the first 12),
 without the refinement: warp 0.13 / 0.26 / 0.08 (0.66 / 0.58 / 0.45) in 4 s; network
 0.61 / 0.20 / 0.16 (0.60 / 0.60 / 0.38); warp_network 0.70 / 0.34 / 0.31 (0.92 / 0.57 / 0.54).
-The default, track and the refinement (the command's defaults, two runs, train.seed 0 and 1):
-0.88 / 0.30 / 0.29 (0.97 / 0.48 / 0.47; 1,365 steps, 7:07 in all) and 0.66 / 0.28 / 0.27
-(0.96 / 0.54 / 0.53; 1,402 steps, 6:50), where the previous tracker on the same maps gave
-0.76 / 0.29 / 0.24 and 0.39 / 0.33 / 0.22 (2 cores shared with other jobs: 1,400 steps in the
-4 minutes where a quiet machine does 2,200); per frame in docs/propagation_bmx_trees.png
+The default, track and the refinement by colour and motion (the command's defaults, two runs on a
+quiet machine, train.seed 0 and 1, the masks as written, dilated 3 px): 0.79 / 0.38 / 0.36
+(0.97 / 0.54 / 0.53; 2,529 steps, 5:00 in all) and 0.54 / 0.33 / 0.30 (0.96 / 0.55 / 0.54; 2,425
+steps, 4:52); refined by colour alone, the same maps give 0.78 / 0.34 / 0.33 and 0.48 / 0.30 /
+0.26. Two earlier runs (1,365 and 1,402 steps on a busy machine) gave recall / IoU 0.88 / 0.29 and 0.66 /
+0.27 by colour alone: which fit one gets decides more than anything after it. Per frame in
+docs/propagation_bmx_trees.png
 (tools/score_masks.py --plot, seed 0), its masks in docs/propagation_bmx_trees_masks.png. The
 previous track alone, in an earlier run with 2,199 steps: 0.70 / 0.26 / 0.25
 (0.92 / 0.54 / 0.52).
@@ -374,6 +376,7 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
         refining = Progress("refining masks", total=len(frames), unit="frame") if verbose else None
         masks[..., 0] = refine_masks(frames, masks[..., 0], keep=frame, core=p.refine_core,
                                      band=p.refine_band, iterations=p.refine_iterations,
+                                     motion=p.refine_motion,
                                      progress=refining.update if refining else None)
     masks[frame] |= mask
     confidence[frame] = 1.0
