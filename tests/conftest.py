@@ -50,9 +50,12 @@ def fit_run(path, source: list[str], steps: int, settings) -> object:
 @pytest.fixture(scope="session")
 def finished_fit(tmp_path_factory):
     """A finished 2-step fit of the sample clip (the TINY network at a 32x48 working size), for
-    the tests that resume a finished fit with something switched on; copy it before use."""
+    the tests that resume a finished fit with something switched on; copy it before use. With
+    the push-pull prefill, so that its exports take frames and masks alone (test_export); the
+    default's flow prefill and its three-input exports are test_export_flow's."""
     return fit_run(tmp_path_factory.mktemp("finished") / "run", ["--video", "sample"], 2,
-                   [*TINY, "data.working_height=32", "data.working_width=48"])
+                   [*TINY, "data.working_height=32", "data.working_width=48",
+                    "data.prefill=pyramid", "generator.prefill_gate=false"])
 
 
 def copy_run(run, tmp_path) -> object:

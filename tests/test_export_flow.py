@@ -4,7 +4,7 @@
 the same frames within one level.
 
 A tiny network with the gate that keeps a learnt share of the flow fill (`generator.prefill_gate`,
-as the README's flow fit), two steps, a 6-frame clip at 64x96 fitted at 32x48 (so the native
+as the default fit), two steps, a 6-frame clip at 64x96 fitted at 32x48 (so the native
 detail of the flow fill enters the hole): agreement, not quality, is under test."""
 
 import json

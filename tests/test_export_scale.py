@@ -49,10 +49,13 @@ def test_every_path_fills_bmx_trees_like_train(clip, tmp_path):
     from tfinpaint.video import read_masks, read_video
 
     # float32: train's render then runs the network as infer and the exports do (mixed
-    # precision would put train's own result up to a few levels off theirs)
+    # precision would put train's own result up to a few levels off theirs). The push-pull
+    # prefill: the requests below carry frames and masks alone (the default's flow prefill, whose
+    # exports also take the clip's flow fill, is test_export_flow's, fitted below its native size too)
     run = fit_run(tmp_path / "run", ["--video", str(clip / "frames"), "--masks", str(clip / "masks")],
                   2, ["generator.arch=base", "generator.channels=4", "train.batch_size=1",
-                      "train.precision=float32",
+                      "train.precision=float32", "data.prefill=pyramid",
+                      "generator.prefill_gate=false",
                       f"data.working_height={WORKING[0]}", f"data.working_width={WORKING[1]}"])
     video = read_video(clip / "frames")
     frames = video.frames

@@ -47,9 +47,11 @@ def _clip(height, width, seed=0):
 def fitted(request):
     """One tiny Inpainter and its fill graph per (arch, padding), shared by the sizes."""
     arch, padding = request.param
+    # the shipped generator (its prefill gate included) on the push-pull prefill: the flow
+    # prefill needs a clip's flow fields (tests/test_flow_prefill.py)
     config = config_lib.load_config([QUICK], [
         f"generator.arch={arch}", f"generator.padding={padding}", "generator.channels=4",
-        "train.precision=float32"])
+        "train.precision=float32", "data.prefill=pyramid"])
     tf.keras.utils.set_random_seed(0)
     model = build_inpainter(config)
     return config, model, make_fill_fn(model.generator, config.data.prefill)
