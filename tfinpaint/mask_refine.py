@@ -12,7 +12,7 @@ and what lies beyond is background.
 With `motion` (`propagate.refine_motion`), the video's motion seeds the cut too. A propagated
 mask is often the object and a blob of look-alike background joined to it; where the camera
 follows the object, the two move differently. Each frame's flow into its neighbour towards the
-annotated frame (DIS, measured at `MOTION_SIDE` px, `tfinpaint.flow.flow_fields`) gives the
+annotated frame (DIS, preset medium, measured at `MOTION_SIDE` px; that one direction only) gives the
 background's motion (the median in a ring around the mask) and the object's (the median over the
 mask's pixels moving differently from it); inside the mask, pixels moving like the background
 (their flow `MOTION_RATIO` times nearer its motion than the object's, or nearer still) become
@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from tfinpaint.clip import resize_frames
-from tfinpaint.flow import flow_fields
+from tfinpaint.flow import PRESETS
 
 
 # cv2.grabCut fits a Gaussian mixture of this many components to each side's colours.
@@ -102,14 +102,15 @@ def video_motion(frames: np.ndarray, masks: np.ndarray, keep: int) -> list[np.nd
     num_frames, height, width = masks.shape
     scale = min(1.0, MOTION_SIDE / max(height, width))
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    small = resize_frames(frames, *size)
-    fields = flow_fields(small, np.zeros(small.shape[:3], np.uint8), margin=0, check=False)
+    gray = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in resize_frames(frames, *size)]
+    dis = cv2.DISOpticalFlow_create(PRESETS["medium"])
     found: list[np.ndarray | None] = []
     for index, mask in enumerate(masks):
         if index == keep or not mask.any():
             found.append(None)
             continue
-        flow = fields.backward[index] if index > keep else fields.forward[index]
+        neighbour = index - 1 if index > keep else index + 1  # towards the annotated frame
+        flow = dis.calc(gray[index], gray[neighbour], None)
         shrunk = (cv2.resize(mask.astype(np.float32), size[::-1], interpolation=cv2.INTER_AREA)
                   > 0.5).astype(np.uint8)
         labels = motion_labels(shrunk, flow * (MOTION_SIDE / max(size)))  # px at MOTION_SIDE
