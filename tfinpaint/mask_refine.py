@@ -29,7 +29,7 @@ The motion seeds, scored without dilation, recall / precision / IoU over the 80 
 (train.seed 0 and 1, 2,529 and 2,425 steps) by colour alone 0.71 / 0.37 / 0.34 and 0.43 / 0.32 /
 0.26, with the motion 0.74 / 0.41 / 0.37 and 0.50 / 0.36 / 0.31; on the maps of two earlier fits
 (1,365 and 1,402 steps) 0.83 / 0.32 / 0.30 and 0.62 / 0.30 / 0.28, with the motion 0.81 / 0.40 /
-0.37 and 0.61 / 0.38 / 0.33. Flow and labels cost about 5 s for 80 frames. Stronger uses of the
+0.37 and 0.61 / 0.38 / 0.33. Flow and labels cost about 2 s for 80 frames. Stronger uses of the
 cue buy IoU with recall (on the earlier maps): background-moving pixels as certain background
 0.71 / 0.56 / 0.46 and 0.54 / 0.47 / 0.37, also cutting them from the result afterwards about
 the same; both lose wheels and legs (a turning wheel and a pedalling leg move like neither), and
