@@ -363,6 +363,64 @@ def test_a_nan_step_is_recovered_from_and_the_fit_writes_its_result(tmp_path, ba
         "learning_rate_scale/.ATTRIBUTES/VARIABLE_VALUE") == 0.5
 
 
+def poisoned_gradients(original, at_calls: tuple[int, ...]):
+    """`original` (a loss function), its value unchanged but its gradient NaN at the listed calls
+    inside a fit's steps: a step whose loss is finite and whose gradients are not."""
+    calls = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def loss(*args, **kwargs):
+        value = original(*args, **kwargs)
+        count = calls.assign_add(1)
+        hit = tf.reduce_any(tf.equal(count, tf.constant(at_calls, tf.int64)))
+
+        @tf.custom_gradient
+        def nan_gradient(x):
+            return tf.identity(x), lambda upstream: tf.where(hit, float("nan"), upstream)
+
+        return nan_gradient(value)
+
+    return loss
+
+
+def test_a_lone_step_of_non_finite_gradients_is_skipped_without_rolling_back(
+        tmp_path, base_run, capsys, monkeypatch):
+    from tfinpaint.report import read_scalars
+
+    run = copy_of(base_run, tmp_path)
+    monkeypatch.setattr(losses, "reconstruction_loss",
+                        poisoned_gradients(losses.reconstruction_loss, at_calls=(3,)))
+    code = train.main(["--run-dir", str(run), "--resume", "--steps", "10",
+                       "--set", "train.snapshot_every=2"])
+    err = capsys.readouterr().err
+    assert code == 0, err[-3000:]
+    assert "the gradients became non-finite at step 7 (the loss did not)" in err
+    assert "rolled back" not in err
+    summary = json.loads((run / "result" / "summary.json").read_text())
+    assert summary["recoveries"] == []
+    assert summary["skipped_steps"] == [{"step": 7, "not_finite": "the gradients"}]
+    assert summary["steps"] == 9  # ten batches, one skipped, none replayed
+    assert read_scalars(run / "logs")["train/skipped_steps"] == [(7, 1.0)]
+    assert tf.train.load_checkpoint(str(run / "checkpoints" / "ckpt-9")).get_tensor(
+        "learning_rate_scale/.ATTRIBUTES/VARIABLE_VALUE") == 1.0
+
+
+def test_non_finite_gradients_that_come_back_soon_roll_the_fit_back(tmp_path, base_run, capsys,
+                                                                    monkeypatch):
+    run = copy_of(base_run, tmp_path)
+    monkeypatch.setattr(losses, "reconstruction_loss",
+                        poisoned_gradients(losses.reconstruction_loss, at_calls=(2, 4)))
+    code = train.main(["--run-dir", str(run), "--resume", "--steps", "10",
+                       "--set", "train.snapshot_every=3"])
+    err = capsys.readouterr().err
+    assert code == 0, err[-3000:]
+    # step 6 is a lone skip; step 7 (the next attempt after it) is the second within 3 steps
+    summary = json.loads((run / "result" / "summary.json").read_text())
+    assert summary["skipped_steps"] == [{"step": 6, "not_finite": "the gradients"}]
+    assert summary["recoveries"] == [{"step": 7, "not_finite": "the gradients",
+                                      "rolled_back_to": 6, "learning_rate_scale": 0.5}]
+    assert "rolled back to step 6" in err
+
+
 @pytest.mark.slow
 def test_repeated_nan_stops_after_three_recoveries_and_keeps_the_good_state(tmp_path, base_run,
                                                                            capsys, monkeypatch):

@@ -204,9 +204,11 @@ class TrainConfig:
     # Clip the gradients to this global norm before Adam (0 = no clipping). Keras' global_clipnorm;
     # the norm is taken in float32 (the gradients of the float32 variables).
     clip_global_norm: float = 0.0
-    # Recovery from a non-finite loss or gradient: the step is skipped, the fit rolls back to its
-    # last good state (kept in memory every `snapshot_every` steps) and goes on at the learning
-    # rate times `recovery_rate_factor`; after `max_recoveries` recoveries the next one stops it.
+    # A step whose loss or gradients are not finite is skipped. A lone one whose gradients alone
+    # were not finite ends there (the weights were not touched); otherwise (the loss not finite,
+    # or a second within `snapshot_every` steps) the fit recovers: it rolls back to its last
+    # good state (kept in memory every `snapshot_every` steps) and goes on at the learning rate
+    # times `recovery_rate_factor`; after `max_recoveries` recoveries the next one stops it.
     max_recoveries: int = 3
     recovery_rate_factor: float = 0.5
     snapshot_every: int = 100

@@ -172,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "selfcheck_psnr": outcome.selfcheck[-1][2] if outcome.selfcheck else None,
         "stop_reason": outcome.stop_reason,
         "recoveries": outcome.recoveries,
+        "skipped_steps": outcome.skipped,
     }
     return _write(run, clip, filled, extra, config)
 
