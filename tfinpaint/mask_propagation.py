@@ -66,6 +66,7 @@ from tfinpaint.fitting import CosineDecayToBudget, FitClock, ScalarLog, choose_p
 from tfinpaint.flow import FlowFields, flow_fields
 from tfinpaint.generator import MULTIPLE, build_generator, crop_to, network_input, pad_to_multiple, to_signed
 from tfinpaint.losses import weighted_bce
+from tfinpaint.mask_motion import flows_towards, motion_maps
 from tfinpaint.mask_refine import refine_masks
 from tfinpaint.mask_track import track_masks
 from tfinpaint.mask_warp import fill_holes, keep_near, warp_masks, warp_step
@@ -311,7 +312,8 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
     also sees the flow warp of its previous frame's result as a prior, fitted to pasted objects
     with spoilt priors (`PriorJitter`), and corrects the warp frame by frame. "track": the
     paper's propagator, and the object followed on its probability maps
-    (`mask_track.track_masks`).
+    (`mask_track.track_masks`). "motion": no fit; the object followed the same way on maps of
+    the motion the camera does not explain (`tfinpaint.mask_motion`).
     The annotated frame's result always includes the given mask.
     """
     p = config.propagate
@@ -323,7 +325,12 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
         fields = flow_fields(small_frames, np.zeros(small_frames.shape[:3], np.uint8),
                              preset=p.flow_preset, margin=0, check=True)
     steps, seconds = 0, 0.0
-    if p.method == "warp":
+    flows = None  # mask_motion.flows_towards, where measured: the refinement's motion cue reuses it
+    if p.method == "motion":
+        flows = flows_towards(frames, frame)
+        probabilities = motion_maps(frames, frame, working_size, flows)
+        small_masks = _track(p, probabilities, frame, small_mask[..., 0])
+    elif p.method == "warp":
         warp = warp_masks(small_frames, frame, small_mask, interior=p.warp_interior,
                           near=p.warp_near, fields=fields)
         small_masks, probabilities = warp.masks[..., 0], warp.soft[..., 0]
@@ -354,12 +361,7 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
                                                   batch_size=config.infer.batch_size)[..., 0]
             small_masks = None
             if p.method == "track":
-                small_masks = track_masks(
-                    probabilities, frame, small_mask[..., 0], threshold=p.threshold,
-                    search=p.track_search, grow=p.track_grow, ring=p.track_ring,
-                    lost=p.track_lost, partial=p.track_partial, memory=p.track_memory,
-                    widen=p.track_widen, max_search=p.track_max_search, near=p.track_near,
-                    low=p.track_low, low_reach=p.track_low_reach).masks
+                small_masks = _track(p, probabilities, frame, small_mask[..., 0])
 
     height, width = frames.shape[1:3]
     masks = np.empty((len(frames), height, width, 1), np.uint8)
@@ -376,12 +378,22 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
         refining = Progress("refining masks", total=len(frames), unit="frame") if verbose else None
         masks[..., 0] = refine_masks(frames, masks[..., 0], keep=frame, core=p.refine_core,
                                      band=p.refine_band, iterations=p.refine_iterations,
-                                     motion=p.refine_motion,
+                                     motion=p.refine_motion, flows=flows,
                                      progress=refining.update if refining else None)
     masks[frame] |= mask
     confidence[frame] = 1.0
     return Propagation(masks=masks, confidence=confidence, steps=steps, seconds=seconds,
                        total_seconds=time.perf_counter() - began)
+
+
+def _track(p: PropagateConfig, probabilities: np.ndarray, frame: int,
+           mask: np.ndarray) -> np.ndarray:
+    """`mask_track.track_masks` with the config's settings: uint8 [N, h, w] masks."""
+    return track_masks(probabilities, frame, mask, threshold=p.threshold, search=p.track_search,
+                       grow=p.track_grow, ring=p.track_ring, lost=p.track_lost,
+                       partial=p.track_partial, memory=p.track_memory, widen=p.track_widen,
+                       max_search=p.track_max_search, near=p.track_near, low=p.track_low,
+                       low_reach=p.track_low_reach).masks
 
 
 def propagate(config: Config, annotation: Annotation, *, out: Path, logdir: Path | None,

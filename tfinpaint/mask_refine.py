@@ -12,7 +12,8 @@ and what lies beyond is background.
 With `motion` (`propagate.refine_motion`), the video's motion seeds the cut too. A propagated
 mask is often the object and a blob of look-alike background joined to it; where the camera
 follows the object, the two move differently. Each frame's flow into its neighbour towards the
-annotated frame (DIS, preset medium, measured at `MOTION_SIDE` px; that one direction only) gives the
+annotated frame (`mask_motion.flows_towards`: DIS, preset medium, measured at
+`mask_motion.MOTION_SIDE` px; that one direction only) gives the
 background's motion (the median in a ring around the mask) and the object's (the median over the
 mask's pixels moving differently from it); inside the mask, pixels moving like the background
 (their flow `MOTION_RATIO` times nearer its motion than the object's, or nearer still) become
@@ -43,16 +44,14 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from tfinpaint.clip import resize_frames
-from tfinpaint.flow import PRESETS
+from tfinpaint.mask_motion import MOTION_SIDE, flows_towards, motion_size
 
 
 # cv2.grabCut fits a Gaussian mixture of this many components to each side's colours.
 GMM_COMPONENTS = 5
-# The motion cue: flow measured with the frames' longer side at most this many px, ...
-MOTION_SIDE = 432
-# ... the object's motion estimated from the mask's pixels moving more than this many px (at
-# that size) differently from the background, when they are at least this share of the mask ...
+# The motion cue: the object's motion estimated from the mask's pixels moving more than this
+# many px (at mask_motion.MOTION_SIDE) differently from the background, when they are at least
+# this share of the mask ...
 MOTION_SEPARATION = 1.5
 MOTION_SHARE = 0.15
 # ... and a pixel moving like one side where its flow is this many times nearer that side's.
@@ -95,22 +94,23 @@ def motion_labels(mask: np.ndarray, flow: np.ndarray) -> np.ndarray | None:
     return labels
 
 
-def video_motion(frames: np.ndarray, masks: np.ndarray, keep: int) -> list[np.ndarray | None]:
+def video_motion(frames: np.ndarray, masks: np.ndarray, keep: int,
+                 flows: dict[int, np.ndarray] | None = None) -> list[np.ndarray | None]:
     """`motion_labels` of every frame's mask (uint8 [N, H, W] 0/1) at the frames' (uint8
-    [N, H, W, 3]) own size, each from its flow towards the annotated frame `keep` (None for
-    `keep` and where the motion says nothing)."""
+    [N, H, W, 3]) own size, each from its flow towards the annotated frame `keep`
+    (`mask_motion.flows_towards`, measured here unless given; None for `keep` and where the
+    motion says nothing)."""
     num_frames, height, width = masks.shape
-    scale = min(1.0, MOTION_SIDE / max(height, width))
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    gray = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in resize_frames(frames, *size)]
-    dis = cv2.DISOpticalFlow_create(PRESETS["medium"])
+    size = motion_size(height, width)
+    if flows is None:
+        flows = flows_towards(frames, keep, which=[i for i, mask in enumerate(masks)
+                                                   if i != keep and mask.any()])
     found: list[np.ndarray | None] = []
     for index, mask in enumerate(masks):
         if index == keep or not mask.any():
             found.append(None)
             continue
-        neighbour = index - 1 if index > keep else index + 1  # towards the annotated frame
-        flow = dis.calc(gray[index], gray[neighbour], None)
+        flow = flows[index]
         shrunk = (cv2.resize(mask.astype(np.float32), size[::-1], interpolation=cv2.INTER_AREA)
                   > 0.5).astype(np.uint8)
         labels = motion_labels(shrunk, flow * (MOTION_SIDE / max(size)))  # px at MOTION_SIDE
@@ -157,12 +157,14 @@ def refine_mask(frame: np.ndarray, mask: np.ndarray, *, core: float, band: float
 
 def refine_masks(frames: np.ndarray, masks: np.ndarray, *, keep: int, core: float, band: float,
                  iterations: int, motion: bool = False,
+                 flows: dict[int, np.ndarray] | None = None,
                  progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Every frame's mask (uint8 [N, H, W] 0/1) refined on its frame (uint8 [N, H, W, 3]) but
-    frame `keep`'s (the annotated one), with the motion cue where `motion`; `progress(frames
-    done)` after each."""
+    frame `keep`'s (the annotated one), with the motion cue where `motion` (from `flows`, the
+    `mask_motion.flows_towards` of the frames, if already measured); `progress(frames done)`
+    after each."""
     refined = masks.copy()
-    labels = video_motion(frames, masks, keep) if motion else [None] * len(masks)
+    labels = video_motion(frames, masks, keep, flows) if motion else [None] * len(masks)
     for index, (frame, mask) in enumerate(zip(frames, masks)):
         if index != keep:
             refined[index] = refine_mask(frame, mask, core=core, band=band, iterations=iterations,
