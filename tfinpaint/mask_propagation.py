@@ -429,6 +429,8 @@ def propagate_for_inpainting(config: Config, clip: Clip, frame: int, folder: Pat
     masks, result = propagate(config, annotation, out=folder / "masks", logdir=folder / "logs",
                               dilation=0, verbose=verbose)
     if verbose:
-        print(f"propagated the mask of frame {frame} in {result.seconds:.0f} s "
-              f"({result.steps} steps): {folder / 'masks'}", file=sys.stderr)
+        fitted = (f"; fitted {result.steps} steps in {result.seconds:.0f} s"
+                  if result.steps else "")
+        print(f"propagated the mask of frame {frame} in {result.total_seconds:.0f} s "
+              f"({config.propagate.method}{fitted}): {folder / 'masks'}", file=sys.stderr)
     return str(folder / "masks"), video_io.dilate_masks(masks, config.data.mask_dilation)
