@@ -314,7 +314,7 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
     paper's propagator, and the object followed on its probability maps
     (`mask_track.track_masks`). "motion": no fit; the object followed the same way on maps of
     the motion the camera does not explain (`tfinpaint.mask_motion`).
-    The annotated frame's result always includes the given mask.
+    The annotated frame's result is the given mask.
     """
     p = config.propagate
     began = time.perf_counter()
@@ -380,7 +380,7 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
                                      band=p.refine_band, iterations=p.refine_iterations,
                                      motion=p.refine_motion, flows=flows,
                                      progress=refining.update if refining else None)
-    masks[frame] |= mask
+    masks[frame] = mask > 0  # the user's own mask, not its trip to the working size and back
     confidence[frame] = 1.0
     return Propagation(masks=masks, confidence=confidence, steps=steps, seconds=seconds,
                        total_seconds=time.perf_counter() - began)
