@@ -16,7 +16,7 @@ Measured with `python -m tfinpaint.propagate --set propagate.method=motion` (tra
 `mask_track.track_masks` at 120x216, refined by `mask_refine` with its motion cue, as the
 default does), scored by `tools/score_masks.py` against the annotations, recall / precision /
 IoU over all frames, undilated:
-- DAVIS bmx-trees from annotations/00000.png, 80 frames: 0.83 / 0.37 / 0.34 in 40 s in all (0.88 /
+- DAVIS bmx-trees from annotations/00000.png, 80 frames: 0.83 / 0.37 / 0.35 in 40 s in all (0.88 /
   0.34 / 0.33 as written, with the 3 px dilation), against 0.79 / 0.38 / 0.36 and 0.54 / 0.33 /
   0.30 (as written) for two 4-minute fits of the default `method: track` (5 minutes in all). The
   maps hold the rider in every frame, also from frame 50 on, where he rides behind the trunk and
