@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from tfinpaint.clip import resize_frames
-from tfinpaint.flow import PRESETS
+from tfinpaint.flow import PRESETS, _grid
 
 # The flow is measured with the frames' longer side at most this many px.
 MOTION_SIDE = 432
@@ -78,9 +78,7 @@ def flows_towards(frames: np.ndarray, keep: int, *, which=None) -> dict[int, np.
 def unexplained_motion(flow: np.ndarray) -> np.ndarray:
     """float32 [h, w]: how far each pixel's `flow` ([h, w, 2], px) is from the one homography
     that explains most of it (the camera's motion)."""
-    height, width = flow.shape[:2]
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    grid = np.stack([xs, ys], axis=-1)
+    grid = _grid(*flow.shape[:2])
     source = grid[::GRID_STEP, ::GRID_STEP].reshape(-1, 2)
     target = source + flow[::GRID_STEP, ::GRID_STEP].reshape(-1, 2)
     homography, _ = cv2.findHomography(source, target, cv2.RANSAC, RANSAC_THRESHOLD)
