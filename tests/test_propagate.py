@@ -150,11 +150,14 @@ def test_the_configs_load():
         config = load_config([CONFIG_DIR / name])
         assert config.propagate.alpha == 0.8
     # without --config: sized for a CPU, on a time budget; the paper's schedule in propagate.yaml
+    # (no fit: the motion maps, then the background subtraction; a fit, where chosen, is budgeted)
     default = load_config([]).propagate
-    assert default.method == "track" and 0 < default.time_budget_minutes <= 10
+    assert default.method == "motion" and 0 < default.time_budget_minutes <= 10
+    assert default.background_passes >= 1 and not default.refine
     paper = load_config([CONFIG_DIR / "propagate.yaml"]).propagate
     assert (paper.method, paper.steps, paper.arch, paper.time_budget_minutes) == (
         "network", 6000, "coarse_to_fine", 0)
+    assert (paper.background_passes, paper.refine) == (0, False)  # the network's masks as they are
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +170,8 @@ def test_the_configs_load():
     "track",
     # The flow warp loses this small checkered object within a few hops (8 px a frame), and the
     # network, fitted 400 steps with priors shifted by 5% at most, keeps to the lost prior: mean
-    # recall 0.16 (0.54 with propagate.prior_shift=0.15, prior_empty=0.3). Kept as a known gap.
+    # recall 0.16 (0.54 with propagate.prior_shift=0.15, prior_empty=0.3); the background
+    # subtraction finds most of it again (0.82, IoU 0.68). Kept as a known gap.
     pytest.param("warp_network", marks=pytest.mark.xfail(
         reason="warp_network loses the generated clip's fast object", strict=True)),
 ])
@@ -187,11 +191,12 @@ def test_propagates_a_moving_object_from_frame_0(tmp_path, capsys, method):
                                 "--exclude", "f00", "--out", str(scores_path)]) == 0
     scores = json.loads(scores_path.read_text())
     assert scores["count"] == len(names) - 1
-    # track and the colour refinement (the default): recall 0.993, IoU 0.797 (0.957 / 0.697
-    # unrefined)
-    recall, iou = (0.97, 0.75) if method == "track" else (0.9, 0.6)
-    assert scores["mean"]["recall"] >= recall, scores["mean"]
-    assert scores["mean"]["iou"] >= iou, scores["mean"]
+    # with the background subtraction (the default): track and network both recall 1.00, IoU
+    # 0.81 (before it: track and the colour refinement 0.993 / 0.797, 0.957 / 0.697 unrefined;
+    # network at least 0.9 / 0.6)
+    assert scores["mean"]["recall"] >= 0.97, scores["mean"]
+    assert scores["mean"]["iou"] >= 0.75, scores["mean"]
+    assert "propagating 100%" in capsys.readouterr().err  # the fit's progress
     confidence = json.loads((out / "confidence.json").read_text())
     assert sorted(confidence) == names and confidence["f00"] == 1.0
     assert all(0.0 <= value <= 1.0 for value in confidence.values())
@@ -227,11 +232,12 @@ def make_followed_clip(num_frames=12, height=97, width=151, seed=0):
 
 
 @pytest.mark.parametrize("clip, recall, iou", [
-    (make_followed_clip, 0.9, 0.7),
-    # DIS cannot follow the generated checkered object (8 px a frame, a periodic texture): its
-    # flow gives the object 1-4 px, from frame 8 the background's motion, and the maps lose it
-    pytest.param(make_clip, 0.9, 0.6, marks=pytest.mark.xfail(
-        reason="the flow cannot follow the small fast checkered object", strict=True)),
+    # measured: 1.00 / 0.90 and 0.95 / 0.79 (with the colour refinement instead of the
+    # background subtraction, 1.00 / 0.92 on the followed clip; the checkered one lost from
+    # frame 8 on, where DIS gives it the background's motion: the subtraction finds it again
+    # within reach of the mask)
+    (make_followed_clip, 0.95, 0.85),
+    (make_clip, 0.9, 0.7),
 ])
 def test_propagates_by_motion_without_a_fit(tmp_path, capsys, clip, recall, iou):
     """propagate.method=motion: no network, the object followed on the maps of the motion the
@@ -300,8 +306,7 @@ def test_train_first_mask_propagates_then_inpaints(tmp_path, capsys):
     run = tmp_path / "run"
     assert train.main(["--video", str(tmp_path / "frames"), "--first-mask", str(tmp_path / "first.png"),
                        "--first-mask-frame", "1", "--run-dir", str(run), "--steps", "2",
-                       "--set", "propagate.steps=4", "--set", "propagate.arch=base",
-                       "--set", "propagate.channels=8", "--set", "data.working_height=0",
+                       "--set", "data.working_height=0",
                        "--set", "data.working_width=0", *tiny_args()]) == 0
     assert (run / "result" / "video.mp4").stat().st_size > 0
     propagated = read_masks(run / "propagation" / "masks", len(frames), *frames.shape[1:3], names=names)
@@ -309,7 +314,7 @@ def test_train_first_mask_propagates_then_inpaints(tmp_path, capsys):
     assert json.loads((run / "source.json").read_text())["masks"] == str(run / "propagation" / "masks")
     # each long stage reports its progress (here in plain lines: the captured stderr is no terminal)
     err = capsys.readouterr().err
-    for stage in ("propagating 100%", "fitting 100%", "rendering 100%"):
+    for stage in ("separating from the background 100%", "fitting 100%", "rendering 100%"):
         assert stage in err, err[-2000:]
     assert "\r" not in err
 

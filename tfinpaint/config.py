@@ -253,7 +253,7 @@ class PropagateConfig:
     `train.seed`.
     """
 
-    method: PropagationMethod = "track"
+    method: PropagationMethod = "motion"
     # Working size of the propagation (0 = data.working_height/width); never above the video's.
     working_height: int = 120
     working_width: int = 216
@@ -320,11 +320,20 @@ class PropagateConfig:
     # around it probably background; `refine_iterations` rounds. `refine_motion`: the video's
     # motion seeds the cut too (pixels of the mask moving like the background around it are
     # probably background, those moving like the object object; tfinpaint.mask_refine).
-    refine: bool = True
+    refine: bool = False
     refine_core: float = 0.05
     refine_band: float = 0.15
     refine_iterations: int = 3
     refine_motion: bool = True
+    # Every frame's mask but the annotated one redrawn as what differs from the background the
+    # other frames show (tfinpaint.mask_background): the mask grown by `background_reach` of
+    # the frame's longer side is filled by the flow propagation (the `flow` settings), and the
+    # object is where the frame's colour is more than `background_threshold` (Euclidean, in
+    # OpenCV's 8-bit Lab) from that fill; `background_passes` rounds, each from the last one's
+    # masks (0 = off). After the tracking, before `refine`.
+    background_passes: int = 2
+    background_reach: float = 0.03
+    background_threshold: float = 12.0
     # A pixel is object where the predicted probability exceeds this.
     threshold: float = 0.5
     log_every: int = 50
@@ -485,6 +494,8 @@ def _validate(config: Config) -> None:
         "0 <= track_lost <= track_partial <= 1 and 0 <= track_low <= 1":
         0 <= m.track_lost <= m.track_partial <= 1 and 0 <= m.track_low <= 1,
         "track_low_reach >= 0 and track_memory >= 1": m.track_low_reach >= 0 and m.track_memory >= 1,
+        "background_passes >= 0, background_reach > 0 and background_threshold > 0":
+        m.background_passes >= 0 and m.background_reach > 0 and m.background_threshold > 0,
         "refine_core, refine_band >= 0 and refine_iterations >= 1": min(
             m.refine_core, m.refine_band) >= 0 and m.refine_iterations >= 1,
         "0 <= prior_occlusion, prior_empty <= 1": 0 <= m.prior_occlusion <= 1 and 0 <= m.prior_empty <= 1,

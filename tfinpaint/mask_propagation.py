@@ -66,6 +66,7 @@ from tfinpaint.fitting import CosineDecayToBudget, FitClock, ScalarLog, choose_p
 from tfinpaint.flow import FlowFields, flow_fields
 from tfinpaint.generator import MULTIPLE, build_generator, crop_to, network_input, pad_to_multiple, to_signed
 from tfinpaint.losses import weighted_bce
+from tfinpaint.mask_background import subtract_background
 from tfinpaint.mask_motion import flows_towards, motion_maps
 from tfinpaint.mask_refine import refine_masks
 from tfinpaint.mask_track import track_masks
@@ -374,6 +375,14 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
             small = cv2.resize(small.astype(np.float32), (width, height),
                                interpolation=cv2.INTER_LINEAR) > 0.5
         masks[index, ..., 0] = small
+    if p.background_passes:
+        separating = (Progress("separating from the background", unit="frame",
+                               every=len(frames)) if verbose else None)
+        masks[..., 0] = subtract_background(
+            frames, masks[..., 0], keep=frame, settings=config.flow, reach=p.background_reach,
+            threshold=p.background_threshold, passes=p.background_passes,
+            progress=(lambda done: separating.update(done * len(frames), done / p.background_passes))
+            if separating else None)
     if p.refine:
         refining = Progress("refining masks", total=len(frames), unit="frame") if verbose else None
         masks[..., 0] = refine_masks(frames, masks[..., 0], keep=frame, core=p.refine_core,
