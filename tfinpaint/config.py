@@ -235,20 +235,18 @@ class InferConfig:
 class PropagateConfig:
     """Mask propagation from one annotated frame (paper Sec. 4.2): its network and its fit.
 
-    The defaults are sized for a 2-core CPU: a small base network at 120x216 fitted for a time
-    budget, the object followed on its probability maps (`method: track`,
-    tfinpaint.mask_track), and the masks redrawn by colour and motion at the frames' resolution
-    (`refine`, `refine_motion`, tfinpaint.mask_refine). On bmx-trees over 80 frames (4-minute
-    fits, two seeds, the masks as written, 3 px dilation) recall / IoU 0.79 / 0.36 and
-    0.54 / 0.30 (refined by colour alone 0.78 / 0.33 and 0.48 / 0.26); the fits differ most
-    (earlier fits: 0.88 / 0.29 and 0.66 / 0.27 by colour); the paper's `method: network` alone
-    0.61 / 0.16 (without the refinement).
-    `method: warp_network` gives the network the flow warp of its previous result as a prior
-    (0.70 / 0.31 without the refinement) but loses a small fast object (the generated test
-    clip: recall 0.16). `method: motion` fits nothing: the object is followed on maps of the
-    motion the camera does not explain (tfinpaint.mask_motion), 40 s instead of 5 minutes on
-    bmx-trees, recall / IoU 0.88 / 0.33 there (as written) and 0.64 / 0.55 undilated on crossing
-    (track: 0.75 / 0.53); nothing for an object that moves like the camera.
+    The default fits nothing (`method: motion`, tfinpaint.mask_motion): the object is followed
+    on maps of the motion the camera does not explain (tfinpaint.mask_track), and every mask is
+    redrawn as what differs from the background the other frames show (`background_passes`,
+    tfinpaint.mask_background). On bmx-trees over 80 frames, recall / precision / IoU 0.94 /
+    0.66 / 0.63 undilated (0.97 / 0.53 / 0.52 as written, 3 px dilation) in 40 s; on crossing
+    0.76 / 0.74 / 0.59. It cannot follow an object that moves like the camera (a still object
+    before a still camera): there `method: track` fits a small base network at 120x216 for a
+    time budget and follows the object on its probability maps (a 4-minute fit's masks on
+    bmx-trees: 0.94 / 0.48 / 0.47 with two background passes, 0.69 / 0.31 / 0.28 without).
+    The other methods, and the colour refinement (`refine`, tfinpaint.mask_refine; off by
+    default: after the background passes it cuts the wheels again), are measured in
+    tfinpaint.mask_propagation.
     configs/propagate.yaml keeps the paper's schedule. The fit runs with `train.precision` and
     `train.seed`.
     """
@@ -331,7 +329,7 @@ class PropagateConfig:
     # object is where the frame's colour is more than `background_threshold` (Euclidean, in
     # OpenCV's 8-bit Lab) from that fill; `background_passes` rounds, each from the last one's
     # masks (0 = off). After the tracking, before `refine`.
-    background_passes: int = 2
+    background_passes: int = 3
     background_reach: float = 0.03
     background_threshold: float = 12.0
     # A pixel is object where the predicted probability exceeds this.

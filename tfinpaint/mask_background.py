@@ -18,24 +18,32 @@ neighbour). Everything runs at `mask_motion.motion_size` (the longer side at mos
 masks then brought up to the frames' size. The annotated frame keeps the user's mask, and its
 hole is filled too, so that its object is not copied into the others' fills.
 
-Measured (scored by `tools/score_masks.py` against the annotations, undilated, recall /
-precision / IoU over all frames), the `motion` masks (tracked, unrefined) as the start:
-- DAVIS bmx-trees from annotations/00000.png, 80 frames: 0.81 / 0.32 / 0.31 as tracked;
-  one pass (threshold 12, reach 0.03) 0.93 / 0.64 / 0.61, two passes 0.94 / 0.66 / 0.63 (three:
-  0.94 / 0.65 / 0.63); threshold 15: 0.90 / 0.71 / 0.66, 20: 0.84 / 0.77 / 0.67 (two passes).
-  GrabCut (`propagate.refine`) after it: 0.75 / 0.71 / 0.56 (it cuts the wheels again); before
-  it (as the earlier default did): the same as without (0.90 / 0.70 / 0.65 with one pass at
-  threshold 15). About 10-15 s a pass on 2 cores.
-- DAVIS crossing from annotations/00000.png (three walkers, a static camera), 52 frames:
-  0.64 / 0.83 / 0.55 as tracked and refined; two passes at threshold 12: 0.75 / 0.75 / 0.59
-  (the passes regain the parts of the walkers the motion maps missed); filling the hole where
-  no frame shows it by the difference too (instead of keeping the mask there): 0.76 / 0.66 / 0.55.
-- The `track` masks of two 4-minute fits: 0.69 / 0.31 / 0.28 and 0.40 / 0.26 / 0.22 as tracked;
-  two passes 0.94 / 0.48 / 0.47 and 0.77 / 0.39 / 0.37.
+Measured with `python -m tfinpaint.propagate` (scored by `tools/score_masks.py` against the
+annotations, undilated, recall / precision / IoU over all frames; 2 CPU cores):
+- DAVIS bmx-trees from annotations/00000.png, 80 frames, the `motion` masks (tracked,
+  unrefined): 0.81 / 0.32 / 0.31; one pass (threshold 12, reach 0.03) 0.93 / 0.64 / 0.61; two
+  0.94 / 0.66 / 0.63; three (the default) 0.94 / 0.66 / 0.63, the missed wheels found further
+  out (frame 20: recall 0.79 with two, 0.88 with three); four 0.94 / 0.66 / 0.63. 37 s in all
+  with three passes (about 13 s a pass). Reach 0.05: 0.95 / 0.60 / 0.58 (two passes), 0.95 /
+  0.54 / 0.52 (three): the hole takes in more of the trunk and branches the fill gets wrong.
+  Threshold 15 (two passes) 0.90 / 0.71 / 0.66, 20: 0.84 / 0.77 / 0.67: IoU for recall, which
+  a removal cannot spare. One pass at threshold 15 from the masks refined by GrabCut
+  (`propagate.refine`, the earlier default) 0.90 / 0.70 / 0.65, from the unrefined ones
+  0.89 / 0.70 / 0.64: the refinement before it buys nothing, and after it costs much (0.75 /
+  0.71 / 0.56: it cuts the wheels again).
+- DAVIS crossing from annotations/00000.png (three walkers, a still camera), 52 frames: the
+  `motion` masks refined by GrabCut 0.64 / 0.83 / 0.55; the default's passes, two 0.72 / 0.79 /
+  0.59, three 0.76 / 0.74 / 0.59, four 0.80 / 0.71 / 0.59 (they regain parts of the walkers the
+  motion maps missed). Deciding the pixels no frame shows by the difference too (against the
+  push-pull guess) instead of keeping their mask: 0.76 / 0.66 / 0.55 against 0.73 / 0.77 /
+  0.59 (two passes at threshold 15, refined start).
+- The `track` masks of two 4-minute fits (bmx-trees): 0.69 / 0.31 / 0.28 and 0.40 / 0.26 /
+  0.22 as tracked; two passes 0.94 / 0.48 / 0.47 and 0.77 / 0.39 / 0.37.
 What it cannot do: find an object the blob missed entirely (it looks only within `reach` of it),
 or tell an object from a background the other frames never show behind it (an object that stays
-put: there the fill is the push-pull guess and the mask stays as it was); a shadow the object
-casts differs from the background too, and is kept (which a removal wants).
+put: there the fill is the push-pull guess and the mask stays as it was). A shadow the object
+casts within reach of its mask differs from the background as well, and so should be taken with
+it (what a removal wants; not measured: neither clip has one).
 """
 
 from __future__ import annotations

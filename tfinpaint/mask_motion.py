@@ -12,18 +12,23 @@ the frame's largest residual (its `PEAK_PERCENTILE`th percentile, at least `MIN_
 to [0, 1]: above one half, a pixel moves unlike the camera by more than half as much as the
 fastest mover in the frame.
 
-Measured with `python -m tfinpaint.propagate --set propagate.method=motion` (tracked by
+The propagation's default (`propagate.method: motion`): the masks tracked on these maps are
+then redrawn as what differs from the background the other frames show
+(`tfinpaint.mask_background`), which takes them on bmx-trees to recall / precision / IoU 0.94 /
+0.66 / 0.63 undilated in 40 s, on crossing to 0.76 / 0.74 / 0.59. Measured before that, with
+`python -m tfinpaint.propagate --set propagate.method=motion` (tracked by
 `mask_track.track_masks` at 120x216, refined by `mask_refine` with its motion cue, as the
-default does), scored by `tools/score_masks.py` against the annotations, recall / precision /
+default then did), scored by `tools/score_masks.py` against the annotations, recall / precision /
 IoU over all frames, undilated:
 - DAVIS bmx-trees from annotations/00000.png, 80 frames: 0.83 / 0.37 / 0.35 in 40 s in all (0.88 /
   0.34 / 0.33 as written, with the 3 px dilation), against 0.79 / 0.38 / 0.36 and 0.54 / 0.33 /
-  0.30 (as written) for two 4-minute fits of the default `method: track` (5 minutes in all). The
-  maps hold the rider in every frame, also from frame 50 on, where he rides behind the trunk and
+  0.30 (as written) for two 4-minute fits of `method: track`, then the default (5 minutes in
+  all). The maps hold the rider in every frame, also from frame 50 on, where he rides behind the trunk and
   off small and seen from behind and the fitted network's maps lose him.
 - DAVIS crossing from annotations/00000.png (three walkers), 52 frames: 0.64 / 0.83 / 0.55 in
   25 s, against 0.75 / 0.65 / 0.53 for `method: track` fitted 2,500 steps (7 minutes).
-What they miss: the wheels (thin, turning, and the flow smooths them into the background), and
+What they miss (the background passes find most of it again): the wheels (thin, turning, and
+the flow smooths them into the background), and
 what does not move unlike the camera (a walker standing still); next to the object a halo of
 background that the flow's smoothing gives its motion makes the masks about twice the object.
 The tracking decides much: the same maps from each frame's flow into the next frame instead

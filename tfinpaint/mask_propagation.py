@@ -5,22 +5,32 @@ Input and output of the inpainting formulation swap places: the object under the
 object's mask `M'_0`, and the generator learns to map `X'` to `M'_0`. Having seen the object
 anywhere in its own background, it finds the object in the other frames of the clip.
 
-`propagate.method` chooses how, and `propagate.refine` redraws every mask by colour at the
-frames' own resolution afterwards (`tfinpaint.mask_refine`, GrabCut). Measured on DAVIS
-bmx-trees from frame 0, 80 frames at 120x216, 2 shared CPU cores, 4-minute fits, scored against
-the undilated annotations, mean recall / precision / IoU over all 80 frames (over the first 12),
-without the refinement: warp 0.13 / 0.26 / 0.08 (0.66 / 0.58 / 0.45) in 4 s; network
-0.61 / 0.20 / 0.16 (0.60 / 0.60 / 0.38); warp_network 0.70 / 0.34 / 0.31 (0.92 / 0.57 / 0.54).
-The default, track and the refinement by colour and motion (the command's defaults, two runs on a
-quiet machine, train.seed 0 and 1, the masks as written, dilated 3 px): 0.79 / 0.38 / 0.36
-(0.97 / 0.54 / 0.53; 2,529 steps, 5:00 in all) and 0.54 / 0.33 / 0.30 (0.96 / 0.55 / 0.54; 2,425
-steps, 4:52); refined by colour alone, the same maps give 0.78 / 0.34 / 0.33 and 0.48 / 0.30 /
-0.26. Two earlier runs (1,365 and 1,402 steps on a busy machine) gave recall / IoU 0.88 / 0.29 and 0.66 /
-0.27 by colour alone: which fit one gets decides more than anything after it. Per frame in
-docs/propagation_bmx_trees.png
-(tools/score_masks.py --plot, seed 0), its masks in docs/propagation_bmx_trees_masks.png. The
-previous track alone, in an earlier run with 2,199 steps: 0.70 / 0.26 / 0.25
-(0.92 / 0.54 / 0.52).
+`propagate.method` chooses how the object is found in each frame; `propagate.background_passes`
+then redraws every mask as what differs from the background the other frames show
+(`tfinpaint.mask_background`: the mask grown a little becomes a hole, the flow propagation fills
+it from the other frames, and the object is where the frame differs from that fill), and
+`propagate.refine` (off by default) redraws it by colour at the frames' own resolution
+(`tfinpaint.mask_refine`, GrabCut).
+
+The default, "motion" and three background passes, fits nothing. Measured with the command's
+defaults on DAVIS bmx-trees from annotations/00000.png (80 frames, 2 CPU cores), scored against
+the annotations, mean recall / precision / IoU over all 80 frames (over the first 12): 0.94 /
+0.66 / 0.63 (0.97 / 0.77 / 0.75) undilated, 0.97 / 0.53 / 0.52 as written (3 px dilation), in
+40 s in all; on crossing (three walkers, 52 frames) 0.76 / 0.74 / 0.59 undilated in 34 s. Per
+frame in docs/propagation_bmx_trees.png, the masks in docs/propagation_bmx_trees_masks.png. The
+background passes take the same tracked masks from 0.81 / 0.32 / 0.31 to 0.94 / 0.66 / 0.63
+(bmx-trees) and from 0.64 / 0.83 / 0.55 to 0.75 / 0.75 / 0.59 (crossing, the earlier refined
+masks as the start), and a 4-minute fit's track masks from 0.69 / 0.31 / 0.28 to 0.94 / 0.48 /
+0.47 (two passes).
+
+Before the background passes (earlier rounds; 4-minute fits at 120x216, without the
+refinement): warp 0.13 / 0.26 / 0.08 (0.66 / 0.58 / 0.45) in 4 s; network 0.61 / 0.20 / 0.16
+(0.60 / 0.60 / 0.38); warp_network 0.70 / 0.34 / 0.31 (0.92 / 0.57 / 0.54). The previous
+default, track and the refinement by colour and motion (two runs on a quiet machine, train.seed
+0 and 1, the masks as written, dilated 3 px): 0.79 / 0.38 / 0.36 (0.97 / 0.54 / 0.53; 2,529
+steps, 5:00 in all) and 0.54 / 0.33 / 0.30 (0.96 / 0.55 / 0.54; 2,425 steps, 4:52): which fit
+one gets decided more than anything after it. motion with the refinement instead of the
+background passes: 0.83 / 0.37 / 0.35 undilated.
 - "network" (the paper): each frame segmented on its own. In a short fit it also fires on
   background of the object's colours (precision about 0.15).
 - "warp" (`tfinpaint.mask_warp`): the mask follows the optical flow. Good for about 12 frames,
@@ -29,7 +39,10 @@ previous track alone, in an earlier run with 2,199 steps: 0.70 / 0.26 / 0.25
   channel, fitted on pasted objects whose prior is spoilt as a warp spoils it
   (`data.samplers.PriorJitter`), and its mask is kept near that prior (`correct_warp`). Follows
   the rider through the occlusion; still loses it late in the clip, and loses small fast objects.
-- "track" (the default; `tfinpaint.mask_track`): the network's probability maps, the object
+- "motion" (the default; `tfinpaint.mask_motion`): no network; the object followed as "track"
+  does, on maps of the motion the camera does not explain (each frame's flow less the one
+  homography that explains most of it). Nothing for an object that moves like the camera.
+- "track" (`tfinpaint.mask_track`): the network's probability maps, the object
   followed on them frame by frame: the previous mask moves to the best centre-surround score
   near it and keeps the object pixels near that. The network's false positives elsewhere drop
   out; where the object is partly hidden the moved mask fills in the rest, and where it is
