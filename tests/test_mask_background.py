@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tfinpaint.config import FlowConfig
-from tfinpaint.mask_background import colour_distance, subtract_background
+from tfinpaint.mask_background import colour_distance, fine_size, subtract_background
 from tfinpaint.mask_motion import motion_size
 
 # above mask_motion.MOTION_SIDE and odd: the masks go down to the working size and back up
@@ -57,9 +57,9 @@ def _scores(predicted, truth):
     return overlap / truth.sum(), overlap / (predicted | truth).sum()
 
 
-def _subtract(frames, masks, passes=2):
+def _subtract(frames, masks, passes=2, fine_side=0):
     return subtract_background(frames, masks, keep=0, settings=FlowConfig(), reach=0.03,
-                               threshold=12.0, passes=passes)
+                               threshold=12.0, passes=passes, fine_side=fine_side)
 
 
 def test_colour_distance_is_the_lab_distance():
@@ -78,12 +78,17 @@ def test_colour_distance_is_the_lab_distance():
     assert colour_distance(texture, shifted).mean() < 0.6 * raw.mean()
 
 
-def test_a_blob_around_the_rider_becomes_the_rider_and_the_wall_through_the_wheel_is_left_out():
+# fine_side: the last pass at the frames' own size (above WIDTH) or at a size between
+@pytest.mark.parametrize("fine_side", [0, 1280, 450])
+def test_a_blob_around_the_rider_becomes_the_rider_and_the_wall_through_the_wheel_is_left_out(
+        fine_side):
     frames, truth, holes = _followed_rider()
     assert motion_size(HEIGHT, WIDTH) != (HEIGHT, WIDTH)
+    sizes = {0: motion_size(HEIGHT, WIDTH), 1280: (HEIGHT, WIDTH), 450: (238, 450)}
+    assert fine_size(HEIGHT, WIDTH, fine_side) == sizes[fine_side]
     blobs = np.stack([_blob(mask, 8) for mask in truth])
     blobs[0] = truth[0]  # the annotated frame
-    redrawn = _subtract(frames, blobs)
+    redrawn = _subtract(frames, blobs, fine_side=fine_side)
     assert redrawn.shape == truth.shape and redrawn.dtype == np.uint8
     np.testing.assert_array_equal(redrawn[0], truth[0])  # the user's own mask
     before = np.array([_scores(b, t) for b, t in zip(blobs[1:], truth[1:])])

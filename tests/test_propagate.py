@@ -287,6 +287,9 @@ def test_bad_first_masks_and_frames_are_one_line_and_exit_2(tmp_path, capsys):
     assert "0..2" in _bad(tmp_path, capsys, _argv(tmp_path, tmp_path / "good.png", "--frame", "-1"))
     assert "propagate" in _bad(tmp_path, capsys, _argv(tmp_path, tmp_path / "good.png",
                                                        "--set", "propagate.alpha=0"))
+    for setting in ("background_passes=-1", "background_reach=0", "background_fine_side=-5"):
+        assert "background" in _bad(tmp_path, capsys, _argv(tmp_path, tmp_path / "good.png",
+                                                            "--set", f"propagate.{setting}"))
 
 
 def test_train_first_mask_rejects_a_frame_beyond_the_video(tmp_path, capsys):

@@ -332,6 +332,11 @@ class PropagateConfig:
     background_passes: int = 3
     background_reach: float = 0.03
     background_threshold: float = 12.0
+    # The passes run with the frames' longer side at 432 px (mask_motion.MOTION_SIDE); where
+    # this is above 0, the last one at the frames' own size, its longer side at most this many
+    # px (bmx-trees at 854: undilated masks better, 0.96 / 0.66 / 0.64, but dilated by 3 px
+    # worse, IoU 0.49 against 0.52, and twice the time; see tfinpaint.mask_background).
+    background_fine_side: int = 0
     # A pixel is object where the predicted probability exceeds this.
     threshold: float = 0.5
     log_every: int = 50
@@ -494,6 +499,7 @@ def _validate(config: Config) -> None:
         "track_low_reach >= 0 and track_memory >= 1": m.track_low_reach >= 0 and m.track_memory >= 1,
         "background_passes >= 0, background_reach > 0 and background_threshold > 0":
         m.background_passes >= 0 and m.background_reach > 0 and m.background_threshold > 0,
+        "background_fine_side >= 0": m.background_fine_side >= 0,
         "refine_core, refine_band >= 0 and refine_iterations >= 1": min(
             m.refine_core, m.refine_band) >= 0 and m.refine_iterations >= 1,
         "0 <= prior_occlusion, prior_empty <= 1": 0 <= m.prior_occlusion <= 1 and 0 <= m.prior_empty <= 1,

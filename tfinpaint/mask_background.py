@@ -15,7 +15,8 @@ The result is closed (`CLOSE_PX`: a wheel's spokes, a shirt's creases) and opene
 specks). Each pass starts from the last one's masks; a second pass fills the background from a
 hole that no longer misses parts of the object (which the first fill may have copied in from a
 neighbour). Everything runs at `mask_motion.motion_size` (the longer side at most 432 px), the
-masks then brought up to the frames' size. The annotated frame keeps the user's mask, and its
+masks then brought up to the frames' size; with `fine_side` the last pass runs at the frames'
+own size (its longer side at most `fine_side`). The annotated frame keeps the user's mask, and its
 hole is filled too, so that its object is not copied into the others' fills.
 
 Measured with `python -m tfinpaint.propagate` (scored by `tools/score_masks.py` against the
@@ -30,7 +31,10 @@ annotations, undilated, recall / precision / IoU over all frames; 2 CPU cores):
   a removal cannot spare. One pass at threshold 15 from the masks refined by GrabCut
   (`propagate.refine`, the earlier default) 0.90 / 0.70 / 0.65, from the unrefined ones
   0.89 / 0.70 / 0.64: the refinement before it buys nothing, and after it costs much (0.75 /
-  0.71 / 0.56: it cuts the wheels again).
+  0.71 / 0.56: it cuts the wheels again). The last of three passes at the frames' own 854x480
+  (`fine_side` 1280): 0.96 / 0.66 / 0.64 undilated, but 0.99 / 0.49 / 0.49 as written with the
+  3 px dilation (against 0.97 / 0.53 / 0.52: the finer outline gains more from the dilation),
+  in 76 s in all; on crossing 0.75 / 0.74 / 0.59 (against 0.76 / 0.74 / 0.59). Off by default.
 - DAVIS crossing from annotations/00000.png (three walkers, a still camera), 52 frames: the
   `motion` masks refined by GrabCut 0.64 / 0.83 / 0.55; the default's passes, two 0.72 / 0.79 /
   0.59, three 0.76 / 0.74 / 0.59, four 0.80 / 0.71 / 0.59 (they regain parts of the walkers the
@@ -103,21 +107,33 @@ def _shrink(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
             > 0.5).astype(np.uint8)
 
 
+def fine_size(height: int, width: int, side: int) -> tuple[int, int]:
+    """The size of the last pass: the frames' own, the longer side at most `side` px (0: the
+    other passes' `mask_motion.motion_size`)."""
+    if side <= 0:
+        return motion_size(height, width)
+    scale = min(1.0, side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def subtract_background(frames: np.ndarray, masks: np.ndarray, *, keep: int, settings: FlowConfig,
-                        reach: float, threshold: float, passes: int,
+                        reach: float, threshold: float, passes: int, fine_side: int = 0,
                         progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Every frame's mask (uint8 [N, H, W] 0/1) but frame `keep`'s (the annotated one) redrawn as
     what differs from the background the other frames (uint8 [N, H, W, 3]) show; see the
-    module's docstring. `settings`: the flow fill's; `progress(passes done)` after each pass."""
+    module's docstring. The last of the `passes` runs at `fine_size(..., fine_side)`, the others
+    at `mask_motion.motion_size`. `settings`: the flow fill's; `progress(passes done)` after
+    each pass."""
     masks = np.asarray(masks, np.uint8)
     height, width = masks.shape[1:3]
-    size = motion_size(height, width)
-    small_frames = resize_frames(frames, *size)
-    grow = _disc(2 * max(1, round(reach * max(size))) + 1)
     if progress:
         progress(0)
     for done in range(passes):
+        last = done == passes - 1
+        size = fine_size(height, width, fine_side) if last else motion_size(height, width)
+        small_frames = resize_frames(frames, *size)
         small = np.stack([_shrink(mask, size) for mask in masks])
+        grow = _disc(2 * max(1, round(reach * max(size))) + 1)
         holes = np.stack([cv2.dilate(mask, grow) for mask in small])
         fill = fill_clip(small_frames, holes, settings)
         redrawn = masks.copy()
@@ -126,8 +142,8 @@ def subtract_background(frames: np.ndarray, masks: np.ndarray, *, keep: int, set
                 continue
             found = differs_from_fill(small_frames[index], fill.filled[index], holes[index],
                                       fill.found[index, ..., 0], small[index], threshold)
-            redrawn[index] = cv2.resize(found.astype(np.float32), (width, height),
-                                        interpolation=cv2.INTER_LINEAR) > 0.5
+            redrawn[index] = found if size == (height, width) else cv2.resize(
+                found.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) > 0.5
         masks = redrawn
         if progress:
             progress(done + 1)

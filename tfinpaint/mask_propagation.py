@@ -394,6 +394,7 @@ def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.nda
         masks[..., 0] = subtract_background(
             frames, masks[..., 0], keep=frame, settings=config.flow, reach=p.background_reach,
             threshold=p.background_threshold, passes=p.background_passes,
+            fine_side=p.background_fine_side,
             progress=(lambda done: separating.update(done * len(frames), done / p.background_passes))
             if separating else None)
     if p.refine:
