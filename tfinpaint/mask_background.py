@@ -11,8 +11,8 @@ other frames with the `flow` settings, and the object is where the frame differs
 the Euclidean distance of the two colours in OpenCV's 8-bit Lab (each image blurred by
 `BLUR_SIGMA` px first, so that a fill half a pixel off on a fine texture does not count) above
 `threshold`. What no frame shows (the push-pull fallback of the fill) keeps its mask as it was.
-The result is closed (`CLOSE_PX`: a wheel's spokes, a shirt's creases) and opened (`OPEN_PX`:
-specks). Each pass starts from the last one's masks; a second pass fills the background from a
+The result is closed (a disc of `CLOSE_RADIUS`: a wheel's spokes, a shirt's creases) and opened
+(`OPEN_RADIUS`: specks). Each pass starts from the last one's masks; a second pass fills the background from a
 hole that no longer misses parts of the object (which the first fill may have copied in from a
 neighbour). Everything runs at `mask_motion.motion_size` (the longer side at most 432 px), the
 masks then brought up to the frames' size; with `fine_side` the last pass runs at the frames'
@@ -61,18 +61,15 @@ from tfinpaint.clip import resize_frames
 from tfinpaint.config import FlowConfig
 from tfinpaint.flow import fill_clip
 from tfinpaint.mask_motion import motion_size
+from tfinpaint.mask_warp import disk, shrink_mask
 
 # Both images are blurred by this Gaussian (px at the working size) before their colours are
 # compared.
 BLUR_SIGMA = 1.0
-# The difference's object is closed with a disc of this diameter, then opened with this one (px
+# The difference's object is closed with a disc of this radius, then opened with this one (px
 # at the working size).
-CLOSE_PX = 5
-OPEN_PX = 3
-
-
-def _disc(diameter: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (diameter, diameter))
+CLOSE_RADIUS = 2
+OPEN_RADIUS = 1
 
 
 def _lab(image: np.ndarray) -> np.ndarray:
@@ -94,17 +91,8 @@ def differs_from_fill(frame: np.ndarray, fill: np.ndarray, hole: np.ndarray, see
     hole, seen = hole > 0, seen > 0
     differs = colour_distance(frame, fill) > threshold
     found = np.where(seen, differs, mask > 0) & hole
-    closed = cv2.morphologyEx(found.astype(np.uint8), cv2.MORPH_CLOSE, _disc(CLOSE_PX))
-    return cv2.morphologyEx(closed, cv2.MORPH_OPEN, _disc(OPEN_PX))
-
-
-def _shrink(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """`mask` (uint8 0/1) at `size`: what is mostly object there (a pass does not grow the
-    masks it keeps)."""
-    if mask.shape == size:
-        return mask
-    return (cv2.resize(mask.astype(np.float32), size[::-1], interpolation=cv2.INTER_AREA)
-            > 0.5).astype(np.uint8)
+    closed = cv2.morphologyEx(found.astype(np.uint8), cv2.MORPH_CLOSE, disk(CLOSE_RADIUS))
+    return cv2.morphologyEx(closed, cv2.MORPH_OPEN, disk(OPEN_RADIUS))
 
 
 def fine_size(height: int, width: int, side: int) -> tuple[int, int]:
@@ -126,14 +114,18 @@ def subtract_background(frames: np.ndarray, masks: np.ndarray, *, keep: int, set
     each pass."""
     masks = np.asarray(masks, np.uint8)
     height, width = masks.shape[1:3]
+    resized: dict[tuple[int, int], np.ndarray] = {}  # the frames at each pass's size, once
     if progress:
         progress(0)
     for done in range(passes):
         last = done == passes - 1
         size = fine_size(height, width, fine_side) if last else motion_size(height, width)
-        small_frames = resize_frames(frames, *size)
-        small = np.stack([_shrink(mask, size) for mask in masks])
-        grow = _disc(2 * max(1, round(reach * max(size))) + 1)
+        if size not in resized:
+            resized[size] = resize_frames(frames, *size)
+        small_frames = resized[size]
+        # mostly object at the pass's size: a pass does not grow the masks it keeps
+        small = np.stack([shrink_mask(mask, size) for mask in masks])
+        grow = disk(max(1, round(reach * max(size))))
         holes = np.stack([cv2.dilate(mask, grow) for mask in small])
         fill = fill_clip(small_frames, holes, settings)
         redrawn = masks.copy()

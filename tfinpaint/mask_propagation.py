@@ -83,7 +83,7 @@ from tfinpaint.mask_background import subtract_background
 from tfinpaint.mask_motion import flows_towards, motion_maps
 from tfinpaint.mask_refine import refine_masks
 from tfinpaint.mask_track import track_masks
-from tfinpaint.mask_warp import fill_holes, keep_near, warp_masks, warp_step
+from tfinpaint.mask_warp import disk, fill_holes, keep_near, warp_masks, warp_step
 from tfinpaint.progress import Progress, clock
 
 
@@ -197,8 +197,7 @@ def correct_warp(model: MaskPropagator, frames: np.ndarray, frame: int, mask: np
     0/1 (holes filled) and the probabilities float32 [N, H, W].
     """
     predict = tf.function(model.probabilities, autograph=False)
-    kernels = [cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-               for r in (search, lost_search)]
+    kernels = [disk(r) for r in (search, lost_search)]
     num_frames = len(frames)
     masks = np.zeros(frames.shape[:3], np.uint8)
     probabilities = np.zeros(frames.shape[:3], np.float32)

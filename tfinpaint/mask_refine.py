@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from tfinpaint.mask_motion import MOTION_SIDE, flows_towards, motion_size
+from tfinpaint.mask_warp import disk, shrink_mask
 
 
 # cv2.grabCut fits a Gaussian mixture of this many components to each side's colours.
@@ -60,10 +61,6 @@ MOTION_RATIO = 0.5
 MOTION_RING = 0.3
 
 
-def _disk(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
 def motion_labels(mask: np.ndarray, flow: np.ndarray) -> np.ndarray | None:
     """Which pixels move like the object and which like the background around it: int8 [H, W],
     1 (object), -1 (background) or 0 (neither, or outside the mask's reach), for `mask` (uint8
@@ -75,8 +72,8 @@ def motion_labels(mask: np.ndarray, flow: np.ndarray) -> np.ndarray | None:
         return None
     ys, xs = np.nonzero(inside)
     size = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
-    ring = (cv2.dilate(mask, _disk(max(2, round(MOTION_RING * size)))) > 0) & ~(
-        cv2.dilate(mask, _disk(2)) > 0)
+    ring = (cv2.dilate(mask, disk(max(2, round(MOTION_RING * size)))) > 0) & ~(
+        cv2.dilate(mask, disk(2)) > 0)
     if ring.sum() < GMM_COMPONENTS:
         return None
     background = np.median(flow[ring], axis=0)
@@ -111,8 +108,7 @@ def video_motion(frames: np.ndarray, masks: np.ndarray, keep: int,
             found.append(None)
             continue
         flow = flows[index]
-        shrunk = (cv2.resize(mask.astype(np.float32), size[::-1], interpolation=cv2.INTER_AREA)
-                  > 0.5).astype(np.uint8)
+        shrunk = shrink_mask(mask, size)
         labels = motion_labels(shrunk, flow * (MOTION_SIDE / max(size)))  # px at MOTION_SIDE
         found.append(None if labels is None else cv2.resize(
             labels, (width, height), interpolation=cv2.INTER_NEAREST))
@@ -134,13 +130,13 @@ def refine_mask(frame: np.ndarray, mask: np.ndarray, *, core: float, band: float
     left, right = max(0, xs.min() - 2 * margin), min(width, xs.max() + 2 * margin + 1)
     inside = mask[top:bottom, left:right]
     labels = np.full(inside.shape, cv2.GC_BGD, np.uint8)
-    labels[cv2.dilate(inside, _disk(margin)) > 0] = cv2.GC_PR_BGD
+    labels[cv2.dilate(inside, disk(margin)) > 0] = cv2.GC_PR_BGD
     labels[inside > 0] = cv2.GC_PR_FGD
-    certain = cv2.erode(inside, _disk(max(1, round(core * size)))) if core > 0 else inside * 0
+    certain = cv2.erode(inside, disk(max(1, round(core * size)))) if core > 0 else inside * 0
     if motion is not None:
         moves = motion[top:bottom, left:right]
         labels[(inside > 0) & (moves < 0)] = cv2.GC_PR_BGD
-        certain = ((certain > 0) & (moves >= 0)) | ((cv2.erode(inside, _disk(2)) > 0) & (moves > 0))
+        certain = ((certain > 0) & (moves >= 0)) | ((cv2.erode(inside, disk(2)) > 0) & (moves > 0))
     labels[certain > 0] = cv2.GC_FGD
     object_like = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD))
     if min(object_like.sum(), (~object_like).sum()) < GMM_COMPONENTS:

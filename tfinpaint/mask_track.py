@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from tfinpaint.mask_warp import keep_near
+from tfinpaint.mask_warp import disk, keep_near
 
 
 @dataclass
@@ -65,10 +65,6 @@ class MaskTrack:
     masks: np.ndarray
     found: np.ndarray
     seconds: float
-
-
-def _disk(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
 def relocate(probability: np.ndarray, template: np.ndarray, *, radius: int,
@@ -86,7 +82,7 @@ def relocate(probability: np.ndarray, template: np.ndarray, *, radius: int,
     score = cv2.matchTemplate(window, inside, cv2.TM_CCORR) / inside.sum()
     if ring > 0:
         grown = cv2.copyMakeBorder(inside, ring, ring, ring, ring, cv2.BORDER_CONSTANT, value=0.0)
-        around = cv2.dilate(grown, _disk(ring)) - grown
+        around = cv2.dilate(grown, disk(ring)) - grown
         window = padded[top:bottom + 2 * margin, left:right + 2 * margin]
         score -= cv2.matchTemplate(window, around, cv2.TM_CCORR) / max(float(around.sum()), 1.0)
     dy, dx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
@@ -111,11 +107,11 @@ def _object_near(probability: np.ndarray, moved: np.ndarray, *, radius: int, thr
     """The object pixels near the moved template: above `threshold` within `radius` px of
     `moved`, the components within `near` px of it, grown into the connected pixels above `low`
     within `low_reach` px of them."""
-    near_template = cv2.dilate(moved, _disk(radius)) > 0
+    near_template = cv2.dilate(moved, disk(radius)) > 0
     strong = keep_near(((probability > threshold) & near_template).astype(np.uint8), moved, near)
     if low >= threshold or not strong.any():
         return strong
-    weak = (probability > low) & near_template & (cv2.dilate(strong, _disk(low_reach)) > 0)
+    weak = (probability > low) & near_template & (cv2.dilate(strong, disk(low_reach)) > 0)
     return keep_near(weak.astype(np.uint8), strong, 0)
 
 

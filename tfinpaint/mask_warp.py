@@ -41,6 +41,21 @@ class MaskWarp:
     seconds: float
 
 
+def disk(radius: int) -> np.ndarray:
+    """The structuring element the mask modules grow, shrink and smooth masks with: a filled
+    disc of `radius` px (2 * radius + 1 across)."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def shrink_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`mask` (uint8 [H, W] 0/1) at `size` (height, width): the pixels mostly object there (area
+    average above one half)."""
+    if mask.shape == size:
+        return mask
+    return (cv2.resize(mask.astype(np.float32), size[::-1], interpolation=cv2.INTER_AREA)
+            > 0.5).astype(np.uint8)
+
+
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """uint8 [H, W] 0/1 with every background region not connected to the border set to 1."""
     height, width = mask.shape
@@ -55,8 +70,7 @@ def keep_near(mask: np.ndarray, prior: np.ndarray, near: int) -> np.ndarray:
     """The connected components of `mask` (uint8 [H, W]) touching `prior` grown by `near` px."""
     count, labels = cv2.connectedComponents(mask, connectivity=8)
     if near > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * near + 1, 2 * near + 1))
-        prior = cv2.dilate(prior, kernel)
+        prior = cv2.dilate(prior, disk(near))
     touching = np.unique(labels[prior > 0])
     keep = np.zeros(count, np.uint8)
     keep[touching] = 1
@@ -74,8 +88,7 @@ def warp_step(mask: np.ndarray, flow: np.ndarray, reliable: np.ndarray, *, inter
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     hard = (soft > 0.5).astype(np.uint8)
     if interior > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * interior + 1, 2 * interior + 1))
-        trusted = (reliable > 0) | (cv2.erode(hard, kernel) > 0)
+        trusted = (reliable > 0) | (cv2.erode(hard, disk(interior)) > 0)
     else:
         trusted = reliable > 0
     hard &= trusted.astype(np.uint8)
