@@ -2,7 +2,7 @@ import pytest
 
 from tfinpaint import config as config_lib
 from tfinpaint.errors import InputError
-from tfinpaint.rundir import save_config
+from tfinpaint.io.rundir import save_config
 
 
 def test_defaults_are_the_papers():

@@ -6,7 +6,7 @@ import yaml
 
 from test_faults import listed_checkpoints, new_run_argv, read_checkpoint
 from tfinpaint import train
-from tfinpaint.video import read_video
+from tfinpaint.io.video import read_video
 
 
 def _fit(clip, run, *extra):

@@ -8,7 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from tfinpaint import evaluate, mask_protocols, video
+from tfinpaint import evaluate
+
+from tfinpaint.evaluation import protocols
+
+from tfinpaint.io import video
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_FRAMES, HEIGHT, WIDTH = 4, 48, 64
@@ -40,7 +44,7 @@ def _read_mask_folder(folder):
 
 
 def test_fixed_protocol_is_a_centred_quarter_rectangle():
-    masks = mask_protocols.fixed_masks(3, 48, 64)
+    masks = protocols.fixed_masks(3, 48, 64)
     assert masks.shape == (3, 48, 64, 1) and set(np.unique(masks)) == {0, 1}
     rows, cols = np.nonzero(masks[1, ..., 0])
     assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (18, 30, 24, 40)
@@ -51,7 +55,7 @@ def test_object_protocol_resizes_shifts_and_loops():
     source = np.zeros((2, 10, 20), np.uint8)
     source[0, 0:5, 0:10] = 255  # top-left quarter
     source[1, 5:10, 10:20] = 1  # bottom-right quarter
-    masks = mask_protocols.object_masks(source, 5, 20, 40, shift=(4, 2))
+    masks = protocols.object_masks(source, 5, 20, 40, shift=(4, 2))
     assert masks.shape == (5, 20, 40, 1)
     np.testing.assert_array_equal(masks[2], masks[0])  # looped
     np.testing.assert_array_equal(masks[3], masks[1])
@@ -59,7 +63,7 @@ def test_object_protocol_resizes_shifts_and_loops():
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (2, 11, 4, 23)
     rows, cols = np.nonzero(masks[1, ..., 0])  # moved partly out of the frame: cut, not wrapped
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (12, 19, 24, 39)
-    assert mask_protocols.object_masks(source, 1, 20, 40).shape == (1, 20, 40, 1)  # truncated
+    assert protocols.object_masks(source, 1, 20, 40).shape == (1, 20, 40, 1)  # truncated
 
 
 def test_make_masks_fixed_names_masks_like_the_clip(tmp_path, clip):
@@ -95,7 +99,7 @@ def test_make_masks_object_without_source_is_a_one_line_error(tmp_path, clip, ca
 def test_evaluate_writes_ours_and_telea_rows(tmp_path, clip):
     make_masks.main(["--clip", str(tmp_path / "truth"), "--out", str(tmp_path / "masks"),
                      "--protocol", "fixed"])
-    masks = mask_protocols.fixed_masks(NUM_FRAMES, HEIGHT, WIDTH)
+    masks = protocols.fixed_masks(NUM_FRAMES, HEIGHT, WIDTH)
     pred = np.where(masks == 1, clip // 2 + 60, clip).astype(np.uint8)
     video.write_frames(tmp_path / "pred", pred, [f"f{t}" for t in range(NUM_FRAMES)])
     code = evaluate.main(["--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth"),
@@ -118,7 +122,7 @@ def test_evaluate_writes_ours_and_telea_rows(tmp_path, clip):
 def test_evaluate_bad_input_exits_2_with_one_line(tmp_path, clip, capsys, problem):
     names = [f"f{t}" for t in range(NUM_FRAMES)]
     video.write_frames(tmp_path / "masks", np.repeat(
-        mask_protocols.fixed_masks(NUM_FRAMES, HEIGHT, WIDTH) * 255, 3, axis=-1), names)
+        protocols.fixed_masks(NUM_FRAMES, HEIGHT, WIDTH) * 255, 3, axis=-1), names)
     pred = {"missing": None, "count": clip[:3], "size": clip[:, :40]}[problem]
     if pred is not None:
         video.write_frames(tmp_path / "pred", pred, names[:len(pred)])

@@ -29,8 +29,8 @@ def _levels(a, b) -> int:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    from tfinpaint.sample_clip import make_sample
-    from tfinpaint.video import write_frames
+    from tfinpaint.io.sample import make_sample
+    from tfinpaint.io.video import write_frames
 
     folder = tmp_path_factory.mktemp("flowclip")
     sample = make_sample(num_frames=FRAMES, height=NATIVE[0], width=NATIVE[1])
@@ -61,9 +61,9 @@ def exported(run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def inputs(clip, run):
     """The clip as every path reads it, and its flow fill as `infer` computes it."""
-    from tfinpaint.inference import native_prefill
-    from tfinpaint.rundir import RunDir
-    from tfinpaint.video import read_masks, read_video
+    from tfinpaint.fill.render import native_prefill
+    from tfinpaint.io.rundir import RunDir
+    from tfinpaint.io.video import read_masks, read_video
 
     frames = read_video(clip / "frames").frames
     masks = read_masks(clip / "masks", FRAMES, *NATIVE, threshold=0, dilation=0)
@@ -82,7 +82,7 @@ def served(exported):
 
 
 def test_export_says_it_needs_the_clips_flow_fill(exported, run, inputs):
-    from tfinpaint.rundir import RunDir
+    from tfinpaint.io.rundir import RunDir
     from tfinpaint.serving.remote import clip_prefill, flow_settings, needs_prefilled
 
     summary = json.loads((run / "result" / "summary.json").read_text())
@@ -105,7 +105,7 @@ def test_every_path_fills_a_flow_run_like_infer(clip, run, exported, inputs, ser
     from tfinpaint.export import onnx as onnx_export
     from tfinpaint.infer import main as infer
     from tfinpaint.serving import client
-    from tfinpaint.video import read_video
+    from tfinpaint.io.video import read_video
 
     frames, masks, prefilled = inputs
     hole = np.repeat(masks != 0, 3, axis=-1)

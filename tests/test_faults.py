@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfinpaint import losses, train
-from tfinpaint.sample_clip import make_sample
-from tfinpaint.video import read_video, write_frames
+from tfinpaint.fitting import losses
+
+from tfinpaint import train
+from tfinpaint.io.sample import make_sample
+from tfinpaint.io.video import read_video, write_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 NUM_FRAMES = 4
@@ -40,7 +42,9 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE
 # kills the process `delay` seconds later (so it lands inside whatever runs then).
 KILLER = """
 import os, signal, sys, threading
-from tfinpaint import clip, fitting, train
+from tfinpaint.io import clip
+from tfinpaint.fitting import loop as fitting
+from tfinpaint import train
 where, nth, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 owner, name = {"step": (fitting.Monitor, "on_train_batch_end"),
                "checkpoint": (fitting.Checkpoints, "save"),
@@ -340,7 +344,7 @@ def poisoned(original, at_call: int, persistent: bool = False):
 @pytest.mark.slow
 def test_a_nan_step_is_recovered_from_and_the_fit_writes_its_result(tmp_path, base_run, capsys,
                                                                    monkeypatch):
-    from tfinpaint.report import read_scalars
+    from tfinpaint.evaluation.report import read_scalars
 
     run = copy_of(base_run, tmp_path)
     monkeypatch.setattr(losses, "reconstruction_loss",
@@ -384,7 +388,7 @@ def poisoned_gradients(original, at_calls: tuple[int, ...]):
 
 def test_a_lone_step_of_non_finite_gradients_is_skipped_without_rolling_back(
         tmp_path, base_run, capsys, monkeypatch):
-    from tfinpaint.report import read_scalars
+    from tfinpaint.evaluation.report import read_scalars
 
     run = copy_of(base_run, tmp_path)
     monkeypatch.setattr(losses, "reconstruction_loss",
@@ -451,7 +455,7 @@ def test_repeated_nan_stops_after_three_recoveries_and_keeps_the_good_state(tmp_
 
 def test_resume_applies_a_learning_rate_changed_with_set(tmp_path):
     from tfinpaint import config as config_lib
-    from tfinpaint.fitting import Checkpoints, begin_segment, build_inpainter
+    from tfinpaint.fitting.loop import Checkpoints, begin_segment, build_inpainter
 
     def restored(learning_rate: float):
         config = config_lib.load_config([], [*SMALL, f"train.learning_rate={learning_rate}"])

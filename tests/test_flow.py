@@ -1,12 +1,12 @@
-"""tfinpaint.flow: flow fields, propagation of known pixels into holes, no leak for training."""
+"""tfinpaint.fill.flow: flow fields, propagation of known pixels into holes, no leak for training."""
 
 import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfinpaint import flow
-from tfinpaint.data.prefill import pyramid_fill
+from tfinpaint.fill import flow
+from tfinpaint.fill.prefill import pyramid_fill
 
 
 def _texture(height, width, seed=0):

@@ -9,14 +9,15 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_args
-from tfinpaint import flow, train
-from tfinpaint.clip import load_clip
+from tfinpaint.fill import flow
+from tfinpaint import train
+from tfinpaint.io.clip import load_clip
 from tfinpaint.config import CONFIG_DIR, FlowConfig, load_config
 from tfinpaint.data.samplers import MaskSampler, Sampling
-from tfinpaint.generator import network_input, to_signed
-from tfinpaint.inference import make_fill_fn, native_prefill
-from tfinpaint.sample_clip import make_sample
-from tfinpaint.video import read_video
+from tfinpaint.model.generator import network_input, to_signed
+from tfinpaint.fill.render import make_fill_fn, native_prefill
+from tfinpaint.io.sample import make_sample
+from tfinpaint.io.video import read_video
 
 SETTINGS = FlowConfig(preset="ultrafast", margin=2)
 

@@ -25,7 +25,7 @@ from conftest import tiny_args
 from test_serving import MODEL, WORKING, _request, _video, model_base, server, stub  # noqa: F401
 from tfinpaint import train
 from tfinpaint.errors import InputError
-from tfinpaint.video import read_masks, read_video, write_video
+from tfinpaint.io.video import read_masks, read_video, write_video
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 9

@@ -7,13 +7,15 @@ import tensorflow as tf
 
 from conftest import copy_run
 from tfinpaint import config as config_lib
-from tfinpaint import fitting, train, vgg
+from tfinpaint.fitting import loop as fitting
+from tfinpaint import train
+from tfinpaint.model import vgg
 from tfinpaint.config import DataConfig
 from tfinpaint.data.samplers import MaskSampler, sampling_from
 from tfinpaint.errors import InputError
-from tfinpaint.generator import build_generator
-from tfinpaint.inpainter import Inpainter
-from tfinpaint.sample_clip import make_sample
+from tfinpaint.model.generator import build_generator
+from tfinpaint.fitting.inpainter import Inpainter
+from tfinpaint.io.sample import make_sample
 
 
 def _batches(batch_size=3):
@@ -133,7 +135,7 @@ def test_at_batch_1_the_anti_ambiguity_target_is_another_frame(monkeypatch):
         seen.append(target_frames)
         return tf.reduce_mean(tf.cast(output, tf.float32)) * 0.0
 
-    monkeypatch.setattr("tfinpaint.losses.ambiguity_loss", spy)
+    monkeypatch.setattr("tfinpaint.fitting.losses.ambiguity_loss", spy)
     model = _inpainter(ambiguity=0.1)
     model.fit(sampler.dataset(batch_size=1, seed=0), steps_per_epoch=1, epochs=1, verbose=0)
     assert seen  # traced once
@@ -147,7 +149,7 @@ def test_at_batch_1_the_anti_ambiguity_target_is_another_frame(monkeypatch):
     # (the same model's step, run eagerly, calls the loss it finds now: this spy).
     step_batch = next(iter(sampler.dataset(batch_size=1, seed=1)))
     captured = []
-    monkeypatch.setattr("tfinpaint.losses.ambiguity_loss",
+    monkeypatch.setattr("tfinpaint.fitting.losses.ambiguity_loss",
                         lambda output, target_frames, *a, **k: captured.append(target_frames)
                         or tf.reduce_mean(tf.cast(output, tf.float32)) * 0.0)
     model.train_step(step_batch)

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from layer_harness import run_layer_test
-from tfinpaint.layers import GatedConv2D, GatedUpConv2D, PaddedConv2D
+from tfinpaint.model.layers import GatedConv2D, GatedUpConv2D, PaddedConv2D
 
 
 def _random(*shape):

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfinpaint import losses, vgg
+from tfinpaint.fitting import losses
+
+from tfinpaint.model import vgg
 from tfinpaint.data import augment
-from tfinpaint.generator import network_input, to_signed
-from tfinpaint.sample_clip import make_sample
+from tfinpaint.model.generator import network_input, to_signed
+from tfinpaint.io.sample import make_sample
 
 SEED = tf.constant([1, 2], tf.int64)
 

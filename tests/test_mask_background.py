@@ -1,15 +1,15 @@
 """Masks redrawn as what differs from the background the other frames show
-(tfinpaint.mask_background)."""
+(tfinpaint.masking.background)."""
 
 import cv2
 import numpy as np
 import pytest
 
 from tfinpaint.config import FlowConfig
-from tfinpaint.mask_background import colour_distance, fine_size, subtract_background
-from tfinpaint.mask_motion import motion_size
+from tfinpaint.masking.background import colour_distance, fine_size, subtract_background
+from tfinpaint.masking.motion import motion_size
 
-# above mask_motion.MOTION_SIDE and odd: the masks go down to the working size and back up
+# above motion.MOTION_SIDE and odd: the masks go down to the working size and back up
 HEIGHT, WIDTH = 245, 463
 
 

@@ -1,9 +1,9 @@
-"""Maps of the motion the camera does not explain (tfinpaint.mask_motion)."""
+"""Maps of the motion the camera does not explain (tfinpaint.masking.motion)."""
 
 import cv2
 import numpy as np
 
-from tfinpaint.mask_motion import flows_towards, motion_maps, motion_size, unexplained_motion
+from tfinpaint.masking.motion import flows_towards, motion_maps, motion_size, unexplained_motion
 
 
 def _homography_flow(height, width, homography):

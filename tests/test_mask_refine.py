@@ -1,9 +1,9 @@
-"""Redrawing a coarse object mask by colour at the frame's resolution (tfinpaint.mask_refine)."""
+"""Redrawing a coarse object mask by colour at the frame's resolution (tfinpaint.masking.refine)."""
 
 import cv2
 import numpy as np
 
-from tfinpaint.mask_refine import motion_labels, refine_mask, refine_masks, video_motion
+from tfinpaint.masking.refine import motion_labels, refine_mask, refine_masks, video_motion
 
 
 def _scene(seed=0):

@@ -1,10 +1,10 @@
-"""Following the annotated object on probability maps (tfinpaint.mask_track): where the template
+"""Following the annotated object on probability maps (tfinpaint.masking.track): where the template
 moves, and the masks through an occlusion, behind a post, beside a larger look-alike blob."""
 
 import cv2
 import numpy as np
 
-from tfinpaint.mask_track import relocate, track_masks
+from tfinpaint.masking.track import relocate, track_masks
 
 
 def _ellipse(shape, centre, axes):

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tfinpaint import metrics
+from tfinpaint.evaluation import metrics
 
 
 def _texture(height, width, seed=0):

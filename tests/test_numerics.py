@@ -6,12 +6,13 @@ import pytest
 import tensorflow as tf
 
 from conftest import copy_run, tiny_args
-from tfinpaint import losses, numerics, train
+from tfinpaint.fitting import losses, numerics
+from tfinpaint import train
 from tfinpaint.config import DataConfig
 from tfinpaint.data.samplers import MaskSampler, sampling_from
-from tfinpaint.generator import build_generator
-from tfinpaint.inpainter import Inpainter
-from tfinpaint.sample_clip import make_sample
+from tfinpaint.model.generator import build_generator
+from tfinpaint.fitting.inpainter import Inpainter
+from tfinpaint.io.sample import make_sample
 
 
 def _batches():
@@ -109,7 +110,7 @@ def test_a_fit_with_debug_numerics_stops_naming_the_tensor(tmp_path, capsys, mon
 
 def test_clip_global_norm_reaches_adam():
     from tfinpaint import config as config_lib
-    from tfinpaint.fitting import build_inpainter
+    from tfinpaint.fitting.loop import build_inpainter
 
     config = config_lib.load_config([], ["generator.channels=8", "train.clip_global_norm=1.5"])
     assert build_inpainter(config).optimizer.global_clipnorm == 1.5

@@ -16,7 +16,7 @@ import pytest
 from conftest import tiny_args
 from tfinpaint.config import load_config
 from tfinpaint.console import without_noise
-from tfinpaint.progress import Progress, clock
+from tfinpaint.io.progress import Progress, clock
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,7 +108,7 @@ class _Value:
 def _fit_progress(overrides, step, seconds, history=()):
     from types import SimpleNamespace
 
-    from tfinpaint.fitting import FitProgress
+    from tfinpaint.fitting.loop import FitProgress
 
     stream = io.StringIO()
     callback = FitProgress(load_config([], overrides), SimpleNamespace(history=list(history)),
@@ -130,7 +130,7 @@ def test_the_fit_reports_the_fraction_it_will_end_on_its_loss_and_self_check():
 
 
 def test_render_reports_frames_done():
-    from tfinpaint.inference import render
+    from tfinpaint.fill.render import render
 
     frames = np.zeros((10, 16, 16, 3), np.uint8)
     masks = np.ones((10, 16, 16, 1), np.uint8)
@@ -162,8 +162,8 @@ def test_start_up_noise_is_dropped_and_errors_are_kept():
 def _assert_the_sample_result(run: Path, stdout: str) -> None:
     """What a fit of the sample writes (a fresh process, as the README's first line runs it): the
     result beside OpenCV's Telea fill, its files, and the known pixels exactly as they were."""
-    from tfinpaint.sample_clip import make_sample
-    from tfinpaint.video import read_video
+    from tfinpaint.io.sample import make_sample
+    from tfinpaint.io.video import read_video
 
     assert "OpenCV Telea" in stdout and "hole PSNR" in stdout
     for name in ("video.mp4", "preview.png", "report.png", "summary.json"):

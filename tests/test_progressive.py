@@ -17,12 +17,12 @@ from conftest import tiny_args
 from tfinpaint import train
 from tfinpaint.config import load_config
 from tfinpaint.data import masks as mask_ops
-from tfinpaint.clip import upsample
+from tfinpaint.io.clip import upsample
 from tfinpaint.data.samplers import PatchSampler
-from tfinpaint.inference import grid_fill
-from tfinpaint.progressive import min_hole_pixels, stage_sizes
-from tfinpaint.sample_clip import make_sample
-from tfinpaint.video import write_frames
+from tfinpaint.fill.render import grid_fill
+from tfinpaint.fitting.progressive import min_hole_pixels, stage_sizes
+from tfinpaint.io.sample import make_sample
+from tfinpaint.io.video import write_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 HEIGHT, WIDTH, PATCH = 96, 160, (32, 48)
@@ -184,9 +184,9 @@ def test_each_stage_resumes_after_sigkill(tmp_path, capsys):
 
 
 def test_warm_start_begins_a_later_stage_as_the_previous_one():
-    from tfinpaint.generator import build_generator
-    from tfinpaint.generator import PRIOR_CHANNELS
-    from tfinpaint.progressive import warm_start_from
+    from tfinpaint.model.generator import build_generator
+    from tfinpaint.model.generator import PRIOR_CHANNELS
+    from tfinpaint.fitting.progressive import warm_start_from
 
     previous = build_generator("coarse_to_fine", channels=8, in_channels=4)
     later = build_generator("coarse_to_fine", channels=8, in_channels=4 + PRIOR_CHANNELS)

@@ -14,9 +14,9 @@ from conftest import tiny_args
 from tfinpaint import propagate, train
 from tfinpaint.config import CONFIG_DIR, load_config
 from tfinpaint.data.samplers import PasteSampler, PriorJitter
-from tfinpaint.losses import weighted_bce
-from tfinpaint.mask_warp import fill_holes, warp_masks
-from tfinpaint.video import read_masks, write_frames
+from tfinpaint.fitting.losses import weighted_bce
+from tfinpaint.masking.warp import fill_holes, warp_masks
+from tfinpaint.io.video import read_masks, write_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfinpaint import report
+from tfinpaint.evaluation import report
 
 NUM_FRAMES, HEIGHT, WIDTH = 6, 30, 40
 

@@ -1,12 +1,12 @@
-"""The resize every path shares (`tfinpaint.resample`): known values, OpenCV agreement, ONNX."""
+"""The resize every path shares (`tfinpaint.fill.resample`): known values, OpenCV agreement, ONNX."""
 
 import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfinpaint import resample
-from tfinpaint.clip import resize_frames, resize_masks
+from tfinpaint.fill import resample
+from tfinpaint.io.clip import resize_frames, resize_masks
 
 
 def _random(shape, seed=0):

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tfinpaint.sample_clip import make_sample
+from tfinpaint.io.sample import make_sample
 
 
 @pytest.fixture(scope="module")

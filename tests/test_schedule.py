@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from tfinpaint import config as config_lib
-from tfinpaint.fitting import CosineDecayToBudget, fit, learning_rate
-from tfinpaint.rundir import RunDir
-from tfinpaint.sample_clip import make_sample
+from tfinpaint.fitting.loop import CosineDecayToBudget, fit, learning_rate
+from tfinpaint.io.rundir import RunDir
+from tfinpaint.io.sample import make_sample
 
 TINY = [
     "generator.arch=base", "generator.channels=4", "train.batch_size=1", "train.precision=float32",
@@ -78,7 +78,7 @@ def test_fitting_time_is_checkpointed_and_the_budget_spans_resumes(tmp_path, cap
 
 
 def _built(steps: int, budget_minutes: float = 0.0):
-    from tfinpaint.fitting import build_inpainter
+    from tfinpaint.fitting.loop import build_inpainter
 
     config = config_lib.load_config([], TINY + [f"train.steps={steps}",
                                                 f"train.time_budget_minutes={budget_minutes}"])
@@ -86,7 +86,7 @@ def _built(steps: int, budget_minutes: float = 0.0):
 
 
 def test_an_extended_fit_decays_on_from_the_rate_it_had_reached():
-    from tfinpaint.fitting import begin_segment
+    from tfinpaint.fitting.loop import begin_segment
 
     config, model = _built(steps=100)
     model.optimizer.iterations.assign(50)
@@ -108,7 +108,7 @@ def test_an_extended_fit_decays_on_from_the_rate_it_had_reached():
 
 
 def test_an_extended_time_budget_decays_on_from_the_floor_it_had_reached():
-    from tfinpaint.fitting import begin_segment
+    from tfinpaint.fitting.loop import begin_segment
 
     config, model = _built(steps=20000, budget_minutes=10)
     model.optimizer.iterations.assign(500)

@@ -361,7 +361,7 @@ def test_client_command_refuses_tiles_for_an_export_that_fills_at_working_size(t
     info = base / "1" / "assets" / "tfinpaint.json"
     info.write_text(json.dumps({**json.loads(info.read_text()), "fills_at_working_size": True}))
     frames, masks = _video(2, *WORKING, seed=8)
-    from tfinpaint.video import write_frames
+    from tfinpaint.io.video import write_frames
 
     write_frames(tmp_path / "video", frames, ["a", "b"])
     write_frames(tmp_path / "masks", np.repeat(masks, 3, axis=-1), ["a", "b"])

@@ -125,6 +125,27 @@ def test_every_public_command_is_seen_as_one():
         assert f"tfinpaint.{name}" in commands
 
 
+def test_the_mask_family_is_entered_through_spread():
+    # tfinpaint.masking's other modules are its rooms: the rest of the package calls `spread`.
+    graph, _, _ = package_graph()
+    entered = sorted(f"{module} -> {target}" for module, targets in graph.items()
+                     for target in targets if target.startswith("tfinpaint.masking.")
+                     and not module.startswith("tfinpaint.masking.")
+                     and target != "tfinpaint.masking.spread")
+    assert entered == []
+
+
+def test_filling_needs_no_training_code():
+    # What a fill, an export or a server loads: the network, the fill, input and output.
+    graph, _, _ = package_graph()
+    families = ("tfinpaint.model", "tfinpaint.fill", "tfinpaint.io", "tfinpaint.evaluation",
+                "tfinpaint.export", "tfinpaint.serving", "tfinpaint.infer", "tfinpaint.serve")
+    reached = sorted(f"{module} -> {target}" for module, targets in graph.items()
+                     for target in targets if module.startswith(families)
+                     and target.startswith("tfinpaint.fitting"))
+    assert reached == []
+
+
 def test_the_check_finds_what_it_looks_for(tmp_path):
     # A planted package: a cycle, a library importing a command, a command importing another.
     package = tmp_path / "tfinpaint"

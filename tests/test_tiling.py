@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tfinpaint.tiling import Tile, blend_weights, plan_tiles, stitch, tile
+from tfinpaint.fill.tiling import Tile, blend_weights, plan_tiles, stitch, tile
 
 
 def _coverage(height, width, tiles):

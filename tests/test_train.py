@@ -11,8 +11,8 @@ import pytest
 
 from conftest import copy_run, tiny_args
 from tfinpaint import infer, train
-from tfinpaint.sample_clip import make_sample
-from tfinpaint.video import read_video, write_frames
+from tfinpaint.io.sample import make_sample
+from tfinpaint.io.video import read_video, write_frames
 
 
 def _clip_folders(tmp_path, frames=6, height=56, width=88):

@@ -20,10 +20,10 @@ from typing import Sequence
 
 import numpy as np
 
-from tfinpaint import video
+from tfinpaint.io import video
 from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
-from tfinpaint.rundir import write_text
+from tfinpaint.io.rundir import write_text
 
 BASELINES = ("telea",)  # OpenCV's per-frame Telea fill: metrics.telea_baseline
 COLUMNS = ("psnr", "ssim", "psnr_hole", "ssim_hole", "warping_error")
@@ -78,7 +78,7 @@ def _json_number(value: float) -> float | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     quiet_tensorflow()  # before anything imports TensorFlow
-    from tfinpaint import metrics, report
+    from tfinpaint.evaluation import metrics, report
 
     clip = _read(args.truth, "truth", args.max_frames)
     truth = clip.frames

@@ -36,10 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_tensorflow()  # before anything imports TensorFlow
-    from tfinpaint.clip import check_size, load_clip, result_options, write_result
-    from tfinpaint.inference import load_generator, make_fill_fn, native_prefill, render
-    from tfinpaint.progress import Progress
-    from tfinpaint.rundir import RunDir
+    from tfinpaint.io.clip import check_size, load_clip, result_options, write_result
+    from tfinpaint.fill.render import load_generator, make_fill_fn, native_prefill, render
+    from tfinpaint.io.progress import Progress
+    from tfinpaint.io.rundir import RunDir
 
     run = RunDir(args.run)
     config = run.require_config()

@@ -67,9 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.time_budget is not None:
         overrides.append(f"propagate.time_budget_minutes={args.time_budget}")
     config = config_lib.load_config(args.config, overrides)
-    from tfinpaint.clip import check_size, read_annotation
-    from tfinpaint.mask_propagation import propagate
-    from tfinpaint.rundir import RunDir
+    from tfinpaint.io.clip import check_size, read_annotation
+    from tfinpaint.masking.spread import propagate
+    from tfinpaint.io.rundir import RunDir
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:

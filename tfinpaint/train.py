@@ -19,7 +19,7 @@ from typing import Sequence
 from tfinpaint import config as config_lib
 from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
-from tfinpaint.sample_clip import SAMPLE
+from tfinpaint.io.sample import SAMPLE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +69,7 @@ def resolve_config(args: argparse.Namespace) -> config_lib.Config:
         overrides.append("infer.lossless_video=true")
     if not args.resume:
         return config_lib.load_config(files, overrides)
-    from tfinpaint.rundir import RunDir
+    from tfinpaint.io.rundir import RunDir
 
     saved = RunDir(args.run_dir).saved_config()
     if files:
@@ -101,8 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.first_mask and (args.masks or args.resume or args.video == SAMPLE):
         raise InputError("--first-mask goes with --video PATH alone (not with --masks, --resume or the sample)")
 
-    from tfinpaint.clip import check_size, load_clip
-    from tfinpaint.rundir import RunDir
+    from tfinpaint.io.clip import check_size, load_clip
+    from tfinpaint.io.rundir import RunDir
 
     run = RunDir(args.run_dir)
     run.check(resume=args.resume, overwrite=args.overwrite)
@@ -112,14 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                      args.first_mask_frame)
     size = check_size(clip.frames.shape[1:3], config, clip.source)
     if config.losses.ambiguity > 0:
-        from tfinpaint.vgg import resolve_weights
+        from tfinpaint.model.vgg import resolve_weights
 
         resolve_weights(config.losses.vgg_weights)  # a missing file is named before anything is written
 
     # Everything the user gave has been read and checked: only now is anything written.
     run.create(config, overwrite=args.overwrite)
     if args.first_mask:
-        from tfinpaint.mask_propagation import propagate_for_inpainting
+        from tfinpaint.masking.spread import propagate_for_inpainting
 
         args.masks, clip.masks = propagate_for_inpainting(config, clip, args.first_mask_frame,
                                                           run.path / "propagation", verbose=not args.quiet)
@@ -128,10 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.progressive.stages > 1:
         return fit_progressive(config, clip, run, verbose=not args.quiet)
 
-    from tfinpaint.clip import resize_frames, resize_masks
-    from tfinpaint.fitting import fit
-    from tfinpaint.inference import make_fill_fn, native_prefill, render
-    from tfinpaint.progress import Progress
+    from tfinpaint.io.clip import resize_frames, resize_masks
+    from tfinpaint.fitting.loop import fit
+    from tfinpaint.fill.render import make_fill_fn, native_prefill, render
+    from tfinpaint.io.progress import Progress
 
     verbose = not args.quiet
     prefilled, prefill_seconds = None, 0.0
@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _write(run, clip, filled, extra: dict, config: config_lib.Config) -> int:
-    from tfinpaint.clip import result_options, write_result
+    from tfinpaint.io.clip import result_options, write_result
 
     summary = write_result(run.result, clip, filled, logdir=run.logs, extra=extra,
                            **result_options(config))
@@ -191,9 +191,9 @@ def _write(run, clip, filled, extra: dict, config: config_lib.Config) -> int:
 
 
 def fit_progressive(config: config_lib.Config, clip, run, *, verbose: bool) -> int:
-    """The stage ladder of `tfinpaint.progressive`; the result as a single fit writes it."""
-    from tfinpaint.clip import result_options, write_result
-    from tfinpaint.progressive import fit_ladder
+    """The stage ladder of `tfinpaint.fitting.progressive`; the result as a single fit writes it."""
+    from tfinpaint.io.clip import result_options, write_result
+    from tfinpaint.fitting.progressive import fit_ladder
 
     began = time.perf_counter()
     filled, stages = fit_ladder(config, clip.frames, clip.masks, clip.names, run, verbose=verbose)

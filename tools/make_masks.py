@@ -16,7 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
-from tfinpaint import mask_protocols, video
+from tfinpaint.evaluation import protocols
+
+from tfinpaint.io import video
 from tfinpaint.errors import InputError, cli
 
 
@@ -43,11 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     clip = video.read_video(args.clip)
     num_frames, height, width = clip.frames.shape[:3]
     if args.protocol == "fixed":
-        masks = mask_protocols.fixed_masks(num_frames, height, width)
+        masks = protocols.fixed_masks(num_frames, height, width)
     else:
         source = video.read_video(args.source).frames.max(axis=-1)
-        masks = mask_protocols.object_masks(source, num_frames, height, width, shift=tuple(args.shift))
-    masks = mask_protocols.dilate(masks, args.dilation)
+        masks = protocols.object_masks(source, num_frames, height, width, shift=tuple(args.shift))
+    masks = protocols.dilate(masks, args.dilation)
     out = Path(args.out)
     video.write_frames(out, np.repeat(masks * 255, 3, axis=-1), clip.names)
     empty = int((masks.reshape(num_frames, -1).max(axis=1) == 0).sum())

@@ -3,8 +3,8 @@
     python tools/score_at_sizes.py --truth clip/ --masks clip_masks/ --size 240x432 \
         prop=runs/prop/result/frames fit=runs/fit/result/frames --json scores.json
 
-The scores are `tfinpaint.metrics.score`'s (what `tfinpaint.evaluate` prints). At a reduced size
-the truth and every fill are area-reduced (`tfinpaint.resample`), the hole is every pixel the
+The scores are `tfinpaint.evaluation.metrics.score`'s (what `tfinpaint.evaluate` prints). At a reduced size
+the truth and every fill are area-reduced (`tfinpaint.fill.resample`), the hole is every pixel the
 native hole touches, and Telea fills the reduced frames (the baseline a user at that size gets).
 """
 
@@ -16,7 +16,11 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from tfinpaint import metrics, resample, video
+from tfinpaint.evaluation import metrics
+
+from tfinpaint.fill import resample
+
+from tfinpaint.io import video
 
 
 def _reduce(images: np.ndarray, size: tuple[int, int], chunk: int = 8) -> np.ndarray:

@@ -23,7 +23,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from tfinpaint import video
+from tfinpaint.io import video
 from tfinpaint.errors import InputError, cli
 
 

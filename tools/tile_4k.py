@@ -9,7 +9,7 @@
 Frames and masks are folders of images matched by sorted name; each frame is read, filled and
 written (PNG, atomically) before the next is read, so memory is one frame plus a batch of tiles,
 whatever the clip's length. Known pixels are the input's, bit for bit. A run is filled through
-its whole ladder (`tfinpaint.inference.fill_frame`); an export or endpoint through
+its whole ladder (`tfinpaint.fill.render.fill_frame`); an export or endpoint through
 `tfinpaint.serving.remote.fill_frames`: whole frames for an export that reduces them to its
 working size itself (`fills_at_working_size`), tiles of its working size for older exports.
 """
@@ -27,8 +27,8 @@ import numpy as np
 
 from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
-from tfinpaint.progress import Progress
-from tfinpaint.video import IMAGE_EXTENSIONS, dilate_masks, write_frames
+from tfinpaint.io.progress import Progress
+from tfinpaint.io.video import IMAGE_EXTENSIONS, dilate_masks, write_frames
 
 
 def _images(folder: str) -> list[Path]:
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _frame_filler(args):
     """`(frame, mask) -> filled frame` for the chosen model."""
     if args.run:
-        from tfinpaint.inference import fill_frame, load_ladder
+        from tfinpaint.fill.render import fill_frame, load_ladder
 
         config, ladder, base = load_ladder(args.run)
         config.progressive.tile_batch = args.batch

@@ -52,7 +52,7 @@ class MaskSampler:
         frames: uint8 [N, H, W, 3] at working resolution.
         masks: uint8 [N, H, W, 1], 1 = hole.
         sampling: translation sampler and crop size.
-        flow: with `data.prefill: flow`, the clip's `tfinpaint.flow.VideoFlow` (its fields
+        flow: with `data.prefill: flow`, the clip's `tfinpaint.fill.flow.VideoFlow` (its fields
             measured at this resolution): each example then also carries `prefilled`, uint8
             [h, w, 3], X_i with its hole M_i ∪ M'_t filled from the other frames only,
             propagated over the whole frame and cut with the crop.

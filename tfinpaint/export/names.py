@@ -11,7 +11,7 @@ FLOAT_SIGNATURE = "serving_float"  # float32 [0, 1] frames, masks -> float32 inp
 # their input and output keys
 FRAMES = "frames"
 MASKS = "masks"
-# the clip's flow fill at the frames' size (`tfinpaint.inference.native_prefill`): frames with
+# the clip's flow fill at the frames' size (`tfinpaint.fill.render.native_prefill`): frames with
 # their holes filled by propagation over the WHOLE clip, which the client has and one request
 # may not, so the client computes it and sends it beside the frames
 PREFILLED = "prefilled"

@@ -5,7 +5,7 @@ Signatures (any N, H and W):
 - `serving_default`: `frames` uint8 [N,H,W,3], `masks` uint8 [N,H,W,1] (non-zero = hole) ->
   `inpainted` uint8 [N,H,W,3]. Send whole native frames: the graph reduces them to the run's
   working size itself (area), fills there, brings the hole back up (bicubic) and pastes it. The
-  graph is `tfinpaint.inference.make_fill_fn(..., working_size=...)`, the one `tfinpaint.infer`
+  graph is `tfinpaint.fill.render.make_fill_fn(..., working_size=...)`, the one `tfinpaint.infer`
   and `train`'s render fill with, so a served model fills exactly as the run does.
 - `serving_float`: `frames` float32 [N,H,W,3] in [0, 1], `masks` float32 [N,H,W,1] (> 0.5 =
   hole) -> `inpainted` float32 in [0, 1]: the same graph, never rounded, for pipelines that
@@ -13,7 +13,7 @@ Signatures (any N, H and W):
 
 The export of a `data.prefill: flow` run takes a third input in both: `prefilled` [N,H,W,3]
 (uint8, or float32 in [0, 1]), the frames with their holes filled by flow propagation over the
-whole clip at the frames' size (`tfinpaint.inference.native_prefill("flow", ...)` with the
+whole clip at the frames' size (`tfinpaint.fill.render.native_prefill("flow", ...)` with the
 run's `flow` settings). One request may not hold the whole clip, so the client computes it
 (`tfinpaint.serving.client` does) and sends its slice with each batch; `tfinpaint.json` then
 says `needs_prefilled` and carries the `flow` settings to compute it with.
@@ -36,14 +36,14 @@ import tensorflow as tf
 from tfinpaint.export.names import (ASSETS_CONFIG, ASSETS_JSON, DEFAULT_SIGNATURE,
                                     FLOAT_HOLE_THRESHOLD, FLOAT_SIGNATURE, FRAMES, MASKS, OUTPUT,
                                     PREFILLED)
-from tfinpaint.inference import fill_float_at_working_size, make_fill_fn
+from tfinpaint.fill.render import fill_float_at_working_size, make_fill_fn
 
 
 class InpaintModule(tf.Module):
     """A float32 generator and the fill graphs that the SavedModel's signatures export.
 
     Args:
-        generator: a float32 `Generator` (`tfinpaint.inference.load_generator` gives one); its
+        generator: a float32 `Generator` (`tfinpaint.fill.render.load_generator` gives one); its
             variables become the SavedModel's.
         prefill: the run's `data.prefill` (the network's input must be the one it was fitted on).
             "flow": both signatures take a third input, `prefilled` (the clip's flow fill).

@@ -26,7 +26,7 @@ import grpc
 
 from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
-from tfinpaint.progress import Progress
+from tfinpaint.io.progress import Progress
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfinpaint.serving.remote import (clip_prefill, connect, fetch_model_info,
                                           fetch_signature_inputs, fill_frames, flow_settings,
                                           needs_prefilled, remote_predict_fn, tile_size_for)
-    from tfinpaint.video import read_masks, read_video, write_frames, write_video
+    from tfinpaint.io.video import read_masks, read_video, write_frames, write_video
 
     video = read_video(args.video)
     num_frames, height, width, _ = video.frames.shape

@@ -7,7 +7,7 @@ Whole frames or tiles (`tile_size_for`). An export whose `assets/tfinpaint.json`
 `tfinpaint.infer` does: the client sends whole native frames, as many per request as fit the
 gRPC message limit, and never tiles (a tile would be reduced to the whole working size, at the
 wrong scale). Exports made before that key existed fill at the size they are sent: for them, frames
-larger than the working size are cut into tiles of that size (`tfinpaint.tiling`), only tiles
+larger than the working size are cut into tiles of that size (`tfinpaint.fill.tiling`), only tiles
 holding a hole pixel are sent, and the outputs are blended back into the hole. The client learns
 which it has, in this order, from:
   1. `GetModelMetadata` with the metadata field `tfinpaint`, which `tfinpaint.serve` answers with
@@ -41,7 +41,7 @@ from google.protobuf import json_format, struct_pb2
 from tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
 
-from tfinpaint import tiling
+from tfinpaint.fill import tiling
 from tfinpaint.config import FlowConfig, config_from_dict
 from tfinpaint.errors import InputError
 from tfinpaint.export.names import (ASSETS_JSON, DEFAULT_SIGNATURE, FILLS_AT_WORKING_SIZE,
@@ -136,7 +136,7 @@ def remote_predict_fn(stub_or_target, model: str, *, version: int | None = None,
 def local_predict_fn(saved_model, *, signature: str = DEFAULT_SIGNATURE) -> PredictFn:
     """A PredictFn over a SavedModel in this process: a path, a loaded object, or a function.
 
-    A function (for example `tfinpaint.inference.make_fill_fn(generator)`) is called as
+    A function (for example `tfinpaint.fill.render.make_fill_fn(generator)`) is called as
     `function(frames=..., masks=...)` (and `prefilled=...` when given one) and may return the
     tensor or `{OUTPUT: tensor}`.
     """
@@ -223,7 +223,7 @@ def clip_prefill(frames: np.ndarray, masks: np.ndarray, settings: FlowConfig) ->
     """A flow export's `prefilled` for a whole clip: the frames with their holes filled by flow
     propagation at their own size, computed once over every frame (one request holds only a
     slice of the clip; `fill_frames` sends each batch its slice)."""
-    from tfinpaint.inference import native_prefill
+    from tfinpaint.fill.render import native_prefill
 
     masks = masks if masks.ndim == 4 else masks[..., None]
     return native_prefill("flow", frames, masks, settings)

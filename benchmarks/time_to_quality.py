@@ -1,0 +1,307 @@
+"""Hole PSNR against the truth over wall-clock fitting time, for two configurations side by side.
+
+Both configurations fit in the same process, taking turns in short slices of fitting time, so
+that on a shared, noisy machine each sees the same load. Each fits with its budget as
+`train.time_budget_minutes`, so a schedule that decays over the time budget ends with the
+race. Each has its own fit clock: it counts only the time spent fitting (tracing included),
+never the evaluations, which render every frame at the working resolution and score the hole
+against the truth every `--eval-every` seconds of that clock.
+
+Clips:
+  sample  the built-in synthetic clip (its own masks and hidden truth);
+  bmx     --bmx-data (default ../shared/data/bmx-trees beside the repository) at 240x432 (the first `--bmx-frames` frames) with the
+          paper's fixed-mask protocol: a centred rectangle 1/4 wide and 1/4 high on every frame.
+          The truth is the real footage; the network never sees the pixels behind the rectangle.
+
+Writes `OUT/time_to_quality.json` and `OUT/time_to_quality.png` (PSNR vs seconds, one panel per
+clip, OpenCV's Telea fill as a dashed line).
+
+Examples:
+  python benchmarks/time_to_quality.py --a configs/paper.yaml --b configs/default.yaml --budget 20
+  python benchmarks/time_to_quality.py --a configs/paper.yaml --budget-a 20 --b configs/default.yaml \
+      --budget-b 5
+  python benchmarks/time_to_quality.py --a configs/quick.yaml --set-b train.learning_rate=1e-3 \\
+      --clips sample --budget 4 --eval-every 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+BMX_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bmx-trees"
+BMX_SIZE = (240, 432)
+CROSSING_DATA = BMX_DATA.parent / "crossing"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Examples:\n" + __doc__.split("Examples:\n", 1)[1])
+    for side in ("a", "b"):
+        parser.add_argument(f"--{side}", action="append", default=[], metavar="YAML",
+                            help=f"config file(s) of configuration {side.upper()} (repeatable)")
+        parser.add_argument(f"--set-{side}", action="append", default=[], metavar="KEY=VALUE",
+                            help=f"override of configuration {side.upper()}")
+        parser.add_argument(f"--name-{side}", help=f"label of configuration {side.upper()}")
+    parser.add_argument("--clips", nargs="+", default=["sample", "bmx"],
+                        choices=["sample", "bmx", "crossing"])
+    parser.add_argument("--budget", type=float, default=5.0, help="fit minutes per configuration")
+    parser.add_argument("--budget-a", type=float, help="fit minutes of A (default: --budget)")
+    parser.add_argument("--budget-b", type=float, help="fit minutes of B (default: --budget)")
+    parser.add_argument("--eval-every", type=float, default=30.0, help="seconds of fit clock")
+    parser.add_argument("--eval-at", type=lambda text: sorted(float(v) for v in text.split(",")),
+                        metavar="S,S,...", help="evaluate at these seconds of fit clock instead "
+                        "(and at the end of the budget); fewer renders on a slow machine")
+    parser.add_argument("--slice", type=float, default=15.0,
+                        help="seconds each configuration fits before the other takes its turn")
+    parser.add_argument("--bmx-frames", type=int, default=30)
+    parser.add_argument("--bmx-data", type=Path, default=BMX_DATA,
+                        help="the bmx-trees folder (with frames/); default: %(default)s")
+    parser.add_argument("--crossing-data", type=Path, default=CROSSING_DATA,
+                        help="the crossing folder (with frames/ and masks/); default: %(default)s")
+    parser.add_argument("--out", default="runs/time_to_quality")
+    return parser
+
+
+@dataclass
+class Clip:
+    name: str
+    frames: np.ndarray  # uint8 [N, H, W, 3] at working resolution
+    masks: np.ndarray  # uint8 [N, H, W, 1]
+    truth: np.ndarray
+
+
+def _read_frames(folder: Path, count: int | None = None) -> np.ndarray:
+    from tfinpaint.io.clip import resize_frames
+
+    paths = (sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png")))[:count]
+    return resize_frames(np.stack([cv2.imread(str(p))[..., ::-1] for p in paths]), *BMX_SIZE)
+
+
+def load_clip(name: str, bmx_frames: int, bmx_data: Path = BMX_DATA,
+              crossing_data: Path = CROSSING_DATA) -> Clip:
+    if name == "sample":
+        from tfinpaint.io.sample import make_sample
+
+        sample = make_sample()
+        return Clip(name, sample.frames, sample.masks, sample.truth)
+    from tfinpaint.evaluation.protocols import fixed_masks, object_masks
+    from tfinpaint.io.video import read_masks
+
+    if name == "crossing":
+        truth = _read_frames(crossing_data / "frames")
+        walkers = read_masks(crossing_data / "masks", len(truth), *BMX_SIZE)
+        masks = object_masks(walkers, len(truth), *BMX_SIZE, shift=(BMX_SIZE[1] // 18, 0))
+        label = f"crossing {BMX_SIZE[0]}x{BMX_SIZE[1]} x{len(truth)} walkers' masks moved"
+    else:
+        truth = _read_frames(bmx_data / "frames", bmx_frames)
+        masks = fixed_masks(len(truth), *BMX_SIZE)
+        label = f"bmx-trees {BMX_SIZE[0]}x{BMX_SIZE[1]} x{len(truth)}"
+    return Clip(label, truth * (1 - masks), masks, truth)
+
+
+@dataclass
+class Contender:
+    """One configuration fitting one clip, with its own fit clock and curve."""
+
+    name: str
+    config: object
+    clip: Clip
+    budget: float = 300.0  # fit seconds
+    fit_seconds: float = 0.0
+    next_eval: float = 0.0
+    curve: list = field(default_factory=list)  # [seconds, steps, hole PSNR]
+
+    def build(self):
+        import keras
+
+        from tfinpaint.data.samplers import MaskSampler
+        from tfinpaint.data.samplers import sampling_from
+        from tfinpaint.fitting.loop import build_inpainter, choose_precision
+        from tfinpaint.fill.render import make_fill_fn
+
+        # The race's budget is the fit's time budget: a schedule that decays over the budget
+        # (fitting.CosineDecayToBudget) ends when the race does.
+        self.config.train.time_budget_minutes = self.budget / 60.0
+        began = time.perf_counter()
+        keras.mixed_precision.set_global_policy(choose_precision(self.config.train.precision))
+        keras.utils.set_random_seed(self.config.train.seed)
+        self.model = build_inpainter(self.config)
+        prefill = self.config.data.prefill
+        flow, self.prefilled = None, None
+        if prefill == "flow":  # as train does: fields for the sampler, the real holes' fill
+            from tfinpaint.fill.flow import VideoFlow
+            from tfinpaint.fill.render import native_prefill
+
+            flow = VideoFlow(self.clip.frames, self.clip.masks, self.config.flow)
+            self.prefilled = native_prefill(prefill, self.clip.frames, self.clip.masks,
+                                            self.config.flow)
+        self.sampler = MaskSampler(self.clip.frames, self.clip.masks,
+                                   sampling_from(self.config.data), flow=flow)
+        self.fill = make_fill_fn(self.model.generator, prefill)
+        self.fit_seconds += time.perf_counter() - began
+
+    @property
+    def steps(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def fit_for(self, seconds: float, budget: float) -> None:
+        import keras
+
+        from tfinpaint.fitting.loop import FitClock
+
+        deadline = min(self.fit_seconds + seconds, budget, self.next_eval)
+        train = self.config.train
+        contender = self
+
+        class Stop(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if contender.fit_seconds + time.perf_counter() - began >= deadline:
+                    self.model.stop_training = True
+
+        remaining = train.steps - self.steps
+        if remaining <= 0:
+            self.fit_seconds = budget  # the schedule is done: its curve stays flat from here
+            return
+        dataset = self.sampler.dataset(batch_size=train.batch_size, seed=train.seed,
+                                       start_step=self.steps)
+        spe = train.steps_per_execution
+        self.model.fit_seconds.assign(self.fit_seconds)  # FitClock counts on from here
+        began = time.perf_counter()
+        self.model.fit(dataset, epochs=1, steps_per_epoch=-(-remaining // spe) * spe,
+                       callbacks=[FitClock(), Stop()], verbose=0, shuffle=False)
+        self.fit_seconds += time.perf_counter() - began
+
+    def evaluate(self) -> float:
+        import tensorflow as tf
+
+        from tfinpaint.evaluation.metrics import psnr
+
+        def batch(i):
+            inputs = [self.clip.frames[i:i + 4], self.clip.masks[i:i + 4]]
+            if self.prefilled is not None:
+                inputs.append(self.prefilled[i:i + 4])
+            return self.fill(*(tf.constant(part) for part in inputs)).numpy()
+
+        filled = np.concatenate([batch(i) for i in range(0, len(self.clip.frames), 4)])
+        score = psnr(filled, self.clip.truth, self.clip.masks)
+        self.curve.append([round(self.fit_seconds, 1), self.steps, round(score, 3)])
+        return score
+
+
+def race(contenders: list[Contender], *, eval_every: float, slice_seconds: float,
+         eval_at: list[float] | None = None):
+    """Alternates the contenders in slices of fit time until each has spent its own budget
+    (while both fit they share the load; a longer budget goes on alone after the other's ends)."""
+    def next_eval(after: float) -> float:
+        if eval_at is None:
+            return after + eval_every
+        return next((t for t in eval_at if t > after + 1e-6), float("inf"))
+
+    for contender in contenders:
+        contender.build()
+        contender.evaluate()
+        contender.next_eval = next_eval(0.0)
+    while any(c.fit_seconds < c.budget for c in contenders):
+        for contender in contenders:
+            budget = contender.budget
+            if contender.fit_seconds >= budget:
+                continue
+            contender.fit_for(slice_seconds, budget)
+            if contender.fit_seconds >= min(contender.next_eval, budget):
+                score = contender.evaluate()
+                contender.next_eval = next_eval(contender.next_eval)
+                print(f"{contender.clip.name} {contender.name}: {contender.fit_seconds:.0f} s "
+                      f"step {contender.steps} hole PSNR {score:.2f} dB", file=sys.stderr, flush=True)
+
+
+def plot(results: dict, path: Path) -> None:
+    """PSNR vs seconds, one panel per clip, drawn with OpenCV (no plotting library needed)."""
+    panel_w, panel_h, margin = 560, 380, 60
+    colours = [(40, 90, 220), (220, 120, 30)]  # BGR
+    canvas = np.full((panel_h + 2 * margin, len(results) * (panel_w + margin) + margin, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for index, (clip, entry) in enumerate(results.items()):
+        x0, y0 = margin + index * (panel_w + margin), margin
+        curves = entry["curves"]
+        values = [p[2] for c in curves.values() for p in c] + [entry["telea_psnr"]]
+        low, high = np.floor(min(values)) - 0.5, np.ceil(max(values)) + 0.5
+        t_max = max(p[0] for c in curves.values() for p in c) or 1.0
+
+        def at(seconds, db):
+            return (int(x0 + seconds / t_max * panel_w), int(y0 + panel_h - (db - low) / (high - low) * panel_h))
+
+        cv2.rectangle(canvas, (x0, y0), (x0 + panel_w, y0 + panel_h), (0, 0, 0), 1)
+        for db in np.arange(np.ceil(low), high, 1.0):
+            y = at(0, db)[1]
+            cv2.line(canvas, (x0, y), (x0 + panel_w, y), (225, 225, 225), 1)
+            cv2.putText(canvas, f"{db:.0f}", (x0 - 30, y + 4), font, 0.4, (0, 0, 0), 1)
+        for seconds in np.linspace(0, t_max, 6):
+            x = at(seconds, low)[0]
+            cv2.putText(canvas, f"{seconds:.0f}s", (x - 12, y0 + panel_h + 18), font, 0.4, (0, 0, 0), 1)
+        telea_y = at(0, entry["telea_psnr"])[1]
+        for x in range(x0, x0 + panel_w, 12):
+            cv2.line(canvas, (x, telea_y), (min(x + 6, x0 + panel_w), telea_y), (90, 90, 90), 1)
+        cv2.putText(canvas, f"Telea {entry['telea_psnr']:.1f} dB", (x0 + 5, telea_y - 5), font, 0.4,
+                    (90, 90, 90), 1)
+        for line, (name, curve) in enumerate(curves.items()):
+            points = np.array([at(p[0], p[2]) for p in curve], np.int32)
+            cv2.polylines(canvas, [points], False, colours[line % 2], 2, cv2.LINE_AA)
+            for point in points:
+                cv2.circle(canvas, tuple(int(v) for v in point), 3, colours[line % 2], -1)
+            cv2.putText(canvas, name, (x0 + 10, y0 + 20 + 18 * line), font, 0.5, colours[line % 2], 1)
+        cv2.putText(canvas, f"{clip}: hole PSNR (dB) vs fit seconds", (x0, y0 - 15), font, 0.5,
+                    (0, 0, 0), 1)
+    cv2.imwrite(str(path), canvas)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from tfinpaint.config import load_config, to_dict
+    from tfinpaint.evaluation.metrics import psnr, telea_baseline
+
+    names = [args.name_a or "+".join([Path(p).stem for p in args.a] + args.set_a) or "defaults",
+             args.name_b or "+".join([Path(p).stem for p in args.b] + args.set_b) or "defaults"]
+    if names[0] == names[1]:
+        names = [f"A {names[0]}", f"B {names[1]}"]
+    configs = [load_config(args.a, args.set_a), load_config(args.b, args.set_b)]
+    budgets = [args.budget if args.budget_a is None else args.budget_a,
+               args.budget if args.budget_b is None else args.budget_b]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for clip_name in args.clips:
+        clip = load_clip(clip_name, args.bmx_frames, args.bmx_data, args.crossing_data)
+        contenders = [Contender(name, config, clip, budget=minutes * 60.0)
+                      for name, config, minutes in zip(names, configs, budgets)]
+        race(contenders, eval_every=args.eval_every, slice_seconds=args.slice,
+             eval_at=args.eval_at)
+        results[clip.name] = {
+            "telea_psnr": round(psnr(telea_baseline(clip.frames, clip.masks), clip.truth, clip.masks), 3),
+            # the flow prefill alone (propagation only), where a contender uses one
+            "propagation_psnr": next((round(psnr(c.prefilled, clip.truth, clip.masks), 3)
+                                      for c in contenders if c.prefilled is not None), None),
+            "curves": {c.name: c.curve for c in contenders},
+        }
+        (out / "time_to_quality.json").write_text(json.dumps({
+            "budget_minutes": dict(zip(names, budgets)), "eval_every_seconds": args.eval_every,
+            "configs": {name: to_dict(config) for name, config in zip(names, configs)},
+            "results": results}, indent=1))
+        plot(results, out / "time_to_quality.png")
+    print(json.dumps({clip: {name: curve[-1] for name, curve in entry["curves"].items()}
+                      | {"telea": entry["telea_psnr"], "propagation": entry["propagation_psnr"]}
+                      for clip, entry in results.items()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The fitting: the Inpainter and its losses, the fit loop, and the progressive ladder."""

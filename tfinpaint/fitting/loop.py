@@ -1,0 +1,635 @@
+"""Fitting one video: precision, device strategy, checkpoints, monitoring and stopping rules."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfinpaint.config import Config
+from tfinpaint.data.samplers import MaskSampler, sampling_from
+from tfinpaint.errors import InputError
+from tfinpaint.model.generator import generator_from, to_uint8
+from tfinpaint.fitting.inpainter import Inpainter
+from tfinpaint.fitting.numerics import NumericsLog, is_numerics_log
+from tfinpaint.io.progress import Progress, clock
+from tfinpaint.io.rundir import RunDir
+from tfinpaint.model.vgg import build_feature_extractor, resolve_weights
+
+
+def cpu_supports_bfloat16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose_precision(requested: str) -> str:
+    """The Keras dtype policy: as configured, or for "auto" what is fastest on this machine."""
+    if requested != "auto":
+        return requested
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_bfloat16"
+    return "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"
+
+
+def choose_strategy() -> tf.distribute.Strategy:
+    """Mirrored over all GPUs when there are several; the default strategy otherwise."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+@keras.saving.register_keras_serializable(package="tfinpaint")
+class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
+    """Cosine decay to `initial_learning_rate * alpha` over the fit's progress: the larger of
+    the fraction of steps and the fraction of the time budget spent.
+
+    With a time budget the decay ends when the budget does, whichever of steps and time runs
+    out first, so a fit stopped by its budget has still annealed (on a slow machine the step
+    count alone would stop it half-way down the curve, at a high learning rate). `clock` is a
+    scalar variable holding the seconds fitted so far (`FitClock` keeps it).
+
+    `segment` (float64 [6]: start step, start seconds, start rate, end step, end seconds, the
+    configured rate; see `begin_segment`) lets an extended fit go on from where the schedule was: a fit resumed with a
+    larger budget decays from the rate it had reached to the floor over the new part of the budget,
+    instead of jumping back up the curve. Without a segment (or in the first one) this is
+    Keras' `CosineDecay` from step 0, time 0 and `initial_learning_rate`.
+
+    With `warmup_steps` the rate also rises linearly from `1 / warmup_steps` of itself over the
+    first steps: Adam's first steps move every weight by about the learning rate whatever the
+    gradient, and the unnormalised gated stack can saturate its tanh outputs there (measured at 4x
+    the default rate; train.warmup_steps).
+    """
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0,
+                 budget_seconds: float = 0.0, clock: tf.Variable | None = None,
+                 segment: tf.Variable | None = None, warmup_steps: int = 0,
+                 scale: tf.Variable | None = None):
+        self.warmup_steps = warmup_steps
+        self.scale = scale
+        self.initial_learning_rate = initial_learning_rate
+        self.decay_steps = decay_steps
+        self.alpha = alpha
+        self.budget_seconds = budget_seconds
+        self.clock = clock
+        self.segment = segment
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        if self.segment is None:
+            start_step, start_seconds = 0.0, 0.0
+            start_rate, end_step = self.initial_learning_rate, float(self.decay_steps)
+            end_seconds = self.budget_seconds
+        else:
+            start_step, start_seconds, start_rate, end_step, end_seconds = tf.unstack(
+                tf.cast(self.segment[:5], tf.float32))
+        progress = (step - start_step) / tf.maximum(end_step - start_step, 1.0)
+        if self.budget_seconds > 0 and self.clock is not None:
+            spent = tf.cast(self.clock, tf.float32) - start_seconds
+            progress = tf.maximum(progress, spent / tf.maximum(end_seconds - start_seconds, 1e-3))
+        cosine = 0.5 * (1.0 + tf.cos(math.pi * tf.clip_by_value(progress, 0.0, 1.0)))
+        floor = self.initial_learning_rate * self.alpha
+        rate = floor + (start_rate - floor) * cosine
+        if self.warmup_steps:
+            rate *= tf.minimum(1.0, (step + 1.0) / self.warmup_steps)
+        if self.scale is not None:  # lowered by recoveries from non-finite steps
+            rate *= tf.cast(self.scale, tf.float32)
+        return rate
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps, "alpha": self.alpha,
+                "budget_seconds": self.budget_seconds, "warmup_steps": self.warmup_steps}
+
+
+def learning_rate(config: Config, clock: tf.Variable | None = None,
+                  segment: tf.Variable | None = None, scale: tf.Variable | None = None):
+    """The configured learning rate: cosine decay over the steps and time budget (constant when
+    `train.final_lr_fraction` is 1), times `scale`."""
+    train = config.train
+    return CosineDecayToBudget(train.learning_rate, max(train.steps, 1),
+                               alpha=min(train.final_lr_fraction, 1.0),
+                               budget_seconds=train.time_budget_minutes * 60.0, clock=clock,
+                               segment=segment, warmup_steps=train.warmup_steps, scale=scale)
+
+
+def schedule_end(config: Config) -> list[float]:
+    """What a decay segment decays towards: [end step, end seconds, configured rate]."""
+    train = config.train
+    return [float(train.steps), train.time_budget_minutes * 60.0, train.learning_rate]
+
+
+def begin_segment(model: Inpainter, config: Config) -> bool:
+    """After a restore: reconcile the schedule with the config. If the configured steps or budget
+    differ from those the decay was heading for (the fit is extended, or shortened), a new segment
+    of the decay starts at the current step, time and rate; if the learning rate itself was
+    changed (`--set train.learning_rate=...`), it starts at that rate. Returns whether a segment
+    began; a plain resume changes nothing."""
+    end_step, end_seconds, configured = schedule_end(config)
+    segment = model.decay_segment.numpy()
+    if (segment[3], segment[4], segment[5]) == (end_step, end_seconds, configured):
+        return False
+    if segment[5] != configured:
+        rate = configured
+    else:  # the rate reached, before any recovery's scale
+        rate = float(np.asarray(model.optimizer.learning_rate)) / float(model.rate_scale.numpy())
+    step = float(model.optimizer.iterations.numpy())
+    model.decay_segment.assign([step, float(model.fit_seconds.numpy()), rate, end_step,
+                                end_seconds, configured])
+    return True
+
+
+class FitClock(keras.callbacks.Callback):
+    """Adds the seconds spent inside `fit` to the model's `fit_seconds` variable.
+
+    The variable is checkpointed, so the time budget and the schedule that follows it count the
+    whole run's fitting time across resumes; time spent between `fit` calls is not counted.
+    """
+
+    def on_train_begin(self, logs=None):
+        self.before = float(self.model.fit_seconds.numpy())
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.model.fit_seconds.assign(self.before + time.perf_counter() - self.start)
+
+
+def budget_spent(model: Inpainter, config: Config) -> bool:
+    """Whether the run's fitting time (FitClock's, across resumes) has reached the budget."""
+    budget = config.train.time_budget_minutes * 60.0
+    return bool(budget) and float(model.fit_seconds.numpy()) >= budget
+
+
+class FitProgress(keras.callbacks.Callback):
+    """The fit's progress on the console (`tfinpaint.io.progress.Progress`): the fraction of the
+    steps or of the time budget, whichever the fit will end on (the larger), the time left, steps
+    per second, the current loss and the last self-check PSNR (read from `monitor.history`).
+
+    On a terminal, one line redrawn in place; elsewhere, a line every `train.log_every` steps.
+    """
+
+    def __init__(self, config: Config, monitor: Monitor, stream=None):
+        super().__init__()
+        self.train = config.train
+        self.monitor = monitor
+        # Without logging (log_every 0) a log gets the first and the last line only.
+        every = config.train.log_every or max(config.train.steps, 1)
+        self.progress = Progress("fitting", unit="step", every=every, stream=stream)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        budget = self.train.time_budget_minutes * 60.0
+        seconds = float(self.model.fit_seconds.numpy())
+        by_steps = step / self.train.steps if self.train.steps else 1.0
+        by_time = seconds / budget if budget else 0.0
+        if by_time > by_steps:
+            where = f"step {step}, {clock(seconds)} of {clock(budget)}"
+        else:
+            where = f"step {step}/{self.train.steps}"
+        details = [where, *_loss_text(logs or {})]
+        if self.monitor.history:
+            details.append(f"self-check {self.monitor.history[-1][2]:.2f} dB")
+        self.progress.update(step, max(by_steps, by_time), " | ".join(details))
+
+    def on_train_end(self, logs=None):
+        self.progress.finish()
+
+
+def _loss_text(logs: dict) -> list[str]:
+    """`loss 0.0312` (the total), with the terms beside it when there is more than one."""
+    values = {name: float(value) for name, value in logs.items() if not is_numerics_log(name)}
+    total = values.pop("total", None)
+    if total is None:
+        return [f"{name} {value:.4f}" for name, value in values.items()]
+    if list(values) in ([], ["reconstruction"]):
+        return [f"loss {total:.4f}"]
+    return [f"loss {total:.4f} (" + ", ".join(f"{k} {v:.4f}" for k, v in values.items()) + ")"]
+
+
+def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
+    """The generator and its trainer, compiled with Adam as configured (call in strategy scope)."""
+    generator = generator_from(config.generator, in_channels=in_channels)
+    losses = config.losses
+    # The VGG weights are checked here, before any step, so a missing file is one clear line.
+    extractor = (build_feature_extractor(resolve_weights(losses.vgg_weights))
+                 if losses.ambiguity > 0 else None)
+    model = Inpainter(generator, reconstruction=losses.reconstruction, ambiguity=losses.ambiguity,
+                      stabilization=losses.stabilization, feature_extractor=extractor,
+                      ambiguity_positions=losses.ambiguity_positions,
+                      perturbation=losses.perturbation,
+                      ambiguity_target_positions=losses.ambiguity_target_positions,
+                      stabilization_examples=losses.stabilization_examples, seed=config.train.seed,
+                      prefill=config.data.prefill, debug_numerics=config.train.debug_numerics)
+    train = config.train
+    end_step, end_seconds, configured = schedule_end(config)
+    model.decay_segment.assign([0.0, 0.0, configured, end_step, end_seconds, configured])
+    rate = learning_rate(config, model.fit_seconds, model.decay_segment, model.rate_scale)
+    optimizer = keras.optimizers.Adam(rate,
+                                      beta_1=train.beta_1, beta_2=train.beta_2,
+                                      global_clipnorm=train.clip_global_norm or None)
+    model.compile(optimizer=optimizer, steps_per_execution=config.train.steps_per_execution)
+    optimizer.build(generator.trainable_variables)
+    # Its generator is built. Without this, Keras under a distribution strategy would build the
+    # model by calling it on a (dict) training batch, which is not the generator's input.
+    model.built = True
+    return model
+
+
+class Checkpoints:
+    """Model and optimizer (with its step count) under `checkpoints/`; written atomically by TF.
+
+    The learning rate is a schedule computed from the step, the fit clock and the decay segment
+    (all checkpointed); `begin_segment` reconciles it with a changed config after a restore.
+    """
+
+    def __init__(self, model: Inpainter, directory, keep: int = 3):
+        self.checkpoint = tf.train.Checkpoint(generator=model.generator, optimizer=model.optimizer,
+                                              fit_seconds=model.fit_seconds,
+                                              decay_segment=model.decay_segment,
+                                              learning_rate_scale=model.rate_scale)
+        self.directory = Path(directory)
+        try:
+            self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory),
+                                                      max_to_keep=keep)
+        except (UnicodeDecodeError, ValueError):
+            # A garbled index file: set it aside; the checkpoints themselves are found on disk.
+            state = self.directory / "checkpoint"
+            print(f"warning: {state}: unreadable, set aside as {state.name}.unreadable",
+                  file=sys.stderr)
+            state.replace(state.with_name("checkpoint.unreadable"))
+            self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory),
+                                                      max_to_keep=keep)
+        self.model = model
+        self.saved_step: int | None = None  # the step of the newest good checkpoint
+
+    def _candidates(self) -> list[str]:
+        """Checkpoint prefixes, newest first: those the index lists, and any it lost track of."""
+        found = {int(p.name[len("ckpt-"):-len(".index")]): str(p.with_suffix(""))
+                 for p in self.directory.glob("ckpt-*.index") if p.name[5:-6].isdigit()}
+        for path in self.manager.checkpoints:
+            found.setdefault(int(path.rsplit("-", 1)[1]), path)
+        return [found[step] for step in sorted(found, reverse=True)]
+
+    def restore_latest(self) -> int:
+        """Restores the newest readable checkpoint, if any; returns the step it holds.
+
+        A checkpoint that a crash or a full disk left unreadable is skipped with a warning and the
+        one before it is used; if none is readable the fit cannot resume and says so.
+        """
+        candidates = self._candidates()
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except Exception as error:  # noqa: BLE001 - unreadable in any way: try the one before
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+                print(f"warning: {path}: checkpoint unreadable ({reason}); "
+                      "falling back to the one before it", file=sys.stderr)
+                continue
+            self.saved_step = int(self.model.optimizer.iterations.numpy())
+            return self.saved_step
+        if candidates:
+            raise InputError(f"{self.directory}: no readable checkpoint; start again with "
+                             "--overwrite")
+        return int(self.model.optimizer.iterations.numpy())
+
+    def save(self, *, again: bool = False) -> None:
+        """Saves the current step (once, unless `again`: a recovery lowered the learning rate of a
+        step already saved); a failed write (a full disk) is one clear line."""
+        step = int(self.model.optimizer.iterations.numpy())
+        if step == self.saved_step and not again:
+            return
+        try:
+            self.manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as error:
+            reason = getattr(error, "message", None) or getattr(error, "strerror", None) or error
+            reason = (str(reason).strip().splitlines() or [type(error).__name__])[0][:200]
+            kept = f"step {self.saved_step}" if self.saved_step is not None else "none yet"
+            raise InputError(f"{self.directory}: cannot write the checkpoint of step {step} "
+                             f"(disk full? {reason}); the last good checkpoint ({kept}) is "
+                             "intact") from None
+        self.saved_step = step
+
+
+def _grid(images: list[tf.Tensor], rows: int) -> tf.Tensor:
+    """Side by side, for TensorBoard: [rows, H, W * len(images), 3] uint8."""
+    return to_uint8(tf.concat([image[:rows] for image in images], axis=2))
+
+
+class ScalarLog(keras.callbacks.Callback):
+    """Every `log_every` steps: the tracked losses as `loss/<name>`, the learning rate and
+    steps per second to TensorBoard; then the trackers restart. (The console's progress line is
+    `FitProgress`'s, or `PropagationMonitor`'s.)
+
+    The base of every fit's monitor (`Monitor`, `masking.spread.PropagationMonitor`).
+    """
+
+    def __init__(self, *, logdir, log_every: int, verbose: bool):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(str(logdir)) if logdir else None
+        self.log_every = log_every
+        self.verbose = verbose  # whether the fit may write to the console
+
+    def step(self) -> int:
+        """The optimizer's step: the fit's, across resumes."""
+        return int(self.model.optimizer.iterations.numpy())
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+        self.last_time, self.last_step = self.start, self.step()
+
+    def log_scalars(self, step: int, logs: dict) -> None:
+        now = time.perf_counter()
+        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        self.last_time, self.last_step = now, step
+        if self.writer:
+            with self.writer.as_default(step=step):
+                for name, value in logs.items():
+                    tf.summary.scalar(f"loss/{name}", float(value))
+                tf.summary.scalar("train/learning_rate",
+                                  float(np.asarray(self.model.optimizer.learning_rate)))
+                tf.summary.scalar("train/steps_per_second", rate)
+        self.model.reset_metrics()
+
+
+class Recovery:
+    """The fit's last good state, kept in memory, and the recoveries made from it.
+
+    `Inpainter.train_step` skips a step whose loss or gradients are not finite and counts it;
+    the monitor sees the count rise. A lone step whose gradients alone were not finite (the loss
+    was) is left at that: its update was skipped, the weights and Adam's moments are as they
+    were, and nothing says the fit is diverging (measured: the bf16 CPU fits met such steps
+    every few hundred steps, at different steps in identical fits, with the loss, the
+    activations and all but one variable's gradients finite and small). Otherwise (the loss not
+    finite, or a second such step within `snapshot_every` steps of the last) the fit rolls back
+    to the state kept at the last `snapshot_every` boundary (weights, Adam's moments, the step:
+    what a checkpoint holds, in memory, so at most `snapshot_every` steps are lost) and goes on
+    at a lower learning rate.
+    """
+
+    def __init__(self, model: Inpainter):
+        self.model = model
+        self.variables = [*model.generator.weights, *model.optimizer.variables]
+        self.state: list[np.ndarray] = []
+        self.step = 0
+        self.skipped = int(model.skipped_steps.numpy())
+        self.events: list[dict] = []  # recoveries
+        self.skips: list[dict] = []  # lone steps skipped without a recovery
+
+    def keep(self, step: int) -> None:
+        self.state = [variable.numpy() for variable in self.variables]
+        self.step = step
+
+    def nonfinite(self) -> tuple[str, int]:
+        """What the last skipped step found not finite and how many steps were skipped since
+        the last call; ("", 0) if none was."""
+        skipped = int(self.model.skipped_steps.numpy())
+        new, self.skipped = skipped - self.skipped, skipped
+        if not new:
+            return "", 0
+        return ("the loss" if int(self.model.last_nonfinite.numpy()) == 1 else "the gradients",
+                new)
+
+    def lone(self, step: int, what: str, count: int, window: int) -> bool:
+        """Whether step `step`, skipped for `what` (`count` steps skipped since the monitor last
+        looked), is a lone skip of non-finite gradients: the only one, with a finite loss, and
+        more than `window` steps after the last such skip (and any recovery)."""
+        if what != "the gradients" or count != 1:
+            return False
+        earlier = [event["step"] for event in (*self.skips, *self.events)]
+        return not earlier or step - max(earlier) > window
+
+    def roll_back(self) -> None:
+        for variable, value in zip(self.variables, self.state):
+            variable.assign(value)
+
+
+class Monitor(ScalarLog):
+    """TensorBoard scalars and images, the self-check, checkpoints, recoveries from non-finite
+    steps, early stop and time budget."""
+
+    def __init__(self, *, config: Config, run: RunDir, checkpoints: Checkpoints,
+                 selfcheck_batch: dict, verbose: bool):
+        super().__init__(logdir=run.logs, log_every=config.train.log_every, verbose=verbose)
+        self.config = config
+        self.train = config.train
+        self.checkpoints = checkpoints
+        self.selfcheck_batch = selfcheck_batch
+        self.history: list[tuple[int, float, float]] = []  # (step, seconds, self-check PSNR)
+        self.best = -math.inf
+        self.since_best = 0
+        self.stop_reason = ""
+        self.diverged = ""  # why the loss went non-finite, if it did
+        self._selfcheck = tf.function(self._selfcheck_images)
+        self.numerics: NumericsLog | None = None  # set by fit with train.debug_numerics
+        self.recovery: Recovery | None = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.recovery = Recovery(self.model)
+        self.recovery.keep(self.step())
+
+    def _selfcheck_images(self, batch):
+        return self.model.selfcheck(batch)
+
+    def _due(self, step: int, every: int) -> bool:
+        spe = self.train.steps_per_execution
+        return every > 0 and (step // every) != ((step - spe) // every)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.step()
+        # A skipped step left the step count as it was: it was step + 1 that failed.
+        what, count = self.recovery.nonfinite()
+        attempted = step + 1 if what else step
+        # debug numerics: stop at the first non-finite tensor, named (tfinpaint.fitting.numerics)
+        if self.numerics is not None:
+            self.diverged = self.numerics.check(attempted, logs)
+            if self.diverged:
+                self.model.stop_training = True
+                return
+        logs = {name: value for name, value in (logs or {}).items() if not is_numerics_log(name)}
+        if what:
+            if self.recovery.lone(attempted, what, count, self.train.snapshot_every):
+                self.skip(attempted, what)
+            else:
+                self.recover(attempted, what)
+            return
+        if self._due(step, self.train.snapshot_every):
+            self.recovery.keep(step)
+        broken = {name: float(value) for name, value in (logs or {}).items()
+                  if not math.isfinite(float(value))}
+        if broken:
+            # These weights are not saved: the checkpoint before them stays the newest.
+            name, value = next(iter(broken.items()))
+            self.diverged = f"loss {name} became {value} at step {step}"
+            self.model.stop_training = True
+            return
+        if self._due(step, self.train.log_every):
+            self.log_scalars(step, logs or {})
+        if self._due(step, self.train.selfcheck_every):
+            self.run_selfcheck(step, images=self._due(step, self.train.image_every))
+        if self._due(step, self.train.checkpoint_every):
+            self.checkpoints.save()
+        if budget_spent(self.model, self.config):
+            self.stop_reason = f"time budget of {self.train.time_budget_minutes:g} min spent"
+            self.model.stop_training = True
+
+    def skip(self, step: int, what: str) -> None:
+        """Step `step` was skipped for non-finite gradients, alone: the fit goes on unchanged."""
+        self.recovery.skips.append({"step": step, "not_finite": what})
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("train/skipped_steps", len(self.recovery.skips))
+        print(f"warning: {what} became non-finite at step {step} (the loss did not): the step "
+              f"was skipped and the fit goes on unchanged; another within "
+              f"{self.train.snapshot_every} steps rolls it back", file=sys.stderr)
+
+    def recover(self, step: int, what: str) -> None:
+        """Step `step` was skipped for a non-finite value: roll back to the last good state and
+        lower the learning rate; past `max_recoveries`, save that state (at the lowered rate, so a
+        resumed fit does not replay the same divergence) and stop."""
+        recovery, model = self.recovery, self.model
+        recovery.roll_back()
+        model.rate_scale.assign(float(model.rate_scale.numpy()) * self.train.recovery_rate_factor)
+        scale = float(model.rate_scale.numpy())
+        event = {"step": step, "not_finite": what, "rolled_back_to": recovery.step,
+                 "learning_rate_scale": scale}
+        recovery.events.append(event)
+        with self.writer.as_default(step=recovery.step):
+            tf.summary.scalar("train/recoveries", len(recovery.events))
+            tf.summary.scalar("train/learning_rate_scale", scale)
+        self.model.reset_metrics()
+        if len(recovery.events) > self.train.max_recoveries:
+            self.checkpoints.save(again=True)
+            self.diverged = (f"{what} became non-finite at step {step} after "
+                             f"{self.train.max_recoveries} recoveries; the last good state (step "
+                             f"{recovery.step}) is saved with the learning rate lowered to "
+                             f"{scale:g}x; --resume goes on from there")
+            self.model.stop_training = True
+            return
+        print(f"warning: {what} became non-finite at step {step}: the step was skipped, the fit "
+              f"rolled back to step {recovery.step} and goes on at {scale:g}x the learning rate "
+              f"(recovery {len(recovery.events)} of {self.train.max_recoveries})", file=sys.stderr)
+
+    def run_selfcheck(self, step: int, images: bool = False) -> float:
+        result = self._selfcheck(self.selfcheck_batch)
+        psnr = float(result["psnr"])
+        self.history.append((step, time.perf_counter() - self.start, psnr))
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("selfcheck/psnr", psnr)
+            if images:
+                grid = _grid([result["input"], *result["stages"], result["composite"]], rows=2)
+                tf.summary.image("selfcheck/input_coarse_refined_composite", grid, max_outputs=2)
+        self.writer.flush()
+        if psnr > self.best + self.train.early_stop_min_delta:
+            self.best, self.since_best = psnr, 0
+        else:
+            self.since_best += 1
+            if self.train.early_stop_patience and self.since_best >= self.train.early_stop_patience:
+                self.stop_reason = f"self-check PSNR stopped improving at {self.best:.2f} dB"
+                self.model.stop_training = True
+        return psnr
+
+    def on_train_end(self, logs=None):
+        if not self.diverged:
+            self.checkpoints.save()
+        self.writer.flush()
+
+
+@dataclass
+class FitOutcome:
+    model: Inpainter
+    steps: int
+    seconds: float
+    stop_reason: str = ""
+    selfcheck: list[tuple[int, float, float]] = field(default_factory=list)
+    recoveries: list[dict] = field(default_factory=list)  # see Monitor.recover
+    skipped: list[dict] = field(default_factory=list)  # see Monitor.skip
+
+
+def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
+        verbose: bool = True, callbacks: tuple = (), sampler=None,
+        in_channels: int = 4, warm_start=None) -> FitOutcome:
+    """Fits (or resumes fitting) a generator to `frames` (uint8 [N,H,W,3] at working resolution).
+
+    Resumes from the newest checkpoint in the run folder, if any, drawing exactly the samples an
+    uninterrupted fit would have drawn from there on. `sampler` replaces the `MaskSampler` (any
+    object with its `dataset` and `fixed_batch`; progressive fitting passes a patch sampler whose
+    batches carry a prior) and `in_channels` is the generator's input width (7 with a prior).
+    `warm_start(generator)`, if given, sets the initial weights of a fit that has no checkpoint.
+    """
+    keras.mixed_precision.set_global_policy(choose_precision(config.train.precision))
+    keras.utils.set_random_seed(config.train.seed)
+    strategy = choose_strategy()
+    with strategy.scope():
+        model = build_inpainter(config, in_channels=in_channels)
+        checkpoints = Checkpoints(model, run.checkpoints)
+        start = checkpoints.restore_latest()
+        if start > 0 and begin_segment(model, config) and verbose:
+            print(f"the schedule goes on from step {start} at learning rate "
+                  f"{model.decay_segment.numpy()[2]:.2e}", file=sys.stderr)
+        if warm_start is not None and start == 0:
+            warm_start(model.generator)
+    if sampler is None:
+        flow = None
+        if config.data.prefill == "flow":
+            from tfinpaint.fill.flow import VideoFlow
+
+            flow = VideoFlow(frames, masks, config.flow)
+            if verbose:
+                print(f"flow fields of {len(frames)} frames at {frames.shape[2]}x{frames.shape[1]} "
+                      f"in {flow.seconds:.1f} s", file=sys.stderr)
+        sampler = MaskSampler(frames, masks, sampling_from(config.data), flow=flow)
+    selfcheck_batch = sampler.fixed_batch(config.train.selfcheck_frames, seed=config.train.seed)
+    monitor = Monitor(config=config, run=run, checkpoints=checkpoints,
+                      selfcheck_batch=selfcheck_batch, verbose=verbose)
+    if config.train.debug_numerics:
+        monitor.numerics = NumericsLog(model.numerics_names(),
+                                       [v.path for v in model.generator.trainable_variables],
+                                       monitor.writer, verbose=verbose)
+    began = time.perf_counter()
+    remaining = config.train.steps - start
+    if remaining > 0 and budget_spent(model, config):
+        if verbose:
+            print(f"the time budget of {config.train.time_budget_minutes:g} min is spent "
+                  f"({float(model.fit_seconds.numpy()) / 60:.1f} min fitted); raise "
+                  "--time-budget to fit on", file=sys.stderr)
+    elif remaining > 0:
+        spe = config.train.steps_per_execution
+        remaining = math.ceil(remaining / spe) * spe
+        dataset = sampler.dataset(batch_size=config.train.batch_size, seed=config.train.seed,
+                                  start_step=start)
+        if verbose:
+            budget = config.train.time_budget_minutes
+            fitted = float(model.fit_seconds.numpy()) / 60.0
+            print(f"fitting steps {start}..{config.train.steps}" + (
+                f" or until {budget:g} min of fitting ({fitted:.1f} done)" if budget else ""),
+                file=sys.stderr)
+        progress = [FitProgress(config, monitor)] if verbose else []
+        model.fit(dataset, epochs=1, steps_per_epoch=remaining // spe * spe, shuffle=False,
+                  callbacks=[FitClock(), monitor, *progress, *callbacks], verbose=0)
+        if monitor.diverged and monitor.recovery.events:
+            raise InputError(f"{run.path}: fitting stopped, {monitor.diverged}")
+        if monitor.diverged:
+            kept = checkpoints.saved_step
+            raise InputError(f"{run.path}: fitting stopped, {monitor.diverged}; " + (
+                f"the last good checkpoint (step {kept}) is kept" if kept is not None else
+                "no checkpoint was saved") + "; lower train.learning_rate and --resume")
+        monitor.run_selfcheck(monitor.step(), images=True)
+        if monitor.numerics is not None and verbose:
+            print(f"numerics: {monitor.numerics.summary()}", file=sys.stderr)
+    elif verbose:
+        print(f"already fitted to step {start}", file=sys.stderr)
+    return FitOutcome(model=model, steps=int(model.optimizer.iterations.numpy()),
+                      seconds=time.perf_counter() - began, stop_reason=monitor.stop_reason,
+                      selfcheck=monitor.history,
+                      recoveries=monitor.recovery.events if monitor.recovery else [],
+                      skipped=monitor.recovery.skips if monitor.recovery else [])

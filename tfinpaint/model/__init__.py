@@ -1,0 +1,1 @@
+"""The network: gated layers, the generator, and the VGG feature extractor of the losses."""
