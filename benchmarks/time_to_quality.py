@@ -126,11 +126,12 @@ class Contender:
 
         from tfinpaint.data.samplers import MaskSampler
         from tfinpaint.data.samplers import sampling_from
-        from tfinpaint.fitting.loop import build_inpainter, choose_precision
+        from tfinpaint.fitting.device import choose_precision
+        from tfinpaint.fitting.loop import build_inpainter
         from tfinpaint.fill.render import make_fill_fn
 
         # The race's budget is the fit's time budget: a schedule that decays over the budget
-        # (fitting.CosineDecayToBudget) ends when the race does.
+        # (fitting.schedule.CosineDecayToBudget) ends when the race does.
         self.config.train.time_budget_minutes = self.budget / 60.0
         began = time.perf_counter()
         keras.mixed_precision.set_global_policy(choose_precision(self.config.train.precision))
@@ -157,7 +158,7 @@ class Contender:
     def fit_for(self, seconds: float, budget: float) -> None:
         import keras
 
-        from tfinpaint.fitting.loop import FitClock
+        from tfinpaint.fitting.schedule import FitClock
 
         deadline = min(self.fit_seconds + seconds, budget, self.next_eval)
         train = self.config.train

@@ -43,11 +43,12 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE
 KILLER = """
 import os, signal, sys, threading
 from tfinpaint.io import clip
-from tfinpaint.fitting import loop as fitting
+from tfinpaint.fitting.checkpoints import Checkpoints
+from tfinpaint.fitting.monitor import Monitor
 from tfinpaint import train
 where, nth, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-owner, name = {"step": (fitting.Monitor, "on_train_batch_end"),
-               "checkpoint": (fitting.Checkpoints, "save"),
+owner, name = {"step": (Monitor, "on_train_batch_end"),
+               "checkpoint": (Checkpoints, "save"),
                "result": (clip, "write_result")}[where]
 original, calls = getattr(owner, name), [0]
 def armed(*args, **kwargs):
@@ -455,7 +456,9 @@ def test_repeated_nan_stops_after_three_recoveries_and_keeps_the_good_state(tmp_
 
 def test_resume_applies_a_learning_rate_changed_with_set(tmp_path):
     from tfinpaint import config as config_lib
-    from tfinpaint.fitting.loop import Checkpoints, begin_segment, build_inpainter
+    from tfinpaint.fitting.checkpoints import Checkpoints
+    from tfinpaint.fitting.loop import build_inpainter
+    from tfinpaint.fitting.schedule import begin_segment
 
     def restored(learning_rate: float):
         config = config_lib.load_config([], [*SMALL, f"train.learning_rate={learning_rate}"])

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from conftest import copy_run
 from tfinpaint import config as config_lib
-from tfinpaint.fitting import loop as fitting
+from tfinpaint.fitting.loop import build_inpainter
 from tfinpaint import train
 from tfinpaint.model import vgg
 from tfinpaint.config import DataConfig
@@ -82,16 +82,16 @@ def test_ambiguity_without_vgg_weights_fails_before_fitting_with_one_line(tmp_pa
     monkeypatch.setattr(vgg, "_download", offline)
     config = config_lib.load_config(overrides=["losses.ambiguity=0.1", "generator.channels=8"])
     with pytest.raises(InputError) as error:
-        fitting.build_inpainter(config)
+        build_inpainter(config)
     message = str(error.value)
     assert "\n" not in message and vgg.WEIGHTS_FILE in message
     assert str(tmp_path / "empty_keras_home" / "models") in message
     config = config_lib.load_config(overrides=["losses.ambiguity=0.1",
                                                f"losses.vgg_weights={tmp_path / 'none.h5'}"])
     with pytest.raises(InputError, match="none.h5"):
-        fitting.build_inpainter(config)
+        build_inpainter(config)
     # Off by default: no weights needed.
-    assert fitting.build_inpainter(config_lib.load_config(
+    assert build_inpainter(config_lib.load_config(
         overrides=["generator.channels=8"])).feature_extractor is None
 
 

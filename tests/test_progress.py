@@ -108,7 +108,7 @@ class _Value:
 def _fit_progress(overrides, step, seconds, history=()):
     from types import SimpleNamespace
 
-    from tfinpaint.fitting.loop import FitProgress
+    from tfinpaint.fitting.monitor import FitProgress
 
     stream = io.StringIO()
     callback = FitProgress(load_config([], overrides), SimpleNamespace(history=list(history)),

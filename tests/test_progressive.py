@@ -165,7 +165,7 @@ def test_each_stage_resumes_after_sigkill(tmp_path, capsys):
     assert not (run / "stage2" / "result").exists()
     # The fit may have gone on past ckpt-4 before the kill landed, and the kill may land after a
     # checkpoint's files but before the index names it: the resume takes the newest checkpoint
-    # on disk (fitting.Checkpoints), so resume 4 steps past that one.
+    # on disk (fitting.checkpoints.Checkpoints), so resume 4 steps past that one.
     saved = max(int(p.name[len("ckpt-"):-len(".index")])
                 for p in index.parent.glob("ckpt-*.index"))
     total = saved + 4

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from tfinpaint import config as config_lib
-from tfinpaint.fitting.loop import CosineDecayToBudget, fit, learning_rate
+from tfinpaint.fitting.loop import fit
+from tfinpaint.fitting.schedule import CosineDecayToBudget, learning_rate
 from tfinpaint.io.rundir import RunDir
 from tfinpaint.io.sample import make_sample
 
@@ -86,7 +87,7 @@ def _built(steps: int, budget_minutes: float = 0.0):
 
 
 def test_an_extended_fit_decays_on_from_the_rate_it_had_reached():
-    from tfinpaint.fitting.loop import begin_segment
+    from tfinpaint.fitting.schedule import begin_segment
 
     config, model = _built(steps=100)
     model.optimizer.iterations.assign(50)
@@ -108,7 +109,7 @@ def test_an_extended_fit_decays_on_from_the_rate_it_had_reached():
 
 
 def test_an_extended_time_budget_decays_on_from_the_floor_it_had_reached():
-    from tfinpaint.fitting.loop import begin_segment
+    from tfinpaint.fitting.schedule import begin_segment
 
     config, model = _built(steps=20000, budget_minutes=10)
     model.optimizer.iterations.assign(500)

@@ -127,7 +127,7 @@ class MaskSampler:
 class PatchSampler:
     """Draws base-size training patches from a later stage's frames, with their prior.
 
-    A drop-in for `MaskSampler` in `fitting.fit`: elements are dicts of uint8 `frames`, `masks`
+    A drop-in for `MaskSampler` in `fitting.loop.fit`: elements are dicts of uint8 `frames`, `masks`
     (M_i), `translated` (M'_t) and `prior`, all cut from the same window, and element `e` is a
     pure function of `(seed, e)`, so a resumed stage replays what an uninterrupted one draws.
 

@@ -84,15 +84,15 @@ class Inpainter(keras.Model):
             ("stabilization", stabilization)) if weight > 0}
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("total", *self.weights_by_term)}
-        # Seconds fitted so far (`fitting.FitClock`), read by the learning-rate schedule and the
+        # Seconds fitted so far (`schedule.FitClock`), read by the learning-rate schedule and the
         # time budget; checkpointed with the weights, so both span resumes.
         self.fit_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="fit_seconds")
         # Where the learning-rate decay's current segment starts and ends (see
-        # `fitting.begin_segment`); checkpointed, so an extended fit decays on from where it was.
+        # `schedule.begin_segment`); checkpointed, so an extended fit decays on from where it was.
         self.decay_segment = tf.Variable(tf.zeros([6], tf.float64), trainable=False,
                                          name="decay_segment")
         # The factor recoveries from non-finite steps have lowered the learning rate by
-        # (`fitting.Monitor`); checkpointed, so a resumed fit keeps the lower rate.
+        # (`monitor.Monitor`); checkpointed, so a resumed fit keeps the lower rate.
         self.rate_scale = tf.Variable(1.0, dtype=tf.float32, trainable=False,
                                       name="learning_rate_scale")
         # Steps skipped for a non-finite loss or gradient, and what the last one was.

@@ -1,7 +1,7 @@
 """How far a long task has got, on the console: one line redrawn in place on a terminal, plain
 lines at an interval anywhere else (a log file, CI).
 
-Fitting (`fitting.FitProgress`), rendering (`inference.render`'s `progress`) and mask propagation
+Fitting (`fitting.monitor.FitProgress`), rendering (`fill.render.render`'s `progress`) and mask propagation
 (`masking.spread.PropagationMonitor`) all report through `Progress`.
 """
 

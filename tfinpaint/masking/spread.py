@@ -75,7 +75,9 @@ from tfinpaint.io.clip import (Annotation, Clip, check_size, resize_frames, resi
                             write_masks)
 from tfinpaint.config import Config, PropagateConfig
 from tfinpaint.data.samplers import PasteSampler, PriorJitter
-from tfinpaint.fitting.loop import CosineDecayToBudget, FitClock, ScalarLog, choose_precision, choose_strategy
+from tfinpaint.fitting.device import choose_precision, choose_strategy
+from tfinpaint.fitting.monitor import ScalarLog
+from tfinpaint.fitting.schedule import CosineDecayToBudget, FitClock
 from tfinpaint.fill.flow import FlowFields, flow_fields
 from tfinpaint.model.generator import MULTIPLE, build_generator, crop_to, network_input, pad_to_multiple, to_signed
 from tfinpaint.fitting.losses import weighted_bce
