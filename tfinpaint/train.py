@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Sequence
@@ -128,52 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.progressive.stages > 1:
         return fit_progressive(config, clip, run, verbose=not args.quiet)
 
-    from tfinpaint.io.clip import resize_frames, resize_masks
-    from tfinpaint.fitting.loop import fit
-    from tfinpaint.fill.render import make_fill_fn, native_prefill, render
-    from tfinpaint.io.progress import Progress
+    from tfinpaint.fitting.single import fit_and_render
 
-    verbose = not args.quiet
-    prefilled, prefill_seconds = None, 0.0
-    if config.data.prefill == "flow" or (config.train.steps == 0 and not args.resume):
-        # the clip's real holes prefilled at the native size: the flow fill network's third
-        # input, and with 0 steps the result itself
-        began = time.perf_counter()
-        prefilled = native_prefill(config.data.prefill, clip.frames, clip.masks, config.flow)
-        prefill_seconds = time.perf_counter() - began
-        if verbose:
-            print(f"{config.data.prefill} prefill of {len(clip.frames)} frames at "
-                  f"{clip.frames.shape[2]}x{clip.frames.shape[1]} in {prefill_seconds:.1f} s",
-                  file=sys.stderr)
-    if config.train.steps == 0 and not args.resume:
-        # no fitting: the prefill alone (with data.prefill: flow, propagation only)
-        filled = prefilled
-        extra = {"steps": 0, "prefill": config.data.prefill,
-                 "prefill_seconds": round(prefill_seconds, 1),
-                 "native_size": list(clip.frames.shape[1:3])}
-        return _write(run, clip, filled, extra, config)
-    outcome = fit(config, resize_frames(clip.frames, *size), resize_masks(clip.masks, *size), run,
-                  verbose=verbose)
-    if verbose:
-        why = f" ({outcome.stop_reason})" if outcome.stop_reason else ""
-        print(f"fitted to step {outcome.steps} in {outcome.seconds:.0f} s{why}; rendering", file=sys.stderr)
-    began = time.perf_counter()
-    fill = make_fill_fn(outcome.model.generator, config.data.prefill, working_size=size,
-                        native_detail=config.flow.native_detail)
-    rendering = Progress("rendering", total=len(clip.frames), unit="frame")
-    filled = render(fill, clip.frames, clip.masks, batch_size=config.infer.batch_size,
-                    progress=rendering.update if verbose else None,
-                    prefilled=prefilled if config.data.prefill == "flow" else None)
-    extra = {
-        "steps": outcome.steps, "fit_seconds": round(outcome.seconds, 1),
-        "render_seconds": round(time.perf_counter() - began, 1),
-        "prefill_seconds": round(prefill_seconds, 1),
-        "working_size": list(size), "native_size": list(clip.frames.shape[1:3]),
-        "selfcheck_psnr": outcome.selfcheck[-1][2] if outcome.selfcheck else None,
-        "stop_reason": outcome.stop_reason,
-        "recoveries": outcome.recoveries,
-        "skipped_steps": outcome.skipped,
-    }
+    filled, extra = fit_and_render(config, clip.frames, clip.masks, run, working_size=size,
+                                   resume=args.resume, verbose=not args.quiet)
     return _write(run, clip, filled, extra, config)
 
 
