@@ -61,7 +61,7 @@ from tfinpaint.io.clip import resize_frames
 from tfinpaint.config import FlowConfig
 from tfinpaint.fill.flow import fill_clip
 from tfinpaint.masking.motion import motion_size
-from tfinpaint.masking.warp import disk, shrink_mask
+from tfinpaint.masking.shapes import disk, shrink_mask
 
 # Both images are blurred by this Gaussian (px at the working size) before their colours are
 # compared.

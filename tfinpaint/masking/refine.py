@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 
 from tfinpaint.masking.motion import MOTION_SIDE, flows_towards, motion_size
-from tfinpaint.masking.warp import disk, shrink_mask
+from tfinpaint.masking.shapes import disk, shrink_mask
 
 
 # cv2.grabCut fits a Gaussian mixture of this many components to each side's colours.

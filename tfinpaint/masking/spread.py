@@ -85,7 +85,8 @@ from tfinpaint.masking.background import subtract_background
 from tfinpaint.masking.motion import flows_towards, motion_maps
 from tfinpaint.masking.refine import refine_masks
 from tfinpaint.masking.track import track_masks
-from tfinpaint.masking.warp import disk, fill_holes, keep_near, warp_masks, warp_step
+from tfinpaint.masking.shapes import disk, fill_holes, keep_near
+from tfinpaint.masking.warp import warp_masks, warp_step
 from tfinpaint.io.progress import Progress, clock
 
 

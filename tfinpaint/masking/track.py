@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from tfinpaint.masking.warp import disk, keep_near
+from tfinpaint.masking.shapes import disk, keep_near
 
 
 @dataclass
