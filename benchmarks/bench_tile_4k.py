@@ -58,10 +58,10 @@ def make_ladder(folder: Path, channels: int) -> None:
     import tensorflow as tf
 
     from tfinpaint.config import load_config
-    from tfinpaint.io.rundir import save_config
-    from tfinpaint.model.generator import generator_from
-    from tfinpaint.model.generator import PRIOR_CHANNELS
     from tfinpaint.fitting.progressive import stage_config, stage_sizes
+    from tfinpaint.io.rundir import save_config
+    from tfinpaint.model.generator import PRIOR_CHANNELS
+    from tfinpaint.model.generator import generator_from
 
     config = load_config([ROOT / "configs" / "progressive_4k.yaml"],
                          [f"generator.channels={channels}"])

@@ -123,11 +123,11 @@ def main(argv=None) -> int:
     from tfinpaint.config import Config
     from tfinpaint.data.samplers import MaskSampler
     from tfinpaint.data.samplers import sampling_from
+    from tfinpaint.evaluation.protocols import fixed_masks
+    from tfinpaint.fill.render import make_fill_fn
     from tfinpaint.fitting.device import choose_precision
     from tfinpaint.fitting.loop import build_inpainter
     from tfinpaint.model.generator import build_generator
-    from tfinpaint.fill.render import make_fill_fn
-    from tfinpaint.evaluation.protocols import fixed_masks
 
     height, width = args.height, args.width
     rng = np.random.default_rng(0)

@@ -126,9 +126,9 @@ class Contender:
 
         from tfinpaint.data.samplers import MaskSampler
         from tfinpaint.data.samplers import sampling_from
+        from tfinpaint.fill.render import make_fill_fn
         from tfinpaint.fitting.device import choose_precision
         from tfinpaint.fitting.loop import build_inpainter
-        from tfinpaint.fill.render import make_fill_fn
 
         # The race's budget is the fit's time budget: a schedule that decays over the budget
         # (fitting.schedule.CosineDecayToBudget) ends when the race does.

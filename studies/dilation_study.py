@@ -48,10 +48,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from tfinpaint.evaluation import metrics
-
-from tfinpaint.io import video
 from tfinpaint.errors import InputError, cli
+from tfinpaint.evaluation import metrics
+from tfinpaint.io import video
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

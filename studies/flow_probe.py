@@ -24,12 +24,10 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from tfinpaint.fill import flow
-
 from tfinpaint.evaluation import protocols, metrics
-
-from tfinpaint.io import video
+from tfinpaint.fill import flow
 from tfinpaint.fill.prefill import pyramid_fill
+from tfinpaint.io import video
 
 _DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 VARIANTS = {

@@ -35,19 +35,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfinpaint.fitting import losses
-
-from tfinpaint.model import vgg
-from tfinpaint.config import LossConfig
 from tfinpaint.config import DataConfig
+from tfinpaint.config import LossConfig
 from tfinpaint.data.samplers import MaskSampler, sampling_from
-from tfinpaint.model.generator import build_generator
-from tfinpaint.io.clip import resize_frames
-from tfinpaint.model.generator import composite, network_input, to_signed, to_uint8
-from tfinpaint.fitting.inpainter import Inpainter
 from tfinpaint.evaluation.metrics import psnr
+from tfinpaint.fitting import losses
+from tfinpaint.fitting.inpainter import Inpainter
+from tfinpaint.io.clip import resize_frames
 from tfinpaint.io.sample import make_sample
 from tfinpaint.io.video import read_masks, read_video
+from tfinpaint.model import vgg
+from tfinpaint.model.generator import build_generator
+from tfinpaint.model.generator import composite, network_input, to_signed, to_uint8
 
 
 def _inpainter(generator, *, ambiguity=0.0, stabilization=0.0, learning_rate=2e-4,

@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 
 from tfinpaint import config as config_lib
+from tfinpaint.errors import InputError
 from tfinpaint.evaluation import protocols
 from tfinpaint.io import video
-from tfinpaint.errors import InputError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -20,8 +20,8 @@ SCRIPT = textwrap.dedent("""
     from tfinpaint.config import Config
     from tfinpaint.config import DataConfig
     from tfinpaint.data.samplers import MaskSampler, sampling_from
-    from tfinpaint.fitting.loop import build_inpainter
     from tfinpaint.evaluation.protocols import fixed_masks
+    from tfinpaint.fitting.loop import build_inpainter
 
     config = Config()
     config.generator.arch = "base"

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from tfinpaint import evaluate
-
 from tfinpaint.evaluation import protocols
-
 from tfinpaint.io import video
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,9 +17,9 @@ from tfinpaint.export import exporter
 from tfinpaint.export import onnx as onnx_export
 from tfinpaint.export import savedmodel
 from tfinpaint.export.savedmodel import InpaintModule, next_version
-from tfinpaint.model.generator import MULTIPLE, build_generator
 from tfinpaint.fill.render import fill_float_at_working_size, load_generator, make_fill_fn
 from tfinpaint.io.rundir import RunDir
+from tfinpaint.model.generator import MULTIPLE, build_generator
 
 WORKING = (32, 48)  # the run's working size (conftest.finished_fit): a 4x frame is cheap to tile
 ODD_SIZES = [(37, 53), (241, 433)]
@@ -261,8 +261,8 @@ def served(exported):
 
 def test_serve_and_client_fill_like_infer(served, run_dir, tmp_path):
     from tfinpaint.infer import main as infer
-    from tfinpaint.serving.remote import fetch_model_info, fill_frames, tile_size_for
     from tfinpaint.io.video import read_video, write_frames
+    from tfinpaint.serving.remote import fetch_model_info, fill_frames, tile_size_for
 
     target = served
     info = fetch_model_info(target, MODEL)

@@ -104,8 +104,8 @@ def test_every_path_fills_a_flow_run_like_infer(clip, run, exported, inputs, ser
 
     from tfinpaint.export import onnx as onnx_export
     from tfinpaint.infer import main as infer
-    from tfinpaint.serving import client
     from tfinpaint.io.video import read_video
+    from tfinpaint.serving import client
 
     frames, masks, prefilled = inputs
     hole = np.repeat(masks != 0, 3, axis=-1)

@@ -41,12 +41,12 @@ def clip(tmp_path_factory):
 def test_every_path_fills_bmx_trees_like_train(clip, tmp_path):
     from tfinpaint.export import cli as export_cli
     from tfinpaint.export import onnx as onnx_export
-    from tfinpaint.infer import main as infer
     from tfinpaint.fill.render import load_generator, make_fill_fn
+    from tfinpaint.infer import main as infer
     from tfinpaint.io.rundir import RunDir
+    from tfinpaint.io.video import read_masks, read_video
     from tfinpaint.serving import client
     from tfinpaint.serving.server import serve
-    from tfinpaint.io.video import read_masks, read_video
 
     # float32: train's render then runs the network as infer and the exports do (mixed
     # precision would put train's own result up to a few levels off theirs). The push-pull

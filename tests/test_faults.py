@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfinpaint.fitting import losses
-
 from tfinpaint import train
+from tfinpaint.fitting import losses
 from tfinpaint.io.sample import make_sample
 from tfinpaint.io.video import read_video, write_frames
 
@@ -42,10 +41,10 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE
 # kills the process `delay` seconds later (so it lands inside whatever runs then).
 KILLER = """
 import os, signal, sys, threading
-from tfinpaint.io import clip
+from tfinpaint import train
 from tfinpaint.fitting.checkpoints import Checkpoints
 from tfinpaint.fitting.monitor import Monitor
-from tfinpaint import train
+from tfinpaint.io import clip
 where, nth, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 owner, name = {"step": (Monitor, "on_train_batch_end"),
                "checkpoint": (Checkpoints, "save"),

@@ -9,15 +9,15 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_args
-from tfinpaint.fill import flow
 from tfinpaint import train
-from tfinpaint.io.clip import load_clip
 from tfinpaint.config import CONFIG_DIR, FlowConfig, load_config
 from tfinpaint.data.samplers import MaskSampler, Sampling
-from tfinpaint.model.generator import network_input, to_signed
+from tfinpaint.fill import flow
 from tfinpaint.fill.render import make_fill_fn, native_prefill
+from tfinpaint.io.clip import load_clip
 from tfinpaint.io.sample import make_sample
 from tfinpaint.io.video import read_video
+from tfinpaint.model.generator import network_input, to_signed
 
 SETTINGS = FlowConfig(preset="ultrafast", margin=2)
 

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tfinpaint.model.generator import (ARCHITECTURES, EDGE_PAD_MODE, MULTIPLE, build_generator,
-                                 crop_to, pad_to_multiple)
+                                       crop_to, pad_to_multiple)
 
 SMALL = 8  # channels for every test that runs the network
 

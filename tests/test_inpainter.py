@@ -7,15 +7,15 @@ import tensorflow as tf
 
 from conftest import copy_run
 from tfinpaint import config as config_lib
-from tfinpaint.fitting.loop import build_inpainter
 from tfinpaint import train
-from tfinpaint.model import vgg
 from tfinpaint.config import DataConfig
 from tfinpaint.data.samplers import MaskSampler, sampling_from
 from tfinpaint.errors import InputError
-from tfinpaint.model.generator import build_generator
 from tfinpaint.fitting.inpainter import Inpainter
+from tfinpaint.fitting.loop import build_inpainter
 from tfinpaint.io.sample import make_sample
+from tfinpaint.model import vgg
+from tfinpaint.model.generator import build_generator
 
 
 def _batches(batch_size=3):

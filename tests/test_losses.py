@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfinpaint.fitting import losses
-
-from tfinpaint.model import vgg
 from tfinpaint.data import augment
-from tfinpaint.model.generator import network_input, to_signed
+from tfinpaint.fitting import losses
 from tfinpaint.io.sample import make_sample
+from tfinpaint.model import vgg
+from tfinpaint.model.generator import network_input, to_signed
 
 SEED = tf.constant([1, 2], tf.int64)
 

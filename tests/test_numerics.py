@@ -6,13 +6,13 @@ import pytest
 import tensorflow as tf
 
 from conftest import copy_run, tiny_args
-from tfinpaint.fitting import losses, numerics
 from tfinpaint import train
 from tfinpaint.config import DataConfig
 from tfinpaint.data.samplers import MaskSampler, sampling_from
-from tfinpaint.model.generator import build_generator
+from tfinpaint.fitting import losses, numerics
 from tfinpaint.fitting.inpainter import Inpainter
 from tfinpaint.io.sample import make_sample
+from tfinpaint.model.generator import build_generator
 
 
 def _batches():

@@ -15,9 +15,9 @@ import tensorflow as tf
 
 from tfinpaint import config as config_lib
 from tfinpaint.data.samplers import MaskSampler, sampling_from
+from tfinpaint.fill.render import make_fill_fn, render
 from tfinpaint.fitting.loop import build_inpainter
 from tfinpaint.model.generator import ARCHITECTURES, MIN_SIZE, MIN_SIZE_REFLECT
-from tfinpaint.fill.render import make_fill_fn, render
 from tfinpaint.model.layers import PADDINGS
 
 QUICK = Path(__file__).resolve().parent.parent / "configs" / "quick.yaml"

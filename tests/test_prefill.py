@@ -88,8 +88,8 @@ def test_network_input_keeps_four_channels_and_defaults_to_blanking():
 
 def test_fill_fn_and_a_training_step_with_prefill():
     from tfinpaint import config as config_lib
-    from tfinpaint.fitting.loop import build_inpainter
     from tfinpaint.fill.render import make_fill_fn
+    from tfinpaint.fitting.loop import build_inpainter
 
     config = config_lib.load_config([], ["data.prefill=pyramid", "generator.arch=base",
                                          "generator.channels=8", "train.precision=float32"])

@@ -17,10 +17,10 @@ from conftest import tiny_args
 from tfinpaint import train
 from tfinpaint.config import load_config
 from tfinpaint.data import masks as mask_ops
-from tfinpaint.io.clip import upsample
 from tfinpaint.data.samplers import PatchSampler
 from tfinpaint.fill.render import grid_fill
 from tfinpaint.fitting.progressive import min_hole_pixels, stage_sizes
+from tfinpaint.io.clip import upsample
 from tfinpaint.io.sample import make_sample
 from tfinpaint.io.video import write_frames
 
@@ -184,9 +184,9 @@ def test_each_stage_resumes_after_sigkill(tmp_path, capsys):
 
 
 def test_warm_start_begins_a_later_stage_as_the_previous_one():
-    from tfinpaint.model.generator import build_generator
-    from tfinpaint.model.generator import PRIOR_CHANNELS
     from tfinpaint.fitting.progressive import warm_start_from
+    from tfinpaint.model.generator import PRIOR_CHANNELS
+    from tfinpaint.model.generator import build_generator
 
     previous = build_generator("coarse_to_fine", channels=8, in_channels=4)
     later = build_generator("coarse_to_fine", channels=8, in_channels=4 + PRIOR_CHANNELS)

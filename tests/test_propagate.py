@@ -15,9 +15,9 @@ from tfinpaint import propagate, train
 from tfinpaint.config import CONFIG_DIR, load_config
 from tfinpaint.data.samplers import PasteSampler, PriorJitter
 from tfinpaint.fitting.losses import weighted_bce
+from tfinpaint.io.video import read_masks, write_frames
 from tfinpaint.masking.shapes import fill_holes
 from tfinpaint.masking.warp import warp_masks
-from tfinpaint.io.video import read_masks, write_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,9 +14,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
 
-from tfinpaint.serving.server import serve
 from tfinpaint.serving import remote as client
 from tfinpaint.serving.client import main as client_command
+from tfinpaint.serving.server import serve
 from tfinpaint.serving.remote import (fetch_working_size, fill_frames, local_predict_fn,
                                       remote_predict_fn, with_retries)
 

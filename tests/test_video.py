@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tfinpaint.io import video
 from tfinpaint.errors import InputError
+from tfinpaint.io import video
 from tfinpaint.io.video import read_masks, read_video, write_frames, write_image, write_video
 
 H, W = 32, 48

@@ -20,9 +20,9 @@ from typing import Sequence
 
 import numpy as np
 
-from tfinpaint.io import video
 from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import InputError, cli
+from tfinpaint.io import video
 from tfinpaint.io.rundir import write_text
 
 BASELINES = ("telea",)  # OpenCV's per-frame Telea fill: metrics.telea_baseline

@@ -36,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_tensorflow()  # before anything imports TensorFlow
-    from tfinpaint.io.clip import check_size, load_clip, result_options, write_result
     from tfinpaint.fill.render import load_generator, make_fill_fn, native_prefill, render
+    from tfinpaint.io.clip import check_size, load_clip, result_options, write_result
     from tfinpaint.io.progress import Progress
     from tfinpaint.io.rundir import RunDir
 

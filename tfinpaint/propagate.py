@@ -68,8 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides.append(f"propagate.time_budget_minutes={args.time_budget}")
     config = config_lib.load_config(args.config, overrides)
     from tfinpaint.io.clip import check_size, read_annotation
-    from tfinpaint.masking.spread import propagate
     from tfinpaint.io.rundir import RunDir
+    from tfinpaint.masking.spread import propagate
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:

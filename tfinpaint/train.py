@@ -149,8 +149,8 @@ def _write(run, clip, filled, extra: dict, config: config_lib.Config) -> int:
 
 def fit_progressive(config: config_lib.Config, clip, run, *, verbose: bool) -> int:
     """The stage ladder of `tfinpaint.fitting.progressive`; the result as a single fit writes it."""
-    from tfinpaint.io.clip import result_options, write_result
     from tfinpaint.fitting.progressive import fit_ladder
+    from tfinpaint.io.clip import result_options, write_result
 
     began = time.perf_counter()
     filled, stages = fit_ladder(config, clip.frames, clip.masks, clip.names, run, verbose=verbose)

@@ -16,10 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
-from tfinpaint.evaluation import protocols
-
-from tfinpaint.io import video
 from tfinpaint.errors import InputError, cli
+from tfinpaint.evaluation import protocols
+from tfinpaint.io import video
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -17,9 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfinpaint.evaluation import metrics
-
 from tfinpaint.fill import resample
-
 from tfinpaint.io import video
 
 

@@ -23,8 +23,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from tfinpaint.io import video
 from tfinpaint.errors import InputError, cli
+from tfinpaint.io import video
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

@@ -13,9 +13,9 @@ from tfinpaint.export import onnx as onnx_export
 from tfinpaint.export import savedmodel
 from tfinpaint.export.names import (DEFAULT_SIGNATURE, FILLS_AT_WORKING_SIZE, FLOAT_SIGNATURE,
                                     FLOW_SETTINGS, NEEDS_PREFILLED, PREFILLED)
-from tfinpaint.model.generator import MULTIPLE, min_input_size
 from tfinpaint.fill.render import load_generator
 from tfinpaint.io.rundir import RunDir, staged_folder
+from tfinpaint.model.generator import MULTIPLE, min_input_size
 
 
 def export(run_path: str | Path, out: str | Path, *, version: int | None = None,

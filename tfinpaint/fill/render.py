@@ -12,13 +12,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfinpaint.fill import resample, tiling
-from tfinpaint.io.clip import resize_frames, resize_masks, upsample
 from tfinpaint.config import Config
-from tfinpaint.fill.prefill import apply_prefill
 from tfinpaint.errors import InputError
+from tfinpaint.fill import resample, tiling
+from tfinpaint.fill.prefill import apply_prefill
+from tfinpaint.io.clip import resize_frames, resize_masks, upsample
 from tfinpaint.model.generator import (PRIOR_CHANNELS, generator_from, network_input, to_signed,
-                                 to_uint8)
+                                       to_uint8)
 from tfinpaint.io.rundir import RunDir
 
 FillFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]

@@ -5,16 +5,14 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfinpaint.fitting import losses, numerics
-
-from tfinpaint.evaluation import metrics
-
-from tfinpaint.model import vgg
 from tfinpaint.config import PerturbationConfig
 from tfinpaint.data import augment
+from tfinpaint.evaluation import metrics
 from tfinpaint.fill.prefill import apply_prefill
+from tfinpaint.fitting import losses, numerics
+from tfinpaint.model import vgg
 from tfinpaint.model.generator import (EDGE_PAD_MODE, MULTIPLE, composite, crop_to, network_input,
-                                 pad_to_multiple, to_signed)
+                                       pad_to_multiple, to_signed)
 
 
 class Inpainter(keras.Model):

@@ -28,15 +28,15 @@ import time
 
 import numpy as np
 
-from tfinpaint.io.clip import resize_frames, resize_masks, upsample
 from tfinpaint.config import Config
 from tfinpaint.data.samplers import PatchSampler
-from tfinpaint.fitting.loop import fit
-from tfinpaint.model.generator import PRIOR_CHANNELS
 from tfinpaint.fill.render import Stage, fill_stage, load_generator, make_fill_fn, make_prior_fill_fn
+from tfinpaint.fitting.loop import fit
+from tfinpaint.io.clip import resize_frames, resize_masks, upsample
 from tfinpaint.io.progress import Progress
 from tfinpaint.io.rundir import RunDir, staged_folder
 from tfinpaint.io.video import read_video, write_frames
+from tfinpaint.model.generator import PRIOR_CHANNELS
 
 PAPER_PATCH_PIXELS = 960 * 540
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tfinpaint.fill import resample
-from tfinpaint.io import video as video_io
 from tfinpaint.config import Config
 from tfinpaint.errors import InputError
-from tfinpaint.model.generator import min_input_size
+from tfinpaint.fill import resample
+from tfinpaint.io import video as video_io
 from tfinpaint.io.rundir import staged_folder
 from tfinpaint.io.sample import SAMPLE, make_sample
+from tfinpaint.model.generator import min_input_size
 
 # Frames resized per call: bounds the float32 copies (8 frames of 4K are about 800 MB).
 RESIZE_BATCH = 8

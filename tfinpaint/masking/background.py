@@ -57,9 +57,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from tfinpaint.io.clip import resize_frames
 from tfinpaint.config import FlowConfig
 from tfinpaint.fill.flow import fill_clip
+from tfinpaint.io.clip import resize_frames
 from tfinpaint.masking.motion import motion_size
 from tfinpaint.masking.shapes import disk, shrink_mask
 

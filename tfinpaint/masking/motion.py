@@ -43,8 +43,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tfinpaint.io.clip import resize_frames
 from tfinpaint.fill.flow import PRESETS, _grid
+from tfinpaint.io.clip import resize_frames
 
 # The flow is measured with the frames' longer side at most this many px.
 MOTION_SIDE = 432

@@ -72,22 +72,22 @@ import tensorflow as tf
 
 from tfinpaint.io import video as video_io
 from tfinpaint.io.clip import (Annotation, Clip, check_size, resize_frames, resize_masks, working_size,
-                            write_masks)
+                               write_masks)
 from tfinpaint.config import Config, PropagateConfig
 from tfinpaint.data.samplers import PasteSampler, PriorJitter
+from tfinpaint.fill.flow import FlowFields, flow_fields
 from tfinpaint.fitting.device import choose_precision, choose_strategy
+from tfinpaint.fitting.losses import weighted_bce
 from tfinpaint.fitting.monitor import ScalarLog
 from tfinpaint.fitting.schedule import CosineDecayToBudget, FitClock
-from tfinpaint.fill.flow import FlowFields, flow_fields
-from tfinpaint.model.generator import MULTIPLE, build_generator, crop_to, network_input, pad_to_multiple, to_signed
-from tfinpaint.fitting.losses import weighted_bce
+from tfinpaint.io.progress import Progress, clock
 from tfinpaint.masking.background import subtract_background
 from tfinpaint.masking.motion import flows_towards, motion_maps
 from tfinpaint.masking.refine import refine_masks
-from tfinpaint.masking.track import track_masks
 from tfinpaint.masking.shapes import disk, fill_holes, keep_near
+from tfinpaint.masking.track import track_masks
 from tfinpaint.masking.warp import warp_masks, warp_step
-from tfinpaint.io.progress import Progress, clock
+from tfinpaint.model.generator import MULTIPLE, build_generator, crop_to, network_input, pad_to_multiple, to_signed
 
 
 class MaskPropagator(keras.Model):

@@ -41,9 +41,9 @@ from google.protobuf import json_format, struct_pb2
 from tensorflow_serving.apis import (get_model_metadata_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
 
-from tfinpaint.fill import tiling
 from tfinpaint.config import FlowConfig, config_from_dict
 from tfinpaint.errors import InputError
+from tfinpaint.fill import tiling
 from tfinpaint.export.names import (ASSETS_JSON, DEFAULT_SIGNATURE, FILLS_AT_WORKING_SIZE,
                                     FLOW_SETTINGS, FRAMES, MASKS, NEEDS_PREFILLED, OUTPUT,
                                     PREFILLED, SIGNATURE_DEF_FIELD, TFINPAINT_FIELD)
