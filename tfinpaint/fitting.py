@@ -60,15 +60,16 @@ class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
     scalar variable holding the seconds fitted so far (`FitClock` keeps it).
 
     `segment` (float64 [6]: start step, start seconds, start rate, end step, end seconds, the
-    configured rate; see `begin_segment`) lets an extended fit go on from where the schedule was: a fit resumed with a
-    larger budget decays from the rate it had reached to the floor over the new part of the budget,
-    instead of jumping back up the curve. Without a segment (or in the first one) this is
-    Keras' `CosineDecay` from step 0, time 0 and `initial_learning_rate`.
+    configured rate; see `begin_segment`) lets an extended fit go on from where the schedule
+    was: a fit resumed with a larger budget decays from the rate it had reached to the floor
+    over the new part of the budget, instead of jumping back up the curve. Without a segment
+    (or in the first one) this is Keras' `CosineDecay` from step 0, time 0 and
+    `initial_learning_rate`.
 
     With `warmup_steps` the rate also rises linearly from `1 / warmup_steps` of itself over the
     first steps: Adam's first steps move every weight by about the learning rate whatever the
-    gradient, and the unnormalised gated stack can saturate its tanh outputs there (measured at 4x
-    the default rate; train.warmup_steps).
+    gradient, and the unnormalised gated stack can saturate its tanh outputs there
+    (`train.warmup_steps`; docs/flow_fill.md).
     """
 
     def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0,
@@ -367,13 +368,11 @@ class Recovery:
     `Inpainter.train_step` skips a step whose loss or gradients are not finite and counts it;
     the monitor sees the count rise. A lone step whose gradients alone were not finite (the loss
     was) is left at that: its update was skipped, the weights and Adam's moments are as they
-    were, and nothing says the fit is diverging (measured: the bf16 CPU fits met such steps
-    every few hundred steps, at different steps in identical fits, with the loss, the
-    activations and all but one variable's gradients finite and small). Otherwise (the loss not
-    finite, or a second such step within `snapshot_every` steps of the last) the fit rolls back
-    to the state kept at the last `snapshot_every` boundary (weights, Adam's moments, the step:
-    what a checkpoint holds, in memory, so at most `snapshot_every` steps are lost) and goes on
-    at a lower learning rate.
+    were, and nothing says the fit is diverging (bf16 CPU fits meet such steps now and then;
+    docs/flow_fill.md). Otherwise (the loss not finite, or a second such step within
+    `snapshot_every` steps of the last) the fit rolls back to the state kept at the last
+    `snapshot_every` boundary (weights, Adam's moments, the step: what a checkpoint holds, in
+    memory, so at most `snapshot_every` steps are lost) and goes on at a lower learning rate.
     """
 
     def __init__(self, model: Inpainter):
