@@ -2,14 +2,9 @@
 
 Writes one binary PNG (0 background, 255 object) per frame, named like the frames and dilated by
 data.mask_dilation, ready for `python -m tfinpaint.train --masks`, and confidence.json (each
-frame's mean object probability inside its mask: low values flag frames to check).
-
-Without --config nothing is fitted: the object is followed frame by frame from the annotated one
-on maps of the motion the camera does not explain (propagate.method motion), and each mask is
-redrawn as what differs from the background the other frames show (propagate.background_passes);
-under a minute for 80 frames at 854x480 on a 2-core CPU. For an object that does not move unlike
-the camera, propagate.method track fits a small network for 4 minutes (--time-budget) and follows
-the object on its probability maps; configs/propagate.yaml is the paper's schedule.
+frame's mean object probability inside its mask: low values flag frames to check). Without
+--config nothing is fitted (propagate.method motion, then the background passes); for an object
+that moves like the camera, propagate.method track fits a network (docs/mask_propagation.md).
 
 Examples:
   python -m tfinpaint.propagate --video frames/ --mask annotations/00000.png --out masks/

@@ -10,13 +10,9 @@ Layout of one export:
     models/clip/<version>/assets.extra/model.onnx        --onnx: serving_default as ONNX
     models/clip/<version>/assets.extra/model_float.onnx  --onnx: serving_float as ONNX
 
-A `data.prefill: flow` run's signatures (and ONNX models) also take `prefilled`, the clip's flow
-fill, which the client computes over the whole clip (`tfinpaint.json` says `needs_prefilled`).
-
-`tfinpaint.export.savedmodel` builds and writes the SavedModel, `tfinpaint.export.onnx` converts
-and checks the ONNX models, `tfinpaint.export.exporter` writes a version folder, `tfinpaint.export.names` holds the
-names servers and clients rely on, and `tfinpaint.export.cli` is the command. Nothing heavy is imported
-here.
+A flow run's signatures also take `prefilled`, the clip's flow fill (`needs_prefilled`). Modules:
+`savedmodel`, `onnx`, `exporter` (a version folder), `names` (what servers and clients rely on),
+`cli` (the command). Nothing heavy is imported here.
 """
 
 

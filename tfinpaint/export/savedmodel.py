@@ -1,27 +1,18 @@
 """The SavedModel of a fitted video, in TensorFlow Serving's `models/NAME/<version>/` layout.
 
-Signatures (any N, H and W):
+Signatures (any N, H and W; known pixels pass through both exactly):
 
 - `serving_default`: `frames` uint8 [N,H,W,3], `masks` uint8 [N,H,W,1] (non-zero = hole) ->
-  `inpainted` uint8 [N,H,W,3]. Send whole native frames: the graph reduces them to the run's
-  working size itself (area), fills there, brings the hole back up (bicubic) and pastes it. The
-  graph is `tfinpaint.fill.render.make_fill_fn(..., working_size=...)`, the one `tfinpaint.infer`
-  and `train`'s render fill with, so a served model fills exactly as the run does.
-- `serving_float`: `frames` float32 [N,H,W,3] in [0, 1], `masks` float32 [N,H,W,1] (> 0.5 =
-  hole) -> `inpainted` float32 in [0, 1]: the same graph, never rounded, for pipelines that
-  keep float frames and for numerical comparison with other runtimes.
+  `inpainted` uint8 [N,H,W,3], from whole native frames, by the graph `infer` and `train` fill
+  with (`tfinpaint.fill.render.make_fill_fn(..., working_size=...)`).
+- `serving_float`: the same graph on float32 frames in [0, 1] and masks (> 0.5 = hole), never
+  rounded, for float pipelines and comparison with other runtimes.
 
-The export of a `data.prefill: flow` run takes a third input in both: `prefilled` [N,H,W,3]
-(uint8, or float32 in [0, 1]), the frames with their holes filled by flow propagation over the
-whole clip at the frames' size (`tfinpaint.fill.render.native_prefill("flow", ...)` with the
-run's `flow` settings). One request may not hold the whole clip, so the client computes it
-(`tfinpaint.serving.client` does) and sends its slice with each batch; `tfinpaint.json` then
-says `needs_prefilled` and carries the `flow` settings to compute it with.
-
-Known pixels pass through both exactly. The export's `assets/` holds `tfinpaint.json` (working
-resolution, `fills_at_working_size`, architecture; `tfinpaint.serve` answers it as model
-metadata) and `config.yaml` (the run's resolved config). Exports made before the graph reduced
-frames itself lack `fills_at_working_size` and fill at whatever size they are sent.
+A `data.prefill: flow` run's export takes a third input in both, `prefilled` (the clip's flow
+fill at the frames' size, `render.native_prefill("flow", ...)`), which the client computes
+over the whole clip. `assets/` holds `tfinpaint.json` (working size, `fills_at_working_size`,
+`needs_prefilled` and the `flow` settings, architecture) and `config.yaml`. Exports made before
+`fills_at_working_size` existed fill at whatever size they are sent.
 """
 
 from __future__ import annotations

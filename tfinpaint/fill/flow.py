@@ -1,34 +1,18 @@
 """Explicit optical-flow propagation: fill each frame's hole with what the other frames show.
 
-Two parts, so that one propagation serves inference (every frame) and training (one frame with an
-arbitrary hole per step):
+- `flow_fields` (OpenCV/numpy, once per video): DIS flow forward (t -> t+1) and backward
+  (t -> t-1), measured on frames whose holes were filled on their own (`flow_input`), reliable
+  outside the hole grown by `margin` and where the forward-backward check passes, completed by
+  push-pull elsewhere (`complete_flow`).
+- `propagate_frame` (TensorFlow, traceable, any shapes): each hole pixel of frame `index` follows
+  the chained flow forwards and backwards until it lands on known pixels; pixels no frame sees
+  get the push-pull fill. It never reads frame `index`'s pixels or flow inside its hole (grown by
+  `margin`), so at training time the hole `M_i ∪ M'_t` is filled only from the other frames.
+- `flow_fill` / `fill_clip` run both over a whole video, also returning `hops` (frame distance of
+  each colour's source) and `found` (0 where the push-pull fallback filled); `VideoFlow` holds one
+  video's fields as tensors for `tf.data`.
 
-- `flow_fields` (OpenCV/numpy, once per video): DIS optical flow between consecutive frames,
-  forward (t -> t+1) and backward (t -> t-1), measured on frames whose holes were first filled
-  (`flow_input`: Telea or push-pull), so hole content never enters the flow. A flow vector is
-  *reliable* where its pixel lies outside the hole grown by `margin` (DIS matches 8x8 patches, so
-  flow right at the hole's edge saw the fill) and passes the forward-backward consistency check
-  (occlusions fail it). The fields are then completed over their unreliable pixels by push-pull
-  (`complete_flow`), a smooth extension of the surrounding motion.
-- `propagate_frame` (TensorFlow, traceable, any shapes): frame `index`'s forward and backward flow
-  are completed again over *its* hole (from the reliable flow outside it), then every hole pixel
-  follows the chained flow, bilinearly sampling each frame's field step by step, forwards and
-  backwards in lockstep, until it lands where a frame is known (all four bilinear neighbours
-  known). The colour is sampled bilinearly at the landing point; the first hit of each direction
-  is weighted by 1 / hops (`blend="both"`; `"nearest"` keeps only the nearer). Pixels no frame
-  sees get the push-pull fill of what is known and found around them.
-
-No leak: `propagate_frame` never reads frame `index`'s pixels or flow inside `hole` (grown by
-`margin` for the flow), so at training time the hole `M_i ∪ M'_t` is filled only from the other
-frames, exactly as a real hole is at inference. One indirect path remains: the per-video fields
-were measured by DIS with frame i's pixels inside `M'_t` in view (its coarse scales reach past
-`margin`, and the neighbours' flow into frame i feeds the consistency check). Measured on
-bmx-trees at 240x432 (`studies/flow_probe.py --leak`): inverting those pixels moves the fill of
-`M_i ∪ M'_t` by 0.5-0.7 levels on average (up to 56 at single pixels).
-
-`flow_fill` runs both over a whole video. Side information for a network: `hops` (how many frames
-away the colour came from, 0 outside the hole and where nothing was found) and `found` (1 where
-known or found by flow, 0 where the push-pull fallback filled it).
+How it works in full, its remaining indirect leak and what was measured: docs/flow_fill.md.
 """
 
 from __future__ import annotations
@@ -271,7 +255,7 @@ def propagate_frame(frames: tf.Tensor, known: tf.Tensor, forward: tf.Tensor, bac
         margin: as in `flow_fields`.
         blend: "both" (default): the first hit of each direction, weighted by 1 / hops;
             "nearest": the nearer hit wins, forward and backward averaged at equal distance
-            (0.5 dB lower in the hole on bmx-trees, flickers more; see studies/flow_probe.py).
+            (measured worse: docs/flow_fill.md).
         min_known: a landing point is a hit when its four bilinear neighbours' weight on known
             pixels reaches this (1: all known); its colour averages the known ones.
         max_disagreement: where both directions hit and their colours differ by more than this

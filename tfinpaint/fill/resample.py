@@ -3,7 +3,7 @@ native and the working resolution: training's reduction (`tfinpaint.io.clip.resi
 graph of `tfinpaint.infer` and the exported SavedModel and ONNX models (`tfinpaint.fill.render`).
 
 Each axis is resized by one [out, in] matrix built from plain TF ops (range, min/max, floor,
-equal), applied with a matrix multiply along H and then along W (about 1 GFLOP a 480p frame), so that the same graph runs
+equal), applied with a matrix multiply along H and then along W, so that the same graph runs
 under `tf.function` with unknown sizes and converts with tf2onnx. An axis that shrinks (or keeps
 its size) is averaged over the area each output pixel covers, as OpenCV's INTER_AREA does; the
 overlaps are counted in integers, so equal sizes give the identity exactly and a pixel outside an

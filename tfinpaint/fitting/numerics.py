@@ -1,20 +1,14 @@
 """Debug numerics (`train.debug_numerics`): name the first non-finite tensor of a fitting step.
 
-A NaN in the logged loss says only that something broke, one or more steps earlier. With the
-flag on, the step runs the generator through `probe`, which also returns every block's output,
-and checks, in the order they are computed, each block's output (the gated layers, the pre-tanh
-`Out` convolutions, and the stage outputs y1 (coarse) and y2 (refined)), each loss term and the
-total, the gradients, and the weights after the update; it returns the index of the first one
-holding a NaN or an inf (`step_report`, traced into `Inpainter.train_step`). `NumericsLog` turns
-that into one line naming the tensor (and, for gradients, the variable nearest the loss whose
-gradient broke), logs the gradients' global norm (`numerics/grad_norm`) and the largest
-activation (`numerics/max_activation`) to TensorBoard every step, and keeps their largest values
-and the gradient spikes. The outputs pass through tanh, so they stay finite while the blocks
-before them grow: the activations are where an overflow shows first.
-
-Cost: one `is_finite` reduction per checked tensor and one global norm per step, a few
-milliseconds against a step of hundreds; nothing at all with the flag off (the choice is made in
-Python when the step is traced).
+With the flag on, the step runs the generator through `probe`, which also returns every block's
+output, and `step_report` (traced into `Inpainter.train_step`) checks, in the order they are
+computed, each block's output (gated layers, pre-tanh `Out` convolutions, stage outputs y1 and
+y2), each loss term and the total, the gradients, and the weights after the update, returning
+the index of the first holding a NaN or an inf. `NumericsLog` turns that into one line naming the
+tensor (for gradients, the variable nearest the loss whose gradient broke), logs the gradients'
+global norm (`numerics/grad_norm`) and the largest activation (`numerics/max_activation`) every
+step, and keeps their largest values and the gradient spikes. With the flag off the step has
+no check at all (the choice is made in Python when the step is traced).
 """
 
 from __future__ import annotations

@@ -1,22 +1,18 @@
 """Progressive high-resolution fitting (Sec. 4.1, Fig. 3, Appendix A.4).
 
-A ladder of stages, each a fit of its own in `runs/NAME/stage<k>/` (config, checkpoints, logs,
-result), resumable on its own:
+A ladder of stages, each a fit of its own in `runs/NAME/stage<k>/`, resumable on its own:
 
 - stage 1 is the ordinary fit at the base working size (`data.working_*`) on whole frames;
-- stage k > 1 works at twice the previous stage's size (the last stage at the video's own size,
-  or `progressive.final_*`) and fits on base-size patches of those frames. Its input carries the
-  previous stage's result, upsampled, as the prior (3 more channels). Patches are placed
-  boundary-aware: their centre is `patch_boundary_weight` times likelier near the object's
-  boundary; a patch whose translated hole hides fewer known pixels than
-  `min_hole_pixels * (h * w) / (960 * 540)`, h x w the patch (the base size), is redrawn
-  (App. A.4: 1,000 object pixels per 960x540 patch, whatever the frame's size);
-- a later stage fills its frames on the grid of `tfinpaint.fill.tiling` (2x2, then 4x4 base-size
-  tiles plus the tiles across their seams); tiles without a hole are skipped, and memory is
-  bounded by `progressive.tile_batch` tiles, one frame at a time.
+- stage k > 1 works at twice the previous stage's size (the last at the video's own size, or
+  `progressive.final_*`) and fits on base-size patches, its input carrying the previous stage's
+  upsampled result as the prior (3 more channels). Patch centres are `patch_boundary_weight`
+  times likelier near the object's boundary, and a patch whose translated hole hides fewer known
+  pixels than `min_hole_pixels` (App. A.4: 1,000 per 960x540 patch) is redrawn;
+- a later stage fills on the grid of `tfinpaint.tiling`, skipping tiles without a hole, at most
+  `progressive.tile_batch` tiles at a time, one frame at a time.
 
-Each stage writes `stage<k>/result/frames/*.png`, which the next stage reads as its prior; a
-stage with a result is done and is skipped on resume.
+Each stage writes `stage<k>/result/frames/*.png`, the next stage's prior; a stage with a result
+is done and is skipped on resume.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The run folder (`config.yaml`, `checkpoints/`, `logs/`, `result/`; DESIGN.md, "Run folder")
-and every write that must never be seen half done.
+"""The run folder (`config.yaml`, `checkpoints/`, `logs/`, `result/`; the README's "The run
+folder" lists it) and every write that must never be seen half done.
 
 Files are written under a temporary name beside their place and renamed over it
 (`atomic_write`, `write_text`); folders are written whole beside their place and swapped in

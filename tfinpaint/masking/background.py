@@ -1,53 +1,16 @@
 """Redrawing propagated object masks as what differs from the background the other frames show
 (`propagate.background_passes`).
 
-A propagated mask is a blob: where the object is, give or take a halo of background around it
-(the flow's smoothing gives the background next to a moving object its motion) and a missed
-thin part. The video itself says which pixels are object: the background behind a moving object
-is seen in other frames, where the object has moved on, and the flow propagation that fills
-inpainting holes (`tfinpaint.fill.flow`) brings it here. So each frame's mask, grown by `reach` of the
-frame's longer side (room for what the blob missed), becomes a hole, the hole is filled from the
-other frames with the `flow` settings, and the object is where the frame differs from that fill:
-the Euclidean distance of the two colours in OpenCV's 8-bit Lab (each image blurred by
-`BLUR_SIGMA` px first, so that a fill half a pixel off on a fine texture does not count) above
-`threshold`. What no frame shows (the push-pull fallback of the fill) keeps its mask as it was.
-The result is closed (a disc of `CLOSE_RADIUS`: a wheel's spokes, a shirt's creases) and opened
-(`OPEN_RADIUS`: specks). Each pass starts from the last one's masks; a second pass fills the background from a
-hole that no longer misses parts of the object (which the first fill may have copied in from a
-neighbour). Everything runs at `motion.motion_size` (the longer side at most 432 px), the
-masks then brought up to the frames' size; with `fine_side` the last pass runs at the frames'
-own size (its longer side at most `fine_side`). The annotated frame keeps the user's mask, and its
-hole is filled too, so that its object is not copied into the others' fills.
-
-Measured with `python -m tfinpaint.propagate` (scored by `tools/score_masks.py` against the
-annotations, undilated, recall / precision / IoU over all frames; 2 CPU cores):
-- DAVIS bmx-trees from annotations/00000.png, 80 frames, the `motion` masks (tracked,
-  unrefined): 0.81 / 0.32 / 0.31; one pass (threshold 12, reach 0.03) 0.93 / 0.64 / 0.61; two
-  0.94 / 0.66 / 0.63; three (the default) 0.94 / 0.66 / 0.63, the missed wheels found further
-  out (frame 20: recall 0.79 with two, 0.88 with three); four 0.94 / 0.66 / 0.63. 37 s in all
-  with three passes (about 13 s a pass). Reach 0.05: 0.95 / 0.60 / 0.58 (two passes), 0.95 /
-  0.54 / 0.52 (three): the hole takes in more of the trunk and branches the fill gets wrong.
-  Threshold 15 (two passes) 0.90 / 0.71 / 0.66, 20: 0.84 / 0.77 / 0.67: IoU for recall, which
-  a removal cannot spare. One pass at threshold 15 from the masks refined by GrabCut
-  (`propagate.refine`, the earlier default) 0.90 / 0.70 / 0.65, from the unrefined ones
-  0.89 / 0.70 / 0.64: the refinement before it buys nothing, and after it costs much (0.75 /
-  0.71 / 0.56: it cuts the wheels again). The last of three passes at the frames' own 854x480
-  (`fine_side` 1280): 0.96 / 0.66 / 0.64 undilated, but 0.99 / 0.49 / 0.49 as written with the
-  3 px dilation (against 0.97 / 0.53 / 0.52: the finer outline gains more from the dilation),
-  in 76 s in all; on crossing 0.75 / 0.74 / 0.59 (against 0.76 / 0.74 / 0.59). Off by default.
-- DAVIS crossing from annotations/00000.png (three walkers, a still camera), 52 frames: the
-  `motion` masks refined by GrabCut 0.64 / 0.83 / 0.55; the default's passes, two 0.72 / 0.79 /
-  0.59, three 0.76 / 0.74 / 0.59, four 0.80 / 0.71 / 0.59 (they regain parts of the walkers the
-  motion maps missed). Deciding the pixels no frame shows by the difference too (against the
-  push-pull guess) instead of keeping their mask: 0.76 / 0.66 / 0.55 against 0.73 / 0.77 /
-  0.59 (two passes at threshold 15, refined start).
-- The `track` masks of two 4-minute fits (bmx-trees): 0.69 / 0.31 / 0.28 and 0.40 / 0.26 /
-  0.22 as tracked; two passes 0.94 / 0.48 / 0.47 and 0.77 / 0.39 / 0.37.
-What it cannot do: find an object the blob missed entirely (it looks only within `reach` of it),
-or tell an object from a background the other frames never show behind it (an object that stays
-put: there the fill is the push-pull guess and the mask stays as it was). A shadow the object
-casts within reach of its mask differs from the background as well, and so should be taken with
-it (what a removal wants; not measured: neither clip has one).
+Each pass grows every frame's mask by `reach` of the frame's longer side into a hole, fills the
+holes from the other frames with the flow fill (`tfinpaint.fill.flow.fill_clip`, the `flow` settings),
+and keeps as object the hole's pixels whose colour differs from that fill by more than
+`threshold` (`colour_distance`: 8-bit Lab after a `BLUR_SIGMA` blur), closed by `CLOSE_RADIUS` and
+opened by `OPEN_RADIUS`. Where no frame shows the background (the fill's push-pull fallback) the
+mask stays as it was. Each pass starts from the last one's masks, at `masking.motion.motion_size`;
+with `fine_side` the last runs at the frames' own size (longer side at most `fine_side`). The
+annotated frame keeps its mask, and its hole is filled too, so its object is not copied into the
+others' fills. It finds only what lies within `reach` of a mask, and keeps the mask of an object
+no frame shows the background behind. Why and what was measured: docs/mask_propagation.md.
 """
 
 from __future__ import annotations

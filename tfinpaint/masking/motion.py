@@ -1,41 +1,14 @@
 """What moves unlike the camera: per-frame maps of motion that the camera's own does not explain
 (`propagate.method: motion`), and the flow they come from (shared with `tfinpaint.masking.refine`).
 
-Each frame's DIS flow into its neighbour towards the annotated frame is measured with the
-frames' longer side at `MOTION_SIDE` px. The camera's motion is one homography per frame
-(`cv2.findHomography`, RANSAC, fitted to a grid of the flow's vectors): for a pan, a tilt or a
-zoom over a distant scene it is exact, and with parallax it still takes most of the scene. What
-the homography does not explain, the residual `|flow - homography's flow|`, is the motion of
-things that move in the scene: a rider the camera follows (still in the frame while the scene
-streams past), walkers before a static camera. The map is that residual over `MAP_SCALE` times
-the frame's largest residual (its `PEAK_PERCENTILE`th percentile, at least `MIN_PEAK` px), clipped
-to [0, 1]: above one half, a pixel moves unlike the camera by more than half as much as the
-fastest mover in the frame.
-
-The propagation's default (`propagate.method: motion`): the masks tracked on these maps are
-then redrawn as what differs from the background the other frames show
-(`tfinpaint.masking.background`), which takes them on bmx-trees to recall / precision / IoU 0.94 /
-0.66 / 0.63 undilated in 40 s, on crossing to 0.76 / 0.74 / 0.59. Measured before that, with
-`python -m tfinpaint.propagate --set propagate.method=motion` (tracked by
-`track.track_masks` at 120x216, refined by `refine` with its motion cue, as the
-default then did), scored by `tools/score_masks.py` against the annotations, recall / precision /
-IoU over all frames, undilated:
-- DAVIS bmx-trees from annotations/00000.png, 80 frames: 0.83 / 0.37 / 0.35 in 40 s in all (0.88 /
-  0.34 / 0.33 as written, with the 3 px dilation), against 0.79 / 0.38 / 0.36 and 0.54 / 0.33 /
-  0.30 (as written) for two 4-minute fits of `method: track`, then the default (5 minutes in
-  all). The maps hold the rider in every frame, also from frame 50 on, where he rides behind the trunk and
-  off small and seen from behind and the fitted network's maps lose him.
-- DAVIS crossing from annotations/00000.png (three walkers), 52 frames: 0.64 / 0.83 / 0.55 in
-  25 s, against 0.75 / 0.65 / 0.53 for `method: track` fitted 2,500 steps (7 minutes).
-What they miss (the background passes find most of it again): the wheels (thin, turning, and
-the flow smooths them into the background), and
-what does not move unlike the camera (a walker standing still); next to the object a halo of
-background that the flow's smoothing gives its motion makes the masks about twice the object.
-The tracking decides much: the same maps from each frame's flow into the next frame instead
-(not towards the annotated one) give 0.78 / 0.48 / 0.43 on bmx-trees (the object is held as
-found from frame 50 on instead of as hidden). A static object before a static camera gives the
-maps nothing, and DIS cannot follow a small object that moves many times its texture's period
-a frame (the tests' generated checkered object): there `method: track` fits the network.
+`flows_towards` measures each frame's DIS flow into its neighbour towards the annotated frame,
+with the longer side at `MOTION_SIDE` px. `unexplained_motion` fits the camera's motion as one
+homography per frame (RANSAC on a grid of the flow's vectors) and returns the residual
+`|flow - homography's flow|`. `motion_maps` scales it by `MAP_SCALE` times the frame's
+`PEAK_PERCENTILE`th percentile (at least `MIN_PEAK` px) and clips to [0, 1], a probability map
+for `masking.track`: above one half, a pixel moves unlike the camera by more than half as much as
+the fastest mover in the frame. An object that moves like the camera gives nothing. What the
+maps find and miss: docs/mask_propagation.md.
 """
 
 from __future__ import annotations

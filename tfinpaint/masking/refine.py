@@ -1,40 +1,15 @@
-"""Refining propagated object masks by colour at the frames' own resolution
-(`propagate.refine`).
+"""Refining propagated object masks by colour at the frames' own resolution (`propagate.refine`).
 
-The propagation works at a small size (120x216 by default), and its network's maps are blobs:
-a mask brought up to the frames' size has the object's rough outline, several pixels of
-background around it, and misses thin parts. GrabCut (`cv2.grabCut`: colour models of object
-and background, a graph cut) redraws the outline from the full-size frame: in a crop around the
-mask, the mask eroded by `core` times the object's size is object for certain, the rest of the
-mask probably object, a band of `band` times the object's size around it probably background,
-and what lies beyond is background.
+`refine_mask` redraws a mask with GrabCut (`cv2.grabCut`) in a crop around it: the mask eroded
+by `core` times the object's size is certain object, the rest of the mask probable object, a
+band of `band` times the object's size around it probable background, beyond it background.
 
-With `motion` (`propagate.refine_motion`), the video's motion seeds the cut too. A propagated
-mask is often the object and a blob of look-alike background joined to it; where the camera
-follows the object, the two move differently. Each frame's flow into its neighbour towards the
-annotated frame (`motion.flows_towards`: DIS, preset medium, measured at
-`motion.MOTION_SIDE` px; that one direction only) gives the
-background's motion (the median in a ring around the mask) and the object's (the median over the
-mask's pixels moving differently from it); inside the mask, pixels moving like the background
-(their flow `MOTION_RATIO` times nearer its motion than the object's, or nearer still) become
-probable background, and pixels of the mask's interior moving like the object certain object.
-Where the two motions are within `2 * MOTION_SEPARATION` px of each other (a static camera and
-a still object, or an object carried along with the view) the cut is by colour alone.
-
-Measured on DAVIS bmx-trees (the `track` masks of four 4-minute fits, scored as
-`tools/score_masks.py` does, 3 px dilation), mean recall / IoU over the 80 frames went from
-0.85 / 0.32 to 0.91 / 0.35 (core 0.05, band 0.15, 3 iterations), in about a second per frame on
-2 busy CPU cores; core 0.07 gave 0.87 / 0.38 (a larger certain core, less room to grow).
-The motion seeds, scored without dilation, recall / precision / IoU over the 80 frames, paired
-(the same probability maps and tracks, only the refinement differs): on two fresh 4-minute fits
-(train.seed 0 and 1, 2,529 and 2,425 steps) by colour alone 0.71 / 0.37 / 0.34 and 0.43 / 0.32 /
-0.26, with the motion 0.74 / 0.41 / 0.37 and 0.50 / 0.36 / 0.31; on the maps of two earlier fits
-(1,365 and 1,402 steps) 0.83 / 0.32 / 0.30 and 0.62 / 0.30 / 0.28, with the motion 0.81 / 0.40 /
-0.37 and 0.61 / 0.38 / 0.33. Flow and labels cost about 2 s for 80 frames. Stronger uses of the
-cue buy IoU with recall (on the earlier maps): background-moving pixels as certain background
-0.71 / 0.56 / 0.46 and 0.54 / 0.47 / 0.37, also cutting them from the result afterwards about
-the same; both lose wheels and legs (a turning wheel and a pedalling leg move like neither), and
-a mask that misses part of the object leaves a ghost of it in the fill.
+With `motion` (`propagate.refine_motion`), `motion_labels` seeds the cut from the frame's flow
+towards the annotated frame (`masking.motion.flows_towards`): the background's motion is the median
+in a ring around the mask, the object's the median of the mask's pixels moving unlike it; mask
+pixels moving like the background become probable background, interior pixels moving like the
+object certain object. Where the two motions are within `2 * MOTION_SEPARATION` px, the cut is
+by colour alone. What it was measured to give: docs/mask_propagation.md.
 """
 
 from __future__ import annotations

@@ -1,60 +1,15 @@
 """Mask propagation from a single annotated frame (paper Sec. 4.2, Fig. 4).
 
-Input and output of the inpainting formulation swap places: the object under the annotated mask
-`M_0` is pasted at a random translation into its own frame `X_0`, giving `X'` and the pasted
-object's mask `M'_0`, and the generator learns to map `X'` to `M'_0`. Having seen the object
-anywhere in its own background, it finds the object in the other frames of the clip.
+`propagate_masks` finds the object of the annotated frame in every frame as `propagate.method`
+says: "network" (the paper's propagator, fitted to the object pasted at random translations into
+its own frame, segmenting each frame on its own), "warp" (`masking.warp`), "warp_network" (the
+propagator correcting the flow warp of its previous result), "track" (`masking.track` on the
+propagator's maps) or "motion" (the default, no fit: `masking.track` on `masking.motion`'s maps). Then
+`propagate.background_passes` redraws each mask as what differs from the background
+(`masking.background`) and `propagate.refine` (off by default) by colour (`masking.refine`).
 
-`propagate.method` chooses how the object is found in each frame; `propagate.background_passes`
-then redraws every mask as what differs from the background the other frames show
-(`tfinpaint.masking.background`: the mask grown a little becomes a hole, the flow propagation fills
-it from the other frames, and the object is where the frame differs from that fill), and
-`propagate.refine` (off by default) redraws it by colour at the frames' own resolution
-(`tfinpaint.masking.refine`, GrabCut).
-
-The default, "motion" and three background passes, fits nothing. Measured with the command's
-defaults on DAVIS bmx-trees from annotations/00000.png (80 frames, 2 CPU cores), scored against
-the annotations, mean recall / precision / IoU over all 80 frames (over the first 12): 0.94 /
-0.66 / 0.63 (0.97 / 0.77 / 0.75) undilated, 0.97 / 0.53 / 0.52 as written (3 px dilation), in
-40 s in all; on crossing (three walkers, 52 frames) 0.76 / 0.74 / 0.59 undilated in 34 s. Per
-frame in docs/propagation_bmx_trees.png, the masks in docs/propagation_bmx_trees_masks.png. The
-background passes take the same tracked masks from 0.81 / 0.32 / 0.31 to 0.94 / 0.66 / 0.63
-(bmx-trees) and from 0.64 / 0.83 / 0.55 to 0.75 / 0.75 / 0.59 (crossing, the earlier refined
-masks as the start), and a 4-minute fit's track masks from 0.69 / 0.31 / 0.28 to 0.94 / 0.48 /
-0.47 (two passes).
-
-Before the background passes (earlier rounds; 4-minute fits at 120x216, without the
-refinement): warp 0.13 / 0.26 / 0.08 (0.66 / 0.58 / 0.45) in 4 s; network 0.61 / 0.20 / 0.16
-(0.60 / 0.60 / 0.38); warp_network 0.70 / 0.34 / 0.31 (0.92 / 0.57 / 0.54). The previous
-default, track and the refinement by colour and motion (two runs on a quiet machine, train.seed
-0 and 1, the masks as written, dilated 3 px): 0.79 / 0.38 / 0.36 (0.97 / 0.54 / 0.53; 2,529
-steps, 5:00 in all) and 0.54 / 0.33 / 0.30 (0.96 / 0.55 / 0.54; 2,425 steps, 4:52): which fit
-one gets decided more than anything after it. motion with the refinement instead of the
-background passes: 0.83 / 0.37 / 0.35 undilated.
-- "network" (the paper): each frame segmented on its own. In a short fit it also fires on
-  background of the object's colours (precision about 0.15).
-- "warp" (`tfinpaint.masking.warp`): the mask follows the optical flow. Good for about 12 frames,
-  then lost where trees pass in front of the rider (DIS gives the rider the background's motion).
-- "warp_network": the network gets the flow warp of its own previous result as a fifth input
-  channel, fitted on pasted objects whose prior is spoilt as a warp spoils it
-  (`data.samplers.PriorJitter`), and its mask is kept near that prior (`correct_warp`). Follows
-  the rider through the occlusion; still loses it late in the clip, and loses small fast objects.
-- "motion" (the default; `tfinpaint.masking.motion`): no network; the object followed as "track"
-  does, on maps of the motion the camera does not explain (each frame's flow less the one
-  homography that explains most of it). Nothing for an object that moves like the camera.
-- "track" (`tfinpaint.masking.track`): the network's probability maps, the object
-  followed on them frame by frame: the previous mask moves to the best centre-surround score
-  near it and keeps the object pixels near that. The network's false positives elsewhere drop
-  out; where the object is partly hidden the moved mask fills in the rest, and where it is
-  hidden the mask keeps its last place until the object is found near it again. The fit
-  decides much: on the saved maps of four fits (1,545 to 3,092 steps) the earlier rules gave
-  recall 0.73-0.77, IoU 0.21-0.35, these 0.82-0.87 and 0.26-0.37, and with the refinement
-  0.88-0.91 and 0.27-0.43 (means 0.75 / 0.29, 0.85 / 0.32, 0.90 / 0.35). The masks are still
-  about twice the object (the network's blobs fill the wheels and the background next to the
-  rider), and after frame 64, where the rider passes behind the trunk and rides off small and
-  seen from behind, the network finds little of him: there the mask is mostly his last place.
-  A poor fit's maps can hold a look-alike blob next to the rider that the mask settles on (the
-  seed-1 run above, from frame 40).
+Masks come back at the frames' own resolution, undilated; the annotated frame keeps the user's
+mask. How each method works and what was measured: docs/mask_propagation.md.
 """
 
 from __future__ import annotations
@@ -319,18 +274,10 @@ def propagation_size(native: tuple[int, int], config: Config) -> tuple[int, int]
 
 def propagate_masks(config: Config, frames: np.ndarray, frame: int, mask: np.ndarray,
                     working_size: tuple[int, int], *, logdir=None, verbose: bool = True) -> Propagation:
-    """Propagates `mask` (uint8 [H, W, 1], 1 = object) of the annotated `frames[frame]` to every
-    frame at `working_size` as `propagate.method` says, and returns the masks at the frames' own
-    resolution.
-
-    "warp": the flow warp alone (`tfinpaint.masking.warp`). "network": the paper's propagator,
-    fitted to pasted objects, segmenting every frame on its own. "warp_network": the propagator
-    also sees the flow warp of its previous frame's result as a prior, fitted to pasted objects
-    with spoilt priors (`PriorJitter`), and corrects the warp frame by frame. "track": the
-    paper's propagator, and the object followed on its probability maps
-    (`track.track_masks`). "motion": no fit; the object followed the same way on maps of
-    the motion the camera does not explain (`tfinpaint.masking.motion`).
-    The annotated frame's result is the given mask.
+    """Finds the object of `mask` (uint8 [H, W, 1], 1 = object) on the annotated
+    `frames[frame]` in every frame at `working_size` as `propagate.method` says (see the
+    module's docstring), applies the background passes and the refinement the config asks for,
+    and returns the masks at the frames' own resolution. The annotated frame's is the given mask.
     """
     p = config.propagate
     began = time.perf_counter()

@@ -1,46 +1,16 @@
-"""Following one object through a video on the propagator's probability maps
-(`propagate.method: track`).
+"""Following one object through a video on per-frame probability maps (`propagate.method: track`
+on the propagator's maps, `motion` on `masking.motion`'s).
 
-The paper's propagator segments every frame on its own. Fitted for minutes on a CPU it finds most
-of the object but also fires on background of the object's colours; the flow warp
-(`tfinpaint.masking.warp`) keeps the object's place for a dozen frames, then gives it the motion of
-the background the camera pans over, or of a tree passing in front of it. Here the place comes
-from the probability maps themselves, frame by frame outwards from the annotated one:
-
-- the previous frame's mask, the template, moves to where the mean probability under it, less
-  the mean probability in a ring of `ring` px around it, is highest within `search` times the
-  object's size (a centre-surround score: the object, not a larger blob of look-alike
-  background, and not the empty middle of a blob);
-- the frame's mask is the object pixels (probability above `threshold`) within `grow` times the
-  object's size of the moved template, the components touching it, grown into the pixels above
-  `low` connected to them and within `low_reach` times the object's size of them (hysteresis:
-  a thin wheel or a dark leg is found at lower probability than the body it belongs to; the
-  reach keeps it from flooding look-alike background next to the object);
-- what that finds is held against the object's running area (the median over the frames where
-  it was found whole): at `partial` of it or more, the object is found whole and its mask is the
-  next template; from `lost` to `partial` of it, the object is partly hidden, its mask is what
-  was found together with the moved template, and the moved template, whole, stays the
-  template (a template cut by an occluder would shrink frame after frame, and with it what can
-  be found again); under `lost`, the object is hidden and the template stands where it was
-  (moving it to the best score on maps without the object walks it onto look-alike
-  background), searching around that place each frame until the object is found again; the
-  search widens by `widen` times for each such frame in a row, up to `max_search` of the
-  frame's longer side (a hidden object comes out near where it went in; farther off, the
-  search finds look-alike background).
-
-Measured on DAVIS bmx-trees (see `tfinpaint.masking.spread`), the object's own point motion
-(Lucas-Kanade points inside the mask, the mode of their displacements) as the template's move
-before the search changed nothing: the maps carry the place. On the probability maps of four
-4-minute fits (scored as `tools/score_masks.py` does, 3 px dilation), mean recall / IoU over the
-80 frames went from 0.75 / 0.29 (the earlier rules: lost under 0.3 of the moved template's area,
-the moved template standing in, the search reaching half the frame, templates cut before the
-hysteresis, a hysteresis without reach) to 0.85 / 0.32 with these, each of the four fits gaining
-in both. Without the partly hidden state 0.82 / 0.31; with the hidden template moved to the best
-score 0.80 / 0.30, or coasting at the object's recent speed 0.77-0.82 / 0.29-0.31; with the
-search reaching half the frame 0.78 / 0.29; the hysteresis without its reach 0.87 / 0.27. A
-ceiling on the area (above 1.6 times the running area, shrink the reach and raise the threshold
-until under it) changed nothing (0.85 / 0.32): the masks are too large from the first frames on
-(the network's blobs fill the wheels and the background next to the rider), not creeping later.
+`track_masks` goes frame by frame outwards from the annotated frame. The previous mask, the
+template, moves to the best centre-surround score (mean probability under it less the mean in a
+ring of `ring` px) within `search` times the object's size (`relocate`). The frame's mask is the
+pixels above `threshold` within `grow` times the object's size of the moved template that touch
+it, grown by hysteresis into pixels above `low` within `low_reach` of them. Against the object's
+running area (median of the last `memory` whole finds): at `partial` or more the object is
+whole and its mask is the next template; from `lost` to `partial` it is partly hidden, its mask
+joins the moved template, which stays the template; under `lost` it is hidden, the template
+stays put and the search widens by `widen` a frame, up to `max_search` of the longer side.
+Why these rules and what they were measured to give: docs/mask_propagation.md.
 """
 
 from __future__ import annotations

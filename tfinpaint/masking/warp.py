@@ -1,20 +1,14 @@
-"""Flow warp of one annotated object mask to every frame: the prior of mask propagation.
+"""Flow warp of one annotated object mask to every frame (`propagate.method: warp`, and the prior
+of `warp_network`), and the shape helpers the mask family shares (`disk`, `shrink_mask`,
+`fill_holes`, `keep_near`).
 
-From the annotated frame the mask follows the optical flow frame to frame (forwards to the last
-frame and backwards to the first), using `tfinpaint.fill.flow.flow_fields` measured once on the whole
-frames (no hole: the object is what moves). Each hop:
-
-- samples the previous frame's mask at `x + flow(x)` (the flow from the new frame into the
-  previous one, bilinear), so every pixel of the new frame asks where it came from;
-- drops pixels whose flow fails the forward-backward consistency check (background just
-  uncovered behind the object points into the object; an occluder's flow is its own), unless
-  the pixel lies well inside the mask (`interior` px from its edge), where DIS' 8x8 patches
-  make the check fail on the object's own thin structures;
-- thresholds at 0.5, fills the holes of the mask (enclosed background counts as object: extra
-  hole is cheap to inpaint) and keeps the connected components that touch the previous mask
-  moved by the flow grown by `near` px, so stray blobs do not chain on.
-
-Chaining the thresholded masks rather than soft ones keeps the edge sharp over 80 hops.
+`warp_masks` chains `warp_step` from the annotated frame forwards and backwards, on
+`tfinpaint.fill.flow.flow_fields` measured once on the whole frames (no hole). Each hop samples the
+previous mask at `x + flow(x)` (bilinear), drops pixels failing the forward-backward check
+unless they lie `interior` px inside the mask (DIS' 8x8 patches fail it on thin parts),
+thresholds at 0.5, fills the mask's holes, and keeps the components touching the previous mask
+moved by the flow and grown by `near` px. Thresholded masks are chained, not soft ones, so the
+edge stays sharp over many hops.
 """
 
 from __future__ import annotations

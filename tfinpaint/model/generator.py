@@ -4,8 +4,9 @@ The layer lists are the reference implementation's (they produced the paper's nu
 differ in small ways from the paper's listing); the trainable parameter counts with 4 input
 channels and `channels=48` pin them: base 1,629,951, stacked 2,895,390, coarse-to-fine 4,051,278.
 
-Notation (DESIGN.md): `G(c, k, s, d)` is `GatedConv2D`, `U(c)` is `GatedUpConv2D`, `Out` is a 3x3
-convolution followed by tanh. No losses live here.
+Notation (the layer specs below write `("G", c, k, s, d, activation)` and `("U", c)`):
+`G(c, k, s, d)` is `GatedConv2D`, `U(c)` is `GatedUpConv2D`, `Out` is a 3x3 convolution followed
+by tanh. No losses live here.
 """
 
 from __future__ import annotations

@@ -1,30 +1,17 @@
-"""Filling frames through a TF Serving-compatible server, in whole frames or in tiles.
+"""Filling frames through a TF Serving-compatible server (`python -m tfinpaint.serve` or the real
+`tensorflow_model_server`), in whole frames or in tiles.
 
-Works with `python -m tfinpaint.serve` and with the real `tensorflow_model_server`.
+An export whose `tfinpaint.json` says `fills_at_working_size` reduces native frames itself, as
+`tfinpaint.infer` does: the client sends whole frames, as many per request as fit the gRPC
+message limit, and never tiles. Older exports fill at the size they are sent: frames larger
+than their working size are cut into tiles of it (`tfinpaint.tiling`), only tiles holding a
+hole pixel are sent, and the outputs are blended back into the hole. `tile_size_for` says which.
 
-Whole frames or tiles (`tile_size_for`). An export whose `assets/tfinpaint.json` says
-`fills_at_working_size` reduces native frames to its working size inside the graph, as
-`tfinpaint.infer` does: the client sends whole native frames, as many per request as fit the
-gRPC message limit, and never tiles (a tile would be reduced to the whole working size, at the
-wrong scale). Exports made before that key existed fill at the size they are sent: for them, frames
-larger than the working size are cut into tiles of that size (`tfinpaint.fill.tiling`), only tiles
-holding a hole pixel are sent, and the outputs are blended back into the hole. The client learns
-which it has, in this order, from:
-  1. `GetModelMetadata` with the metadata field `tfinpaint`, which `tfinpaint.serve` answers with
-     the export's `assets/tfinpaint.json`;
-  2. `--tile-size HxW`, for an old export (refused for a new one);
-  3. nothing: the real TF Serving only answers `signature_def`, so without `--tile-size` frames
-     are sent whole, which is right for every export made since.
-
-An export of a `data.prefill: flow` run (`needs_prefilled` in its tfinpaint.json, or a
-`prefilled` input in its `serving_default`, which is all the real TF Serving tells) fills with a
-third input, the clip's flow fill: propagation needs the whole clip, which one request may not
-hold, so the client computes it once over the whole clip (`clip_prefill`, with the export's
-`flow` settings) and sends each batch its slice. Such an export is never tiled.
-
-The in-process and the remote paths share one tiling and batching code path, `fill_frames`,
-behind a `PredictFn`: `remote_predict_fn` (gRPC, with retries) or `local_predict_fn` (a
-SavedModel loaded here).
+A flow run's export (`needs_prefilled`, or a `prefilled` input in its signature) fills with the
+clip's flow fill, which needs the whole clip: the client computes it once (`clip_prefill`, with
+the export's `flow` settings) and sends each batch its slice; such an export is never tiled.
+In-process and remote filling share one path, `fill_frames`, behind a `PredictFn`:
+`remote_predict_fn` (gRPC, with retries) or `local_predict_fn` (a SavedModel loaded here).
 """
 
 from __future__ import annotations
@@ -246,9 +233,12 @@ def tile_size_for(info: dict | None, requested: tuple[int, int] | None
                   ) -> tuple[int, int] | None:
     """The tile size to send an export, None for whole frames (see the module docstring).
 
-    `info` is the export's `tfinpaint.json` (None where the server does not say); `requested`
-    the user's `--tile-size`. Raises `InputError` for a tile size with an export that fills at
-    its working size itself, or that needs the clip's flow fill.
+    `info` is the export's `tfinpaint.json`, which `tfinpaint.serve` answers to
+    `GetModelMetadata` with the metadata field `tfinpaint` (None where the server does not say:
+    the real TF Serving answers only `signature_def`); `requested` the user's `--tile-size`,
+    for an old export. Without either, frames are sent whole, right for every recent export.
+    Raises `InputError` for a tile size with an export that fills at its working size itself,
+    or that needs the clip's flow fill.
     """
     if requested is not None and needs_prefilled(info):
         raise InputError(f"--tile-size {requested[0]}x{requested[1]}: this export (a data.prefill: "

@@ -3,27 +3,14 @@
 The real `tensorflow_model_server` cannot be installed on these machines (see serving/README.md),
 so this server speaks the same gRPC API (`Predict`, `GetModelMetadata`) over the same
 `models/NAME/<version>/` SavedModels, and a client written for one works with the other.
-
-- Versions are the integer folders under `--model-base`; a request without `model_spec.version`
-  gets the latest. The folder list is read on every request (a new version is picked up without
-  a restart); each version is loaded once (`tf.saved_model.load`) and kept.
-- Requests are checked against the signature before anything runs: missing or unexpected
-  inputs, wrong dtype, wrong rank or fixed dimension, `masks` (or, for a flow run's export,
-  `prefilled`) that differ from `frames` in N, H or W, and more than `--max-pixels` pixels in one input are `INVALID_ARGUMENT`; an unknown model,
-  version or signature is `NOT_FOUND`.
-- Concurrency: at most `--max-concurrent` predictions run at once; further `Predict` calls wait
-  in a queue for a slot, up to their own deadline (then `DEADLINE_EXCEEDED`). At most
-  `--max-queued` calls wait beyond the running ones; gRPC answers any more with
-  `RESOURCE_EXHAUSTED`, so memory stays bounded by about (max-concurrent + max-queued) x the
-  largest message.
-- Besides TF Serving's `signature_def`, `GetModelMetadata` answers the metadata field
-  `tfinpaint`: the export's `assets/tfinpaint.json` (working resolution) as a
-  `google.protobuf.Struct`. The real server rejects that field with `INVALID_ARGUMENT`;
-  clients fall back to an explicit tile size (see `tfinpaint.serving.remote`).
-- An export of a `data.prefill: flow` run takes a third input, `prefilled` (the clip's flow
-  fill, which the client computes over the whole clip); its `tfinpaint.json` says
-  `needs_prefilled` and holds the `flow` settings, and its SignatureDefs name the input, so
-  nothing here differs for it.
+Versions are the integer folders under `--model-base`, listed on every request (a new one is
+picked up without a restart), each loaded once and kept; a request without a version gets the
+latest. Requests are checked against the signature before anything runs (`INVALID_ARGUMENT`;
+an unknown model, version or signature is `NOT_FOUND`). At most `--max-concurrent` predictions
+run at once and `--max-queued` wait (`RESOURCE_EXHAUSTED` beyond; `DEADLINE_EXCEEDED` for a
+caller's deadline), so memory stays bounded. Besides `signature_def`, `GetModelMetadata` answers
+the field `tfinpaint` with the export's `assets/tfinpaint.json` as a `google.protobuf.Struct`
+(the real server rejects that field; clients then fall back, see `tfinpaint.serving.remote`).
 """
 
 from __future__ import annotations
@@ -174,7 +161,14 @@ def _check_inputs(inputs: dict[str, np.ndarray], specs: dict[str, tf.TensorSpec]
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """`Predict` and `GetModelMetadata` of TF Serving's PredictionService over one model."""
+    """`Predict` and `GetModelMetadata` of TF Serving's PredictionService over one model.
+
+    `Predict` rejects with `INVALID_ARGUMENT`, before anything runs: missing or unexpected
+    inputs, a wrong dtype, rank or fixed dimension, `masks` (or a flow export's `prefilled`)
+    differing from `frames` in N, H or W, and more than `max_pixels` pixels in one input. At
+    most `max_concurrent` predictions run at once; further calls wait for a slot up to their own
+    deadline (then `DEADLINE_EXCEEDED`).
+    """
 
     def __init__(self, repository: ModelRepository, *, max_concurrent: int, max_pixels: int):
         self.repository = repository
@@ -272,7 +266,9 @@ def serve(model_base: str | os.PathLike, port: int, *, host: str = "127.0.0.1",
     """Start serving the model under `model_base` on host:port; returns (server, bound port).
 
     Port 0 picks a free port. The latest version is loaded before this returns, so the first
-    request does not pay for it. Stop with `server.stop(grace)`.
+    request does not pay for it. At most `max_queued` calls wait beyond the running ones; gRPC
+    answers any more with `RESOURCE_EXHAUSTED`, so memory stays bounded by about
+    (max_concurrent + max_queued) x the largest message. Stop with `server.stop(grace)`.
     """
     repository = ModelRepository(model_base, model_name)
     repository.get(repository.name, None)
