@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     if args.inter_op_threads:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
 
-    from tfinpaint.config import Config
+    from tfinpaint.config import CONFIG_DIR, load_config
     from tfinpaint.data.samplers import MaskSampler
     from tfinpaint.data.samplers import sampling_from
     from tfinpaint.evaluation.protocols import fixed_masks
@@ -141,7 +141,8 @@ def main(argv=None) -> int:
 
     precision = choose_precision(args.precision)
     keras.mixed_precision.set_global_policy(precision)
-    config = Config()
+    # the paper's fit (zeros in the hole, no gate, its schedule), at the size and width asked
+    config = load_config([CONFIG_DIR / "paper.yaml"])
     config.generator.arch = args.arch
     config.generator.channels = args.channels
     config.train.batch_size = args.batch

@@ -24,6 +24,8 @@ SCRIPT = textwrap.dedent("""
     from tfinpaint.fitting.loop import build_inpainter
 
     config = Config()
+    config.data.prefill = "none"  # the batch carries no flow fill
+    config.generator.prefill_gate = False
     config.generator.arch = "base"
     config.generator.channels = 16
     config.train.precision = "float32"

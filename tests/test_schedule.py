@@ -148,5 +148,5 @@ def test_warmup_raises_the_rate_linearly_then_leaves_the_schedule_alone():
     schedule = learning_rate(config)
     assert [round(float(schedule(s)) / config.train.learning_rate, 4) for s in (0, 3, 50)] == [
         0.25, 1.0, 1.0]
-    assert float(learning_rate(config_lib.load_config([], ["train.final_lr_fraction=1.0"]))(50)) \
-        == pytest.approx(2e-4)
+    assert float(learning_rate(config_lib.load_config([], [
+        "train.final_lr_fraction=1.0", "train.learning_rate=2e-4"]))(50)) == pytest.approx(2e-4)

@@ -1,8 +1,11 @@
-"""Typed configuration: the single place where defaults live.
+"""Typed configuration: the one home of the defaults.
 
-A config is built from the dataclass defaults, then each YAML file in order, then dotted overrides
-(`train.steps=200`). Unknown keys and values of the wrong type are errors, so a typo never silently
-runs the default.
+The dataclass defaults below are what a run gets with no flags; `configs/default.yaml` restates
+the main ones (a test checks that it loads to the same config) and `configs/paper.yaml` holds
+the paper's departures from them. A config is built from the defaults, then each YAML file in
+order, then dotted overrides (`train.steps=200`). Unknown keys and values of the wrong type are
+errors, so a typo never silently runs the default. What each setting means and why its default
+is what it is: docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -31,75 +34,49 @@ FlowBlend = Literal["nearest", "both"]
 Translation = Literal["uniform", "boundary"]
 CropPlacement = Literal["random", "hole"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
-# Mask propagation: the flow warp alone, the network alone (the paper), the network
-# correcting the flow warp of its own previous result, or the object followed on the network's
-# probability maps frame by frame (tfinpaint.mask_track).
+# Mask propagation: the flow warp alone, the network alone (the paper), the network correcting the
+# flow warp of its own previous result, the object followed on the network's probability maps
+# (tfinpaint.mask_track), or on the motion the camera does not explain (tfinpaint.mask_motion).
 PropagationMethod = Literal["warp", "network", "warp_network", "track", "motion"]
-FlowPreset = Literal["ultrafast", "fast", "medium"]
 
 
 @dataclass
 class DataConfig:
     """What the network sees: working resolution, masks, and how translated masks are drawn."""
 
-    # Working resolution of the fit (0 = the video's own). Frames are resized to it; only the hole
-    # is upsampled back and pasted into the native-resolution frame.
+    # Size the fit works at, px (0 = the video's own); only the hole is brought back to native.
     working_height: int = 240
     working_width: int = 432
-    # Masks: a pixel is hole where its value exceeds `mask_threshold`; then dilated by this many px
-    # at the video's own resolution, so that the object's soft edge, which reaches past a tight
-    # annotation, is filled instead of left beside the fill (and copied into it). Measured with
-    # tools/dilation_study.py: the bmx-trees rider pasted onto crossing's frames (the truth),
-    # faded out with the edge profile measured around crossing's DAVIS annotations (opacity
-    # 0.31, 0.14, 0.12 at 1, 2, 3 px outside), mask = the raw annotation, 20 frames at 854x480;
-    # hole PSNR (dB) / SSIM over the annotation + 12 px for every D; halo = mean RGB distance to
-    # the truth in the 3 px just outside the dilated mask (left visible; the same for any fill);
-    # fit = configs/default.yaml, 200 steps at 240x432, no time budget:
-    #   D   Telea          fit            halo | edge 2 px wider: Telea  fit    halo | 4 px: Telea
-    #   0   22.33 0.694    22.97 0.677    17.9 |                  15.77  18.55  73.6 |       14.77
-    #   3   20.63 0.593    21.75 0.590    10.0 |                  20.46  21.63  13.1 |       14.84
-    #   6   18.64 0.483    20.37 0.497     8.7 |                  18.64  20.32   9.6 |       18.64
-    #   9   17.28 0.386    19.36 0.417     7.5 |                  17.29          8.6 |       17.30
-    #   12  16.15 0.308    18.29 0.353     5.8 |                  16.18          7.1 |       16.20
-    # Every px of hole beyond what the edge needs costs about 0.4 dB (fit) to 0.5 dB (Telea); a
-    # mask that stops short of the edge costs far more (D=0 with a 2 px wider edge: -3.1 dB fit,
-    # -4.7 dB Telea, against D=3) and leaves the object's outline. With the edge as measured,
-    # 0 px scores 1.2 dB (fit) / 1.7 dB (Telea) above 3 px but keeps a faint outline (halo 17.9
-    # vs 10.0); 3 px loses least across both edges; the reference's 12x12 kernel (about 6 px)
-    # pays off only for an edge 4 px wider than its annotation. Use more for motion-blurred
-    # objects or loose (propagated) masks. (2 of the 10 fits stopped on a NaN loss, at steps 25
-    # and 161, mixed_bfloat16 at Adam 1e-3; the table holds their reruns.)
+    # A pixel is hole where its mask value exceeds this (0-255).
     mask_threshold: int = 0
+    # Holes grown by this many px at the video's own resolution, to cover the object's soft edge.
     mask_dilation: int = 3
-    # Translated masks (eq. 1-2): "uniform" over the whole frame (reference implementation) or
-    # "boundary" (Appendix A.4): offsets that put the moved mask's centre near the real mask's
-    # boundary are `boundary_weight` times as likely. Band sizes are in pixels at 480p, scaled.
+    # Translated masks (eq. 1-2): "uniform" over the frame, or "boundary" (Appendix A.4): offsets
+    # putting the moved mask's centre within the band (px at 480p) of the real mask's boundary
+    # are `boundary_weight` times as likely.
     translation: Translation = "uniform"
     boundary_band_y: float = 45.0
     boundary_band_x: float = 80.0
     boundary_weight: float = 5.0
-    # Crops of the working frame for training (0 = whole frame). The network is fully convolutional.
+    # Training crops of the working frame, px (0 = the whole frame).
     crop_height: int = 0
     crop_width: int = 0
-    # Where crops go: "random" (anywhere) or "hole" (around the translated mask, see pipeline).
+    # Where crops go: "random" (anywhere) or "hole" (around the translated mask).
     crop_placement: CropPlacement = "random"
-    # What the network sees inside the hole: "none" (zeros, the paper) or "pyramid" (a push-pull
-    # average of the known pixels around it, computed on the device; tfinpaint.data.prefill).
-    # "flow": what the other frames show there, followed along optical flow (tfinpaint.flow,
-    # settings in `flow`): at training time each example's hole M_i ∪ M'_t is filled from the
-    # other frames only; at inference the clip's real holes are, at the native resolution.
-    # Stored in the run's config.yaml, so inference and export feed the network the same input.
-    prefill: Prefill = "none"
+    # The network's input inside the hole: "none" (zeros, the paper), "pyramid" (a push-pull
+    # average of its surroundings) or "flow" (what the other frames show there, `flow`).
+    prefill: Prefill = "flow"
 
 
 @dataclass
 class FlowConfig:
     """Flow propagation (`tfinpaint.flow`), used when `data.prefill` is "flow"."""
 
-    # DIS optical flow preset, and how holes are filled before measuring flow.
+    # OpenCV DIS optical flow preset.
     preset: FlowPreset = "medium"
+    # How holes are filled before the flow is measured.
     flow_input: FlowInput = "telea"
-    # Reject flow failing the forward-backward consistency check (completed instead).
+    # Drop flow failing the forward-backward consistency check (completed instead).
     check: bool = True
     # Flow within this many px of a hole is not trusted (completed from farther out).
     margin: int = 4
@@ -107,13 +84,12 @@ class FlowConfig:
     blend: FlowBlend = "both"
     # Farthest frame distance a hole pixel's chain follows (0 = the whole video).
     max_hops: int = 0
-    # A landing point is a hit when its bilinear weight on known pixels reaches this.
+    # A landing point is a hit when its bilinear weight on known pixels reaches this (0-1].
     min_known: float = 1.0
-    # Where the forward and backward hits differ by more than this (mean absolute difference,
-    # 0-255 levels), the pixel is left to the push-pull fill: something moved there (0 = off).
+    # Leave to the push-pull fill where the two directions' hits differ by more than this
+    # (mean absolute difference, 0-255 levels; 0 = off).
     max_disagreement: float = 0.0
-    # Add the native flow fill's detail (what the working size cannot hold) to the upsampled
-    # fill in the hole (tfinpaint.inference.fill_at_working_size).
+    # Add the native flow fill's detail to the network's upsampled fill in the hole.
     native_detail: bool = True
 
 
@@ -122,11 +98,12 @@ class GeneratorConfig:
     """The network of Appendix A.1 (see tfinpaint.generator)."""
 
     arch: Architecture = "coarse_to_fine"
-    channels: int = 48
+    # Width unit: channels of the first layer (the paper's 48).
+    channels: int = 32
     padding: Padding = "zero"
-    # each stage's output in the hole is g * prefill + (1 - g) * its colour, g learnt per pixel
-    # (tfinpaint.generator.build_generator); for data.prefill: flow
-    prefill_gate: bool = False
+    # Each stage's output in the hole is g * prefill + (1 - g) * its colour, g in [0, 1] learnt
+    # per pixel (for data.prefill: flow).
+    prefill_gate: bool = True
 
 
 @dataclass
@@ -157,14 +134,12 @@ class LossConfig:
     stabilization: float = 0.0
     # VGG-19 ImageNet weights for the anti-ambiguity loss ("" = Keras' cache / download).
     vgg_weights: str = ""
-    # Anti-ambiguity: at most this many relu3_4 positions per example are matched, all pairs: of
-    # the output inside the translated mask (source) and of the other frame outside its object
-    # mask (target). All positions of 480p frames would not fit in memory; see
-    # tfinpaint.losses.ambiguity_loss.
+    # Anti-ambiguity: at most this many relu3_4 positions per example are matched: of the output
+    # in the translated mask (source) and of the other frame outside its object (target).
     ambiguity_positions: int = 1024
     ambiguity_target_positions: int = 4096
-    # Stabilisation: perturb this many examples of each batch (0 = all, as the paper). Each one
-    # costs an extra generator pass; examples are random, so the loss is the same in expectation.
+    # Stabilisation: perturb this many examples of each batch (0 = all, as the paper); each costs
+    # an extra generator pass.
     stabilization_examples: int = 2
     perturbation: PerturbationConfig = field(default_factory=PerturbationConfig)
 
@@ -173,48 +148,45 @@ class LossConfig:
 class TrainConfig:
     """The optimisation schedule and what is logged and saved while fitting."""
 
-    steps: int = 60000
-    batch_size: int = 5
-    learning_rate: float = 2e-4
+    # Steps of the fit (the fit also stops at `time_budget_minutes`).
+    steps: int = 20000
+    batch_size: int = 1
+    # Adam.
+    learning_rate: float = 1e-3
     beta_1: float = 0.9
     beta_2: float = 0.999
-    # Cosine decay to `learning_rate * final_lr_fraction` over `steps`, or over
-    # `time_budget_minutes` if that ends first (1.0 = constant, the paper).
-    final_lr_fraction: float = 1.0
+    # Cosine decay to `learning_rate * final_lr_fraction` over the steps or the time budget,
+    # whichever ends first (1.0 = constant, the paper).
+    final_lr_fraction: float = 0.1
     # "auto" = mixed_bfloat16 on GPUs and on CPUs with AVX512_BF16/AMX, else float32.
     precision: Precision = "auto"
     seed: int = 0
     steps_per_execution: int = 1
-    checkpoint_every: int = 1000
-    log_every: int = 50
+    # Every this many steps: checkpoint, log line and scalars, TensorBoard images.
+    checkpoint_every: int = 250
+    log_every: int = 25
     image_every: int = 500
-    # Self-check: reconstruction PSNR of known pixels under a fixed held-out set of translated masks.
-    selfcheck_every: int = 250
+    # Self-check: reconstruction PSNR of known pixels under fixed held-out translated masks.
+    selfcheck_every: int = 100
     selfcheck_frames: int = 4
     # Stop when the self-check PSNR has not improved by `early_stop_min_delta` dB for this many
     # self-checks (0 = never stop early).
     early_stop_patience: int = 0
     early_stop_min_delta: float = 0.05
-    # Fitting-time budget in minutes (0 = none), counted across resumes: the fit stops cleanly
-    # and still writes its result. A cosine decay (final_lr_fraction < 1) ends when the budget
-    # or the steps run out, whichever comes first.
-    time_budget_minutes: float = 0.0
+    # Fitting minutes in all, counted across resumes (0 = none); the result is still written.
+    time_budget_minutes: float = 10.0
     # Raise the learning rate linearly over this many first steps (0 = none).
     warmup_steps: int = 0
-    # Clip the gradients to this global norm before Adam (0 = no clipping). Keras' global_clipnorm;
-    # the norm is taken in float32 (the gradients of the float32 variables).
+    # Clip the gradients to this global norm before Adam (0 = no clipping).
     clip_global_norm: float = 0.0
-    # A step whose loss or gradients are not finite is skipped. A lone one whose gradients alone
-    # were not finite ends there (the weights were not touched); otherwise (the loss not finite,
-    # or a second within `snapshot_every` steps) the fit recovers: it rolls back to its last
-    # good state (kept in memory every `snapshot_every` steps) and goes on at the learning rate
-    # times `recovery_rate_factor`; after `max_recoveries` recoveries the next one stops it.
+    # A step with a non-finite loss or gradients is skipped; a non-finite loss, or two within
+    # `snapshot_every` steps, rolls back to the last snapshot (kept in memory every
+    # `snapshot_every` steps) at the rate times `recovery_rate_factor`, at most `max_recoveries`
+    # times.
     max_recoveries: int = 3
     recovery_rate_factor: float = 0.5
     snapshot_every: int = 100
-    # Debug: check every step's stage outputs, losses, gradients and updated weights for NaN/inf
-    # and stop at the first non-finite one, naming it; log the gradients' global norm each step
-    # (TensorBoard numerics/grad_norm) and report its largest value (tfinpaint.numerics).
+    # Debug: stop at the first non-finite stage output, loss, gradient or weight, naming it.
     debug_numerics: bool = False
 
 
@@ -223,9 +195,9 @@ class InferConfig:
     """How the result is rendered."""
 
     batch_size: int = 4
-    # result/video.mp4: H.264 (yuv420p, plays everywhere) at this x264 quality (0-51, lower is
-    # better; 18 is visually lossless), with the source's audio; false writes PNG frames only.
+    # result/video.mp4 (H.264, yuv420p, with the source's audio); false writes PNG frames only.
     write_video: bool = True
+    # Its x264 quality, 0-51, lower is better (18 is visually lossless).
     video_crf: int = 18
     # Also write result/video.mkv, FFV1: lossless, it decodes to the PNG frames bit for bit.
     lossless_video: bool = False
@@ -233,57 +205,45 @@ class InferConfig:
 
 @dataclass
 class PropagateConfig:
-    """Mask propagation from one annotated frame (paper Sec. 4.2): its network and its fit.
+    """Mask propagation from one annotated frame (paper Sec. 4.2): its method, network and fit.
 
-    The default fits nothing (`method: motion`, tfinpaint.mask_motion): the object is followed
-    on maps of the motion the camera does not explain (tfinpaint.mask_track), and every mask is
-    redrawn as what differs from the background the other frames show (`background_passes`,
-    tfinpaint.mask_background). On bmx-trees over 80 frames, recall / precision / IoU 0.94 /
-    0.66 / 0.63 undilated (0.97 / 0.53 / 0.52 as written, 3 px dilation) in 40 s; on crossing
-    0.76 / 0.74 / 0.59. It cannot follow an object that moves like the camera (a still object
-    before a still camera): there `method: track` fits a small base network at 120x216 for a
-    time budget and follows the object on its probability maps (a 4-minute fit's masks on
-    bmx-trees: 0.94 / 0.48 / 0.47 with two background passes, 0.69 / 0.31 / 0.28 without).
-    The other methods, and the colour refinement (`refine`, tfinpaint.mask_refine; off by
-    default: after the background passes it cuts the wheels again), are measured in
-    tfinpaint.mask_propagation.
-    configs/propagate.yaml keeps the paper's schedule. The fit runs with `train.precision` and
-    `train.seed`.
+    The default (`method: motion`) fits nothing: the object is followed on the motion the camera
+    does not explain, then each mask is redrawn as what differs from the background the other
+    frames show (`background_passes`). `track`, `network` and `warp_network` fit a network, with
+    `train.precision` and `train.seed`; configs/propagate.yaml is the paper's schedule.
     """
 
     method: PropagationMethod = "motion"
-    # Working size of the propagation (0 = data.working_height/width); never above the video's.
+    # Working size of the propagation, px (0 = data.working_height/width); never above the video's.
     working_height: int = 120
     working_width: int = 216
-    # The same gated-convolution generator as inpainting, with a one-channel sigmoid head.
+    # The propagator: the inpainting generator with a one-channel sigmoid head.
     arch: Architecture = "base"
     channels: int = 16
     steps: int = 20000
-    # Fitting-time budget in minutes (0 = none): the fit stops on it, and the learning rate's
-    # cosine decay to learning_rate * final_lr_fraction ends with it (or with the steps).
+    # Fitting minutes (0 = none); the cosine decay to learning_rate * final_lr_fraction ends
+    # with it (or with the steps).
     time_budget_minutes: float = 4.0
     final_lr_fraction: float = 0.1
     batch_size: int = 4
     learning_rate: float = 1e-3
-    # Eq. 6: weight of the background term. Below 1, calling background "object" costs less than
-    # missing object pixels, since extra hole is cheap for the inpainting that follows.
+    # Eq. 6: weight of the background term (below 1: missing object costs more than extra hole).
     alpha: float = 0.8
-    # The pasted object is scaled by a factor drawn from [scale_min, scale_max] and mirrored with
+    # The pasted object is scaled by a factor in [scale_min, scale_max] and mirrored with
     # probability `flip` before its random translation.
     scale_min: float = 0.9
     scale_max: float = 1.1
     flip: float = 0.5
-    # The prior the network is fitted with (warp_network): the pasted mask shifted by up to
-    # prior_shift of the frame's height, grown or shrunk by up to prior_grow px, cut by a
-    # vertical band with probability prior_occlusion, left empty with probability prior_empty
-    # (data.samplers.PriorJitter).
+    # warp_network's prior: the pasted mask shifted by up to prior_shift of the frame's height,
+    # grown or shrunk by up to prior_grow px, cut by a band with probability prior_occlusion,
+    # empty with probability prior_empty.
     prior_shift: float = 0.05
     prior_grow: int = 2
     prior_occlusion: float = 0.5
     prior_empty: float = 0.1
-    # The flow warp (tfinpaint.mask_warp): DIS preset; flow failing the forward-backward check
-    # is dropped except `warp_interior` px or more inside the mask; components of the warped
-    # mask farther than `warp_near` px from the bilinear warp are dropped.
+    # The flow warp (tfinpaint.mask_warp): DIS preset; flow failing the forward-backward check is
+    # kept only `warp_interior` px or more inside the mask; warped components farther than
+    # `warp_near` px from the bilinear warp are dropped.
     flow_preset: FlowPreset = "medium"
     warp_interior: int = 2
     warp_near: int = 2
@@ -291,53 +251,43 @@ class PropagateConfig:
     # where it finds nothing there, within `lost_search_radius` px; else the prior stands.
     search_radius: int = 6
     lost_search_radius: int = 24
-    # track (tfinpaint.mask_track): the previous mask moves to the best centre-surround score
-    # (a ring of `track_ring` px) within `track_search` times the object's size; the object is
-    # the pixels above `threshold` within `track_grow` times its size of the moved mask, the
-    # components within `track_near` px of it, grown into the connected pixels above
-    # `track_low` within `track_low_reach` times its size of them (hysteresis; none where
-    # track_low >= threshold). Held against the running area (the median over the last
-    # `track_memory` frames where it was found whole): from `track_partial` of it up, found
-    # whole; from `track_lost`, partly hidden (what was found and the moved mask); under it,
-    # hidden: the mask stands where it was, and the search widens by `track_widen` times a
-    # frame, up to `track_max_search` of the frame's longer side.
+    # track and motion (tfinpaint.mask_track): sizes are fractions of the object's size, except
+    # `track_ring`, `track_near` (px) and `track_max_search` (of the frame's longer side).
+    # The mask moves to the best centre-surround score (ring `track_ring`) within `track_search`;
+    # the object is the pixels above `threshold` within `track_grow` of it and components within
+    # `track_near`, grown by hysteresis into pixels above `track_low` within `track_low_reach`.
     track_search: float = 0.25
     track_grow: float = 0.15
     track_ring: int = 3
     track_near: int = 2
     track_low: float = 0.2
     track_low_reach: float = 0.03
+    # Found area against the median of the last `track_memory` whole ones: from `track_partial`
+    # up, whole; from `track_lost`, partly hidden; below, hidden: the mask stands and the search
+    # widens by `track_widen` a frame, up to `track_max_search`.
     track_lost: float = 0.3
     track_partial: float = 0.6
     track_memory: int = 5
     track_widen: float = 0.5
     track_max_search: float = 0.1
-    # Every frame's mask but the annotated one redrawn by colour at the frames' own resolution
-    # (tfinpaint.mask_refine, GrabCut): the mask eroded by `refine_core` times the object's
-    # size is object, the rest of it probably object, a band of `refine_band` times its size
-    # around it probably background; `refine_iterations` rounds. `refine_motion`: the video's
-    # motion seeds the cut too (pixels of the mask moving like the background around it are
-    # probably background, those moving like the object object; tfinpaint.mask_refine).
+    # GrabCut refinement (tfinpaint.mask_refine; off): the mask eroded by `refine_core` of the
+    # object's size is object, a band of `refine_band` around it probably background;
+    # `refine_iterations` rounds; `refine_motion`: the video's motion seeds the cut too.
     refine: bool = False
     refine_core: float = 0.05
     refine_band: float = 0.15
     refine_iterations: int = 3
     refine_motion: bool = True
-    # Every frame's mask but the annotated one redrawn as what differs from the background the
-    # other frames show (tfinpaint.mask_background): the mask grown by `background_reach` of
-    # the frame's longer side is filled by the flow propagation (the `flow` settings), and the
-    # object is where the frame's colour is more than `background_threshold` (Euclidean, in
-    # OpenCV's 8-bit Lab) from that fill; `background_passes` rounds, each from the last one's
-    # masks (0 = off). After the tracking, before `refine`.
+    # Background passes (tfinpaint.mask_background; 0 = off): each mask, grown by
+    # `background_reach` of the frame's longer side, is flow-filled (`flow`), and the object is
+    # where the frame is more than `background_threshold` from that fill (Euclidean, 8-bit Lab).
     background_passes: int = 3
     background_reach: float = 0.03
     background_threshold: float = 12.0
-    # The passes run with the frames' longer side at 432 px (mask_motion.MOTION_SIDE); where
-    # this is above 0, the last one at the frames' own size, its longer side at most this many
-    # px (bmx-trees at 854: undilated masks better, 0.96 / 0.66 / 0.64, but dilated by 3 px
-    # worse, IoU 0.49 against 0.52, and twice the time; see tfinpaint.mask_background).
+    # Above 0: the last pass at the frames' own size, longer side at most this many px (0 = off;
+    # the passes otherwise run at a longer side of 432 px).
     background_fine_side: int = 0
-    # A pixel is object where the predicted probability exceeds this.
+    # A pixel is object where the predicted probability exceeds this (0-1).
     threshold: float = 0.5
     log_every: int = 50
     # TensorBoard: predicted masks over `image_frames` frames spread across the clip.
@@ -359,28 +309,23 @@ class ProgressiveConfig:
     # Steps of stage 2; each further stage fits `stage_steps_increment` more (paper: 45k, 60k).
     stage_steps: int = 45000
     stage_steps_increment: int = 15000
-    # Wall-clock budget of each later stage in minutes (0 = train.time_budget_minutes).
+    # Fitting minutes of each later stage (0 = train.time_budget_minutes).
     stage_time_budget_minutes: float = 0.0
-    # Size of the last stage (0 = the video's own).
+    # Size of the last stage, px (0 = the video's own).
     final_height: int = 0
     final_width: int = 0
-    # Patches whose translated hole hides fewer known pixels than this are redrawn (up to
-    # `placement_tries` candidates per patch). The paper's rule (App. A.4): at least 1,000 object
-    # pixels per 960x540 patch, whatever the frame's size; the threshold belongs to the patch, so
-    # with another base size (data.working_*) it is scaled by the patch's area (200 px for the
-    # default 432x240 patches). Until this change it was scaled by the FRAME's area from
-    # 1,000 px at 3840x2160 (`min_hole_pixels_4k`, 50 px for a 854x480 stage): no longer read.
+    # A patch whose translated hole hides fewer known pixels than this per 960x540 of patch (the
+    # paper's rule, scaled by the patch's area) is redrawn, up to `placement_tries` times.
     min_hole_pixels: int = 1000
     placement_tries: int = 16
     # Patch centres are this many times likelier within the object boundary's band (data's
-    # boundary_band_y/x) than elsewhere: boundary-aware sampling.
+    # boundary_band_y/x) than elsewhere.
     patch_boundary_weight: float = 5.0
-    # Grid inference: least overlap of grid tiles (0 = the paper's 2x2 / 4x4 grid, seams covered
-    # by the seam tiles) and tiles per network call (bounds memory).
+    # Grid inference: least overlap of grid tiles, px (0 = the paper's grid plus seam tiles), and
+    # tiles per network call.
     tile_overlap: int = 0
     tile_batch: int = 4
-    # Start each later stage from the previous stage's weights (the prior's input weights at
-    # zero), rather than from scratch: it then fills like the previous stage from step 0.
+    # Start each later stage from the previous stage's weights (the prior's input weights at 0).
     warm_start: bool = True
 
 
@@ -567,8 +512,25 @@ def load_config(yaml_paths: Sequence[str | os.PathLike] = (), overrides: Sequenc
     return config
 
 
+# What a key absent from a saved config (a run folder's or an export's config.yaml) meant: these
+# keys' defaults were the paper's until 2026-12-05, when they became the default fit's. A saved
+# config holds every key of its day, so one written before a key was added (data.prefill,
+# 8928514; generator.prefill_gate, 74dd721) lacks it and ran with the value below; the others
+# are listed so that any saved config, even a hand-cut one, reads as it did.
+SAVED_CONFIG_GAPS = {
+    "data": {"prefill": "none"},
+    "generator": {"channels": 48, "prefill_gate": False},
+    "train": {"steps": 60000, "batch_size": 5, "learning_rate": 2e-4, "final_lr_fraction": 1.0,
+              "time_budget_minutes": 0.0, "checkpoint_every": 1000, "log_every": 50,
+              "selfcheck_every": 250},
+}
+
+
 def config_from_dict(data: dict) -> Config:
+    """The config a saved dict describes; a key it lacks takes `SAVED_CONFIG_GAPS`' value, if
+    there is one, else the default. Validated."""
     config = Config()
+    _merge(config, SAVED_CONFIG_GAPS)
     _merge(config, data)
     _validate(config)
     return config
