@@ -36,7 +36,7 @@ CropPlacement = Literal["random", "hole"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 # Mask propagation: the flow warp alone, the network alone (the paper), the network correcting the
 # flow warp of its own previous result, the object followed on the network's probability maps
-# (tfinpaint.mask_track), or on the motion the camera does not explain (tfinpaint.mask_motion).
+# (tfinpaint.masking.track), or on the motion the camera does not explain (tfinpaint.masking.motion).
 PropagationMethod = Literal["warp", "network", "warp_network", "track", "motion"]
 
 
@@ -70,7 +70,7 @@ class DataConfig:
 
 @dataclass
 class FlowConfig:
-    """Flow propagation (`tfinpaint.flow`), used when `data.prefill` is "flow"."""
+    """Flow propagation (`tfinpaint.fill.flow`), used when `data.prefill` is "flow"."""
 
     # OpenCV DIS optical flow preset.
     preset: FlowPreset = "medium"
@@ -95,7 +95,7 @@ class FlowConfig:
 
 @dataclass
 class GeneratorConfig:
-    """The network of Appendix A.1 (see tfinpaint.generator)."""
+    """The network of Appendix A.1 (see tfinpaint.model.generator)."""
 
     arch: Architecture = "coarse_to_fine"
     # Width unit: channels of the first layer (the paper's 48).
@@ -241,7 +241,7 @@ class PropagateConfig:
     prior_grow: int = 2
     prior_occlusion: float = 0.5
     prior_empty: float = 0.1
-    # The flow warp (tfinpaint.mask_warp): DIS preset; flow failing the forward-backward check is
+    # The flow warp (tfinpaint.masking.warp): DIS preset; flow failing the forward-backward check is
     # kept only `warp_interior` px or more inside the mask; warped components farther than
     # `warp_near` px from the bilinear warp are dropped.
     flow_preset: FlowPreset = "medium"
@@ -251,7 +251,7 @@ class PropagateConfig:
     # where it finds nothing there, within `lost_search_radius` px; else the prior stands.
     search_radius: int = 6
     lost_search_radius: int = 24
-    # track and motion (tfinpaint.mask_track): sizes are fractions of the object's size, except
+    # track and motion (tfinpaint.masking.track): sizes are fractions of the object's size, except
     # `track_ring`, `track_near` (px) and `track_max_search` (of the frame's longer side).
     # The mask moves to the best centre-surround score (ring `track_ring`) within `track_search`;
     # the object is the pixels above `threshold` within `track_grow` of it and components within
@@ -270,7 +270,7 @@ class PropagateConfig:
     track_memory: int = 5
     track_widen: float = 0.5
     track_max_search: float = 0.1
-    # GrabCut refinement (tfinpaint.mask_refine; off): the mask eroded by `refine_core` of the
+    # GrabCut refinement (tfinpaint.masking.refine; off): the mask eroded by `refine_core` of the
     # object's size is object, a band of `refine_band` around it probably background;
     # `refine_iterations` rounds; `refine_motion`: the video's motion seeds the cut too.
     refine: bool = False
@@ -278,7 +278,7 @@ class PropagateConfig:
     refine_band: float = 0.15
     refine_iterations: int = 3
     refine_motion: bool = True
-    # Background passes (tfinpaint.mask_background; 0 = off): each mask, grown by
+    # Background passes (tfinpaint.masking.background; 0 = off): each mask, grown by
     # `background_reach` of the frame's longer side, is flow-filled (`flow`), and the object is
     # where the frame is more than `background_threshold` from that fill (Euclidean, 8-bit Lab).
     background_passes: int = 3
@@ -297,7 +297,7 @@ class PropagateConfig:
 
 @dataclass
 class ProgressiveConfig:
-    """The progressive high-resolution ladder (Sec. 4.1, Appendix A.4; see tfinpaint.progressive).
+    """The progressive high-resolution ladder (Sec. 4.1, Appendix A.4; see tfinpaint.fitting.progressive).
 
     Stage 1 is the ordinary fit at `data`'s working size (the base size); each later stage
     doubles the resolution (the last one is the video's own unless `final_*` says otherwise) and
