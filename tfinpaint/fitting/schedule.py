@@ -24,15 +24,16 @@ class CosineDecayToBudget(keras.optimizers.schedules.LearningRateSchedule):
     scalar variable holding the seconds fitted so far (`FitClock` keeps it).
 
     `segment` (float64 [6]: start step, start seconds, start rate, end step, end seconds, the
-    configured rate; see `begin_segment`) lets an extended fit go on from where the schedule was: a fit resumed with a
-    larger budget decays from the rate it had reached to the floor over the new part of the budget,
-    instead of jumping back up the curve. Without a segment (or in the first one) this is
-    Keras' `CosineDecay` from step 0, time 0 and `initial_learning_rate`.
+    configured rate; see `begin_segment`) lets an extended fit go on from where the schedule
+    was: a fit resumed with a larger budget decays from the rate it had reached to the floor
+    over the new part of the budget, instead of jumping back up the curve. Without a segment
+    (or in the first one) this is Keras' `CosineDecay` from step 0, time 0 and
+    `initial_learning_rate`.
 
     With `warmup_steps` the rate also rises linearly from `1 / warmup_steps` of itself over the
     first steps: Adam's first steps move every weight by about the learning rate whatever the
-    gradient, and the unnormalised gated stack can saturate its tanh outputs there (measured at 4x
-    the default rate; train.warmup_steps).
+    gradient, and the unnormalised gated stack can saturate its tanh outputs there
+    (`train.warmup_steps`; docs/flow_fill.md).
     """
 
     def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0,
