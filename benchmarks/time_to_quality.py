@@ -12,6 +12,9 @@ Clips:
   bmx     --bmx-data (default ../shared/data/bmx-trees beside the repository) at 240x432 (the first `--bmx-frames` frames) with the
           paper's fixed-mask protocol: a centred rectangle 1/4 wide and 1/4 high on every frame.
           The truth is the real footage; the network never sees the pixels behind the rectangle.
+  crossing        crossing (beside bmx-trees) with its walkers' own masks moved right by 1/18 of the width.
+  crossing-rider  crossing under bmx-trees' rider masks (the paper's object protocol).
+  dog             dog-agility under bmx-trees' rider masks.
 
 Writes `OUT/time_to_quality.json` and `OUT/time_to_quality.png` (PSNR vs seconds, one panel per
 clip, OpenCV's Telea fill as a dashed line).
@@ -40,6 +43,7 @@ import numpy as np
 BMX_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bmx-trees"
 BMX_SIZE = (240, 432)
 CROSSING_DATA = BMX_DATA.parent / "crossing"
+DOG_DATA = BMX_DATA.parent / "dog-agility"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help=f"override of configuration {side.upper()}")
         parser.add_argument(f"--name-{side}", help=f"label of configuration {side.upper()}")
     parser.add_argument("--clips", nargs="+", default=["sample", "bmx"],
-                        choices=["sample", "bmx", "crossing"])
+                        choices=["sample", "bmx", "crossing", "crossing-rider", "dog"])
     parser.add_argument("--budget", type=float, default=5.0, help="fit minutes per configuration")
     parser.add_argument("--budget-a", type=float, help="fit minutes of A (default: --budget)")
     parser.add_argument("--budget-b", type=float, help="fit minutes of B (default: --budget)")
@@ -97,7 +101,14 @@ def load_clip(name: str, bmx_frames: int, bmx_data: Path = BMX_DATA,
     from tfinpaint.evaluation.protocols import fixed_masks, object_masks
     from tfinpaint.io.video import read_masks
 
-    if name == "crossing":
+    if name in ("crossing-rider", "dog"):  # the paper's object protocol: bmx-trees' masks
+        folder = crossing_data if name == "crossing-rider" else DOG_DATA
+        truth = _read_frames(folder / "frames")
+        rider = read_masks(bmx_data / "masks", len(list((bmx_data / "masks").glob("*.png"))),
+                           *BMX_SIZE)
+        masks = object_masks(rider, len(truth), *BMX_SIZE)
+        label = f"{folder.name} {BMX_SIZE[0]}x{BMX_SIZE[1]} x{len(truth)} under bmx-trees' masks"
+    elif name == "crossing":
         truth = _read_frames(crossing_data / "frames")
         walkers = read_masks(crossing_data / "masks", len(truth), *BMX_SIZE)
         masks = object_masks(walkers, len(truth), *BMX_SIZE, shift=(BMX_SIZE[1] // 18, 0))
@@ -194,6 +205,7 @@ class Contender:
             return self.fill(*(tf.constant(part) for part in inputs)).numpy()
 
         filled = np.concatenate([batch(i) for i in range(0, len(self.clip.frames), 4)])
+        self.filled = filled
         score = psnr(filled, self.clip.truth, self.clip.masks)
         self.curve.append([round(self.fit_seconds, 1), self.steps, round(score, 3)])
         return score
@@ -265,6 +277,14 @@ def plot(results: dict, path: Path) -> None:
     cv2.imwrite(str(path), canvas)
 
 
+def _scores(filled: np.ndarray, clip: Clip) -> dict:
+    from tfinpaint.evaluation.metrics import score
+
+    scores = score(filled, clip.truth, clip.masks)
+    return {key: round(float(scores[key]), 4) for key in ("psnr_hole", "ssim_hole",
+                                                         "warping_error")}
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from tfinpaint.config import load_config, to_dict
@@ -292,6 +312,11 @@ def main(argv=None) -> int:
             "propagation_psnr": next((round(psnr(c.prefilled, clip.truth, clip.masks), 3)
                                       for c in contenders if c.prefilled is not None), None),
             "curves": {c.name: c.curve for c in contenders},
+            # hole PSNR, hole SSIM and warping error of each contender's last render and prefill
+            "final": {c.name: _scores(c.filled, clip) for c in contenders}
+            | {"telea": _scores(telea_baseline(clip.frames, clip.masks), clip)},
+            "prefill": {c.name: _scores(c.prefilled, clip) for c in contenders
+                        if c.prefilled is not None},
         }
         (out / "time_to_quality.json").write_text(json.dumps({
             "budget_minutes": dict(zip(names, budgets)), "eval_every_seconds": args.eval_every,
@@ -299,7 +324,8 @@ def main(argv=None) -> int:
             "results": results}, indent=1))
         plot(results, out / "time_to_quality.png")
     print(json.dumps({clip: {name: curve[-1] for name, curve in entry["curves"].items()}
-                      | {"telea": entry["telea_psnr"], "propagation": entry["propagation_psnr"]}
+                      | {"telea": entry["telea_psnr"], "propagation": entry["propagation_psnr"],
+                         "final": entry["final"], "prefill": entry["prefill"]}
                       for clip, entry in results.items()}, indent=1))
     return 0
 

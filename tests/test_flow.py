@@ -242,3 +242,69 @@ def test_where_the_two_directions_disagree_the_pixel_is_left_to_push_pull(max_di
         assert np.all(found[disagree] == 1)
         np.testing.assert_allclose(filled[disagree], (0.5 * (frames[1] + frame))[disagree],
                                    atol=1e-3)
+
+
+def _rider_clip(num_frames=12, height=61, width=171, pan=4, speed=14):
+    """A camera panning over a scene (content moves by -pan px a frame) while a textured block
+    (the rider, rows 15-44, 16 px wide) crosses it the other way at `speed` px a frame. Returns
+    (frames float [N, H, W, 3], rider bool [N, H, W], exact fields as `FlowFields`)."""
+    frames = _translation_video(num_frames, height, width, step=(pan, 0))
+    rider_texture = np.clip(_texture(height, width, seed=7) * 0.5 + 200.0, 0, 255)
+    rider = np.zeros((num_frames, height, width), bool)
+    forward = np.zeros((num_frames, height, width, 2), np.float32)
+    forward[..., 0] = -pan
+    backward = -forward
+    for t in range(num_frames):
+        left = 10 + speed * t
+        rider[t, 15:45, left:left + 16] = True
+        frames[t][rider[t]] = rider_texture[rider[t]]
+        forward[t][rider[t]] = (speed, 0)
+        backward[t][rider[t]] = (-speed, 0)
+    forward[-1] = 0
+    backward[0] = 0
+    reliable = np.ones((num_frames, height, width, 1), np.float32)
+    forward_reliable, backward_reliable = reliable.copy(), reliable.copy()
+    forward_reliable[-1] = 0
+    backward_reliable[0] = 0
+    return frames, rider, flow.FlowFields(forward, backward, forward_reliable, backward_reliable)
+
+
+def test_moving_objects_are_what_moves_unlike_the_camera():
+    frames, rider, fields = _rider_clip()
+    hole = np.zeros(rider.shape + (1,), np.float32)
+    movers = flow.moving_objects(fields, hole, speed=4.0)
+    # the rider, grown by MOVER_GROWTH px at a 432-px side (1 px here), and nothing else
+    assert movers[1:-1][rider[1:-1]].all()
+    grown = flow.grow(rider, 1)
+    assert not movers[~grown].any()
+    assert not flow.moving_objects(fields, hole, speed=0.0).any()
+    # 18 px a frame against the scene: below the threshold (scaled to this width) it moves
+    assert not flow.moving_objects(fields, hole, speed=18.5 * 432 / 171).any()
+
+
+def test_a_moving_object_is_never_a_source_and_its_flow_is_not_followed():
+    frames, rider, fields = _rider_clip()
+    truth = frames.copy()
+    hole = np.zeros(rider.shape + (1,), np.float32)
+    hole[6, 20:40, 113:126] = 1  # next to where the rider is in frame 7 along the scene's motion
+    assert not (rider[6] & (hole[6, ..., 0] > 0)).any()  # the truth there is the scene
+    given = np.where(hole > 0, 0, frames).astype(np.uint8)
+    inside = hole[6, ..., 0] > 0
+    error = {}
+    for speed in (0.0, 4.0):
+        filled = flow.flow_fill(given, hole, fields=fields, moving_speed=speed).filled
+        error[speed] = np.abs(filled[6].astype(np.float32) - np.rint(truth[6]))[inside]
+    assert error[0.0].mean() > 20  # the rider pasted into the hole: a ghost
+    assert error[4.0].max() <= 1  # the scene from frames 5 and 8, past the rider
+
+
+def test_moving_speed_off_is_the_plain_fill():
+    frames, rider, fields = _rider_clip()
+    hole = np.zeros(rider.shape + (1,), np.float32)
+    hole[6, 20:40, 113:126] = 1
+    given = np.where(hole > 0, 0, frames).astype(np.uint8)
+    still = flow.flow_fill(given, hole, fields=fields, moving_speed=0.0)
+    known, same = flow._sources(hole, fields, 0.0)
+    assert same is fields and np.array_equal(known, 1.0 - hole)
+    plain = flow.flow_fill(given, hole, fields=fields)
+    np.testing.assert_array_equal(still.filled, plain.filled)

@@ -89,6 +89,9 @@ class FlowConfig:
     # Leave to the push-pull fill where the two directions' hits differ by more than this
     # (mean absolute difference, 0-255 levels; 0 = off).
     max_disagreement: float = 0.0
+    # What moves unlike the camera by more than this (px per frame at a 432-px longer side) is
+    # a moving object: never a source of colour, its flow completed from the scene (0 = off).
+    moving_speed: float = 4.0
     # Add the native flow fill's detail to the network's upsampled fill in the hole.
     native_detail: bool = True
 
@@ -471,7 +474,8 @@ def _validate(config: Config) -> None:
         raise InputError("config data.prefill: flow is not supported with progressive.stages > 1 "
                          "(yet); use one stage or data.prefill: pyramid")
     _require("flow", {"margin >= 0": f.margin >= 0, "max_hops >= 0": f.max_hops >= 0,
-                      "0 < min_known <= 1": 0 < f.min_known <= 1})
+                      "0 < min_known <= 1": 0 < f.min_known <= 1,
+                      "moving_speed >= 0": f.moving_speed >= 0})
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict:
@@ -519,6 +523,7 @@ def load_config(yaml_paths: Sequence[str | os.PathLike] = (), overrides: Sequenc
 # are listed so that any saved config, even a hand-cut one, reads as it did.
 SAVED_CONFIG_GAPS = {
     "data": {"prefill": "none"},
+    "flow": {"moving_speed": 0.0},
     "generator": {"channels": 48, "prefill_gate": False},
     "train": {"steps": 60000, "batch_size": 5, "learning_rate": 2e-4, "final_lr_fraction": 1.0,
               "time_budget_minutes": 0.0, "checkpoint_every": 1000, "log_every": 50,

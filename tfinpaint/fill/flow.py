@@ -38,6 +38,9 @@ BLENDS = ("nearest", "both")
 # Forward-backward consistency (Sundaram et al., ECCV 2010): |f + b|^2 < a (|f|^2 + |b|^2) + b0.
 _CONSISTENCY_RELATIVE = 0.01
 _CONSISTENCY_ABSOLUTE = 0.5
+# `moving_speed` is in px per frame at this longer side; a mover's mask grows by MOVER_GROWTH px.
+SPEED_SIDE = 432
+MOVER_GROWTH = 2
 # Rounding slack on a landing point's bilinear weight of known pixels.
 _KNOWN_SLACK = 1e-4
 
@@ -176,6 +179,67 @@ def flow_fields(frames: np.ndarray, masks: np.ndarray, *, preset: str = "medium"
     forward = _complete_in_chunks(forward, forward_reliable)
     backward = _complete_in_chunks(backward, backward_reliable)
     return FlowFields(forward, backward, forward_reliable, backward_reliable)
+
+
+def camera_residual(flow: np.ndarray, reliable: np.ndarray | None = None, *, grid_step: int = 6,
+                    ransac_threshold: float = 1.0) -> np.ndarray:
+    """float32 [H, W]: how far each pixel's `flow` ([H, W, 2], px) is from the one homography
+    that explains most of it (the camera's motion), fitted by RANSAC (`ransac_threshold` px) to
+    every `grid_step`-th pixel where `reliable` (bool [H, W]; default: everywhere) holds. Where
+    no homography can be fitted (a tiny frame), the residual is from the median motion."""
+    grid = _grid(*flow.shape[:2])
+    source = grid[::grid_step, ::grid_step].reshape(-1, 2)
+    target = source + flow[::grid_step, ::grid_step].reshape(-1, 2)
+    if reliable is not None:
+        keep = reliable[::grid_step, ::grid_step].reshape(-1)
+        if keep.sum() >= 8:
+            source, target = source[keep], target[keep]
+    homography = None
+    if len(source) >= 4:
+        homography, _ = cv2.findHomography(source, target, cv2.RANSAC, ransac_threshold)
+    if homography is None:
+        camera = np.median(flow.reshape(-1, 2), axis=0)
+    else:
+        moved = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), homography).reshape(grid.shape)
+        camera = moved - grid
+    return np.linalg.norm(flow - camera, axis=-1).astype(np.float32)
+
+
+def moving_objects(fields: FlowFields, masks: np.ndarray, speed: float) -> np.ndarray:
+    """bool [N, H, W]: the pixels outside the hole that move unlike the camera by more than
+    `speed` px per frame at a `SPEED_SIDE`-px longer side (scaled to the frames' size), in both
+    directions (the smaller `camera_residual` of the forward and the backward flow); opened
+    (3x3, no specks) and grown by `MOVER_GROWTH` px at that side, since a moving object's flow
+    is blurred into its edge. All False for `speed` <= 0."""
+    hole = _hole_bool(masks)
+    num_frames, height, width = hole.shape
+    movers = np.zeros(hole.shape, bool)
+    if speed <= 0:
+        return movers
+    scale = max(height, width) / SPEED_SIDE
+    square = np.ones((3, 3), np.uint8)
+    for t in range(num_frames):
+        residuals = [camera_residual(field[t], reliable[t, ..., 0] > 0)
+                     for field, reliable, present in (
+                         (fields.forward, fields.forward_reliable, t + 1 < num_frames),
+                         (fields.backward, fields.backward_reliable, t >= 1)) if present]
+        if residuals:
+            moving = (np.minimum.reduce(residuals) > speed * scale).astype(np.uint8)
+            movers[t] = cv2.morphologyEx(moving, cv2.MORPH_OPEN, square) > 0
+    return grow(movers, round(MOVER_GROWTH * scale)) & ~hole
+
+
+def without_movers(fields: FlowFields, movers: np.ndarray) -> FlowFields:
+    """`fields` with the flow on `movers` (bool [N, H, W]) completed from the scene around them
+    instead of measured, so that a chain crossing a moving object follows the scene."""
+    if not movers.any():
+        return fields
+    still = (~movers)[..., None].astype(np.float32)
+    forward_reliable = fields.forward_reliable * still
+    backward_reliable = fields.backward_reliable * still
+    return FlowFields(_complete_in_chunks(fields.forward, forward_reliable),
+                      _complete_in_chunks(fields.backward, backward_reliable),
+                      forward_reliable, backward_reliable)
 
 
 def _complete_in_chunks(flow: np.ndarray, reliable: np.ndarray, chunk: int = 16) -> np.ndarray:
@@ -382,14 +446,17 @@ def _traced_propagate_frame(margin: int, blend: str, min_known: float,
 def flow_fill(frames: np.ndarray, masks: np.ndarray, *, preset: str = "medium",
               flow_input: str = "telea", check: bool = True, margin: int = 4,
               max_hops: int | None = None, blend: str = "both", min_known: float = 1.0,
-              max_disagreement: float = 0.0, fields: FlowFields | None = None) -> FlowFill:
-    """Fill every frame's hole by flow propagation (`flow_fields`, then `propagate_frame`).
+              max_disagreement: float = 0.0, moving_speed: float = 0.0,
+              fields: FlowFields | None = None) -> FlowFill:
+    """Fill every frame's hole by flow propagation (`flow_fields`, then `propagate_frame`),
+    taking colour only from what moves with the scene (`moving_objects` are never a source).
 
     Args:
         frames: uint8 [N, H, W, 3]; masks: [N, H, W, 1] or [N, H, W], non-zero in the hole.
         preset, flow_input, check, margin: as in `flow_fields`.
         max_hops, blend, min_known: as in `propagate_frame`.
         max_disagreement: as in `propagate_frame`, in 0-255 levels.
+        moving_speed: as in `moving_objects` (0: every known pixel is a source).
         fields: precomputed `flow_fields` (else computed with preset, flow_input, check, margin).
 
     Returns:
@@ -400,7 +467,8 @@ def flow_fill(frames: np.ndarray, masks: np.ndarray, *, preset: str = "medium",
     if fields is None:
         fields = flow_fields(frames, hole, preset=preset, flow_input=flow_input, check=check,
                              margin=margin)
-    video = [tf.constant(a) for a in (frames.astype(np.float32), 1.0 - hole, fields.forward,
+    known, fields = _sources(hole, fields, moving_speed)
+    video = [tf.constant(a) for a in (frames.astype(np.float32), known, fields.forward,
                                       fields.backward, fields.forward_reliable,
                                       fields.backward_reliable)]
     hops_limit = tf.constant(len(frames) if max_hops is None else max_hops, tf.int32)
@@ -427,13 +495,21 @@ def _max_hops(settings: FlowConfig) -> int | None:
     return settings.max_hops or None
 
 
+def _sources(hole: np.ndarray, fields: FlowFields, moving_speed: float):
+    """(known float32 [N, H, W, 1]: 1 where a pixel may be copied, the fields to follow): the
+    moving objects are taken out of both."""
+    movers = moving_objects(fields, hole, moving_speed)
+    return 1.0 - np.maximum(hole, movers[..., None]), without_movers(fields, movers)
+
+
 def fill_clip(frames: np.ndarray, masks: np.ndarray, settings: FlowConfig) -> FlowFill:
     """`flow_fill` with a config's `flow` settings: the clip's real holes, at the frames' size
     (inference's prefill, at the native resolution)."""
     return flow_fill(frames, masks, preset=settings.preset, flow_input=settings.flow_input,
                      check=settings.check, margin=settings.margin, max_hops=_max_hops(settings),
                      blend=settings.blend, min_known=settings.min_known,
-                     max_disagreement=settings.max_disagreement)
+                     max_disagreement=settings.max_disagreement,
+                     moving_speed=settings.moving_speed)
 
 
 class VideoFlow:
@@ -455,10 +531,11 @@ class VideoFlow:
         fields = flow_fields(frames, hole, preset=settings.preset,
                              flow_input=settings.flow_input, check=settings.check,
                              margin=settings.margin)
+        known, fields = _sources(hole, fields, settings.moving_speed)
         self.seconds = time.perf_counter() - began
         self.settings = settings
         self.frames = tf.constant(np.asarray(frames, np.float32))
-        self.known = tf.constant(1.0 - hole)
+        self.known = tf.constant(known)
         self.fields = tuple(tf.constant(a) for a in (fields.forward, fields.backward,
                                                       fields.forward_reliable,
                                                       fields.backward_reliable))

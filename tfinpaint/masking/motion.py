@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tfinpaint.fill.flow import PRESETS, _grid
+from tfinpaint.fill.flow import PRESETS, camera_residual
 from tfinpaint.io.clip import resize_frames
 
 # The flow is measured with the frames' longer side at most this many px.
@@ -56,16 +56,7 @@ def flows_towards(frames: np.ndarray, keep: int, *, which=None) -> dict[int, np.
 def unexplained_motion(flow: np.ndarray) -> np.ndarray:
     """float32 [h, w]: how far each pixel's `flow` ([h, w, 2], px) is from the one homography
     that explains most of it (the camera's motion)."""
-    grid = _grid(*flow.shape[:2])
-    source = grid[::GRID_STEP, ::GRID_STEP].reshape(-1, 2)
-    target = source + flow[::GRID_STEP, ::GRID_STEP].reshape(-1, 2)
-    homography, _ = cv2.findHomography(source, target, cv2.RANSAC, RANSAC_THRESHOLD)
-    if homography is None:  # degenerate (e.g. a tiny frame): the median motion instead
-        camera = np.median(flow.reshape(-1, 2), axis=0)
-    else:
-        moved = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), homography).reshape(grid.shape)
-        camera = moved - grid
-    return np.linalg.norm(flow - camera, axis=-1).astype(np.float32)
+    return camera_residual(flow, grid_step=GRID_STEP, ransac_threshold=RANSAC_THRESHOLD)
 
 
 def motion_maps(frames: np.ndarray, keep: int, size: tuple[int, int],
