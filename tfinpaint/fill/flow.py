@@ -20,12 +20,13 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
+from typing import get_args
 
 import cv2
 import numpy as np
 import tensorflow as tf
 
-from tfinpaint.config import FlowConfig
+from tfinpaint.config import FlowBlend, FlowConfig, FlowInput
 from tfinpaint.fill.prefill import pyramid_fill
 
 PRESETS = {
@@ -33,8 +34,8 @@ PRESETS = {
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
-FLOW_INPUTS = ("telea", "pyramid")
-BLENDS = ("nearest", "both")
+FLOW_INPUTS = get_args(FlowInput)
+BLENDS = get_args(FlowBlend)
 # Forward-backward consistency (Sundaram et al., ECCV 2010): |f + b|^2 < a (|f|^2 + |b|^2) + b0.
 _CONSISTENCY_RELATIVE = 0.01
 _CONSISTENCY_ABSOLUTE = 0.5
