@@ -36,13 +36,14 @@ def tiny_args(*extra: str) -> list[str]:
     return set_args(TINY) + list(extra)
 
 
-def fit_run(path, source: list[str], steps: int, settings) -> object:
-    """Fits a run at `path` with `tfinpaint.train` (quiet, masks undilated): `source` its
-    --video (and --masks) arguments, then `settings` as --set pairs. Returns `path`."""
+def fit_run(path, source: list[str], steps: int, settings, *, mask_dilation: int = 0) -> object:
+    """Fits a run at `path` with `tfinpaint.train` (quiet, masks grown by `mask_dilation` px,
+    undilated by default): `source` its --video (and --masks) arguments, then `settings` as
+    --set pairs. Returns `path`."""
     from tfinpaint.train import main as train
 
     argv = [*source, "--steps", str(steps), "--run-dir", str(path), "--quiet",
-            "--mask-dilation", "0", *set_args(settings)]
+            "--mask-dilation", str(mask_dilation), *set_args(settings)]
     assert train(argv) == 0
     return path
 

@@ -315,3 +315,144 @@ def test_export_made_before_in_graph_resizing_still_serves(generator, run_dir, t
     known = big_masks == 0
     assert np.array_equal(np.where(known, got, 0), np.where(known, big_frames, 0))
     assert not np.array_equal(got, big_frames)
+
+
+# --- the run's mask dilation, applied by the export itself ----------------------------------
+
+DILATION = 3
+ODD_NATIVE = (45, 77)  # larger than WORKING on both axes, a multiple of nothing it meets
+
+
+@pytest.mark.parametrize("pixels", [0, 1, 3, 5])
+def test_grow_hole_is_opencvs_dilation_bit_for_bit(pixels):
+    # eagerly and traced with unknown sizes (as the signatures are), sparse to dense holes and
+    # holes at every border of an odd frame
+    from tfinpaint.fill.render import grow_hole
+    from tfinpaint.io.video import dilate_masks
+
+    rng = np.random.default_rng(pixels)
+    density = np.array([0.002, 0.02, 0.2, 0.0])[:, None, None, None]
+    masks = (rng.random((4, *ODD_NATIVE, 1)) < density).astype(np.uint8)
+    masks[0, 0, 0] = masks[0, -1, -1] = masks[1, 0, -2] = masks[2, -1, 1] = masks[3, 20, 0] = 1
+    expected = dilate_masks(masks, pixels)
+    traced = tf.function(lambda hole: grow_hole(hole, pixels),
+                         input_signature=[tf.TensorSpec([None, None, None, 1], tf.bool)])
+    for grown in (grow_hole(tf.constant(masks > 0), pixels), traced(tf.constant(masks > 0))):
+        assert grown.dtype == tf.bool
+        np.testing.assert_array_equal(grown.numpy().astype(np.uint8), expected)
+
+
+def _odd_hole_clip(folder):
+    """3 frames of the sample at ODD_NATIVE and raw masks: an 11x17 block that moves, a 1 px
+    line, and a pixel in a corner (grown holes meet the frame's border)."""
+    from tfinpaint.io.sample import make_sample
+    from tfinpaint.io.video import write_frames
+
+    frames = make_sample(num_frames=3, height=ODD_NATIVE[0], width=ODD_NATIVE[1]).frames
+    masks = np.zeros((*frames.shape[:3], 1), np.uint8)
+    for index, mask in enumerate(masks):
+        mask[13 + 2 * index:24 + 2 * index, 29 + 3 * index:46 + 3 * index] = 1
+        mask[36, 5:19] = 1
+        mask[0, ODD_NATIVE[1] - 1] = 1
+    names = [f"{i:05d}" for i in range(len(frames))]
+    write_frames(folder / "frames", frames, names)
+    write_frames(folder / "masks", np.repeat(masks * np.uint8(255), 3, axis=-1), names)
+    return frames, masks
+
+
+@pytest.fixture(scope="module")
+def dilated(tmp_path_factory):
+    """A tiny run fitted with `data.mask_dilation: 3` on raw masks, exported with ONNX and
+    served; `infer`'s fill of its own clip, the one every path must give from the raw masks."""
+    from conftest import TINY, fit_run
+    from tfinpaint.infer import main as infer
+    from tfinpaint.io.video import read_video
+    from tfinpaint.serving.server import serve
+
+    folder = tmp_path_factory.mktemp("dilated")
+    frames, masks = _odd_hole_clip(folder)
+    run = fit_run(folder / "run", ["--video", str(folder / "frames"), "--masks",
+                                   str(folder / "masks")], 2,
+                  [*TINY, f"data.working_height={WORKING[0]}", f"data.working_width={WORKING[1]}",
+                   "data.prefill=pyramid", "generator.prefill_gate=false"],
+                  mask_dilation=DILATION)
+    base = folder / "models" / MODEL
+    assert export_cli.main(["--run", str(run), "--out", str(base), "--onnx"]) == 0
+    assert infer(["--run", str(run), "--out", str(folder / "infer")]) == 0
+    server, port = serve(base, 0)
+    yield dict(folder=folder, run=run, version=base / "1", frames=frames, masks=masks,
+               target=f"127.0.0.1:{port}", infer=read_video(folder / "infer" / "frames").frames)
+    server.stop(grace=None)
+
+
+def _levels(a, b) -> int:
+    return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+
+
+def test_export_of_a_dilated_run_fills_the_users_raw_masks_like_infer(dilated, capsys):
+    import onnx
+
+    from tfinpaint.io.video import dilate_masks
+
+    frames, raw, by_infer = dilated["frames"], dilated["masks"], dilated["infer"]
+    grown = dilate_masks(raw, DILATION)
+    known = np.repeat(grown == 0, 3, axis=-1)
+    assert (by_infer[~known] != frames[~known]).any() and (grown != raw).any()
+    info = json.loads((dilated["version"] / "assets" / "tfinpaint.json").read_text())
+    assert info["mask_dilation"] == DILATION
+
+    loaded = tf.saved_model.load(str(dilated["version"]))
+    by_savedmodel = loaded.signatures["serving_default"](
+        frames=tf.constant(frames), masks=tf.constant(raw))["inpainted"].numpy()
+    as_float = loaded.signatures["serving_float"](
+        frames=tf.constant(frames / np.float32(255)),
+        masks=tf.constant(raw.astype(np.float32)))["inpainted"].numpy()
+    by_float = np.round(np.clip(as_float, 0, 1) * 255).astype(np.uint8)
+    folder = dilated["version"] / onnx_export.FOLDER
+    by_onnx = onnx_export.run(onnx_export.session(onnx.load(str(folder / "model.onnx"))),
+                              frames, raw)
+    as_float = onnx_export.run(onnx_export.session(onnx.load(str(folder / "model_float.onnx"))),
+                               frames / np.float32(255), raw.astype(np.float32))
+    by_onnx_float = np.round(np.clip(as_float, 0, 1) * 255).astype(np.uint8)
+    # what the export gave before it grew the holes itself: the same network on the raw holes
+    generator = load_generator(RunDir(dilated["run"]))
+    before = make_fill_fn(generator, working_size=WORKING)(frames, raw).numpy()
+
+    differences = {"savedmodel": _levels(by_savedmodel, by_infer),
+                   "savedmodel float": _levels(by_float, by_infer),
+                   "onnx": _levels(by_onnx, by_infer),
+                   "onnx float": _levels(by_onnx_float, by_infer),
+                   "raw masks, not grown (before)": _levels(before, by_infer)}
+    with capsys.disabled():
+        print("\nmax level difference from infer's result, raw masks sent:", differences)
+    assert differences["savedmodel"] == 0
+    assert all(differences[name] <= UINT8_TOLERANCE
+               for name in ("savedmodel float", "onnx", "onnx float")), differences
+    assert differences["raw masks, not grown (before)"] > UINT8_TOLERANCE
+    for filled in (by_savedmodel, by_float, by_onnx, by_onnx_float):
+        np.testing.assert_array_equal(filled[known], frames[known])
+
+
+def test_client_sends_raw_masks_and_fills_like_infer(dilated, tmp_path):
+    from tfinpaint.io.video import read_video
+    from tfinpaint.serving import client
+    from tfinpaint.serving.remote import export_mask_dilation, fetch_model_info
+
+    assert export_mask_dilation(fetch_model_info(dilated["target"], MODEL)) == DILATION
+    argv = ["--target", dilated["target"], "--model", MODEL,
+            "--video", str(dilated["folder"] / "frames"),
+            "--masks", str(dilated["folder"] / "masks"), "--batch", "2"]
+    assert client.main([*argv, "--out", str(tmp_path / "served")]) == 0
+    np.testing.assert_array_equal(read_video(tmp_path / "served").frames, dilated["infer"])
+    # --mask-dilation grows the holes further, on top of the run's own
+    assert client.main([*argv, "--out", str(tmp_path / "more"), "--mask-dilation", "2"]) == 0
+    more = read_video(tmp_path / "more").frames
+    assert not np.array_equal(more, dilated["infer"])
+    outside = np.repeat(dilate_twice(dilated["masks"], 2, DILATION) == 0, 3, axis=-1)
+    np.testing.assert_array_equal(more[outside], dilated["frames"][outside])
+
+
+def dilate_twice(masks, first, then):
+    from tfinpaint.io.video import dilate_masks
+
+    return dilate_masks(dilate_masks(masks, first), then)

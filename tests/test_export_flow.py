@@ -1,7 +1,8 @@
 """A `data.prefill: flow` run fitted, rendered, exported and served: `train`'s own render,
 `infer`, the SavedModel under plain `tf.saved_model.load` (both signatures), ONNX Runtime, and
 `serve` + the client (which computes the whole clip's flow fill and sends it as `prefilled`) fill
-the same frames within one level.
+the same frames within one level. The run grows its masks by 3 px (`data.mask_dilation`): every
+export path is given the masks as drawn and grows them itself, as `infer` does.
 
 A tiny network with the gate that keeps a learnt share of the flow fill (`generator.prefill_gate`,
 as the default fit), two steps, a 6-frame clip at 64x96 fitted at 32x48 (so the native
@@ -21,6 +22,7 @@ WORKING = (32, 48)
 NATIVE = (64, 96)
 FRAMES = 6
 MODEL = "flowclip"
+DILATION = 3
 
 
 def _levels(a, b) -> int:
@@ -46,7 +48,8 @@ def run(clip, tmp_path_factory):
                 "generator.channels=4", "generator.prefill_gate=true", "train.batch_size=1", "train.precision=float32",
                 f"data.working_height={WORKING[0]}", f"data.working_width={WORKING[1]}"]
     return fit_run(tmp_path_factory.mktemp("runs") / "flow",
-                   ["--video", str(clip / "frames"), "--masks", str(clip / "masks")], 2, settings)
+                   ["--video", str(clip / "frames"), "--masks", str(clip / "masks")], 2, settings,
+                   mask_dilation=DILATION)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,8 @@ def exported(run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def inputs(clip, run):
-    """The clip as every path reads it, and its flow fill as `infer` computes it."""
+    """The clip with its masks as drawn (what every export path is sent), and its flow fill as
+    `infer` computes it, on the masks grown by the run's dilation."""
     from tfinpaint.fill.render import native_prefill
     from tfinpaint.io.rundir import RunDir
     from tfinpaint.io.video import read_masks, read_video
@@ -68,7 +72,9 @@ def inputs(clip, run):
     frames = read_video(clip / "frames").frames
     masks = read_masks(clip / "masks", FRAMES, *NATIVE, threshold=0, dilation=0)
     config = RunDir(run).require_config()
-    prefilled = native_prefill("flow", frames, masks, config.flow)
+    assert config.data.mask_dilation == DILATION
+    grown = read_masks(clip / "masks", FRAMES, *NATIVE, threshold=0, dilation=DILATION)
+    prefilled = native_prefill("flow", frames, grown, config.flow)
     return frames, masks, prefilled
 
 
@@ -83,7 +89,8 @@ def served(exported):
 
 def test_export_says_it_needs_the_clips_flow_fill(exported, run, inputs):
     from tfinpaint.io.rundir import RunDir
-    from tfinpaint.serving.remote import clip_prefill, flow_settings, needs_prefilled
+    from tfinpaint.serving.remote import (clip_prefill, export_mask_dilation, flow_settings,
+                                          needs_prefilled)
 
     summary = json.loads((run / "result" / "summary.json").read_text())
     assert summary["steps"] == 2
@@ -94,7 +101,9 @@ def test_export_says_it_needs_the_clips_flow_fill(exported, run, inputs):
     assert flow_settings(info) == RunDir(run).require_config().flow
     frames, masks, prefilled = inputs
     assert needs_prefilled(info)
-    np.testing.assert_array_equal(clip_prefill(frames, masks, flow_settings(info)), prefilled)
+    assert export_mask_dilation(info) == DILATION
+    np.testing.assert_array_equal(
+        clip_prefill(frames, masks, flow_settings(info), mask_dilation=DILATION), prefilled)
     assert not needs_prefilled({"fills_at_working_size": True})
 
 
@@ -107,8 +116,10 @@ def test_every_path_fills_a_flow_run_like_infer(clip, run, exported, inputs, ser
     from tfinpaint.io.video import read_video
     from tfinpaint.serving import client
 
+    from tfinpaint.io.video import dilate_masks
+
     frames, masks, prefilled = inputs
-    hole = np.repeat(masks != 0, 3, axis=-1)
+    hole = np.repeat(dilate_masks(masks, DILATION) != 0, 3, axis=-1)  # the hole infer fills
     assert infer(["--run", str(run), "--out", str(tmp_path / "infer")]) == 0
     by_infer = read_video(tmp_path / "infer" / "frames").frames
     by_train = read_video(run / "result" / "frames").frames  # the fit's own render
@@ -120,8 +131,7 @@ def test_every_path_fills_a_flow_run_like_infer(clip, run, exported, inputs, ser
         frames=tf.constant(frames), masks=tf.constant(masks),
         prefilled=tf.constant(prefilled))["inpainted"].numpy()
     as_float = loaded.signatures["serving_float"](
-        frames=tf.constant(frames / np.float32(255)), masks=tf.constant(hole[..., :1] * 1.0,
-                                                                       tf.float32),
+        frames=tf.constant(frames / np.float32(255)), masks=tf.constant(masks.astype(np.float32)),
         prefilled=tf.constant(prefilled / np.float32(255)))["inpainted"].numpy()
     by_float = np.round(np.clip(as_float, 0, 1) * 255).astype(np.uint8)
 
@@ -129,7 +139,7 @@ def test_every_path_fills_a_flow_run_like_infer(clip, run, exported, inputs, ser
     by_onnx = onnx_export.run(onnx_export.session(onnx.load(str(models / "model.onnx"))),
                               frames, masks, prefilled)
     as_float = onnx_export.run(onnx_export.session(onnx.load(str(models / "model_float.onnx"))),
-                               frames / np.float32(255), hole[..., :1].astype(np.float32),
+                               frames / np.float32(255), masks.astype(np.float32),
                                prefilled / np.float32(255))
     by_onnx_float = np.round(np.clip(as_float, 0, 1) * 255).astype(np.uint8)
 
@@ -145,6 +155,7 @@ def test_every_path_fills_a_flow_run_like_infer(clip, run, exported, inputs, ser
     with capsys.disabled():
         print("\nmax level difference from infer's result:", differences)
     assert all(level <= 1 for level in differences.values()), differences
+    assert differences["savedmodel"] == differences["serve+client"] == 0  # the very same graph
     for filled in (by_train, by_infer, by_savedmodel, by_float, by_onnx, by_onnx_float, by_client):
         np.testing.assert_array_equal(filled[~hole], frames[~hole])  # known pixels exact
     assert (by_infer[hole] != frames[hole]).any()

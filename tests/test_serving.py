@@ -418,3 +418,33 @@ def test_each_request_gets_its_slice_of_the_whole_clips_flow_fill():
     np.testing.assert_array_equal(got, np.where(hole, prefilled, frames))
     assert client.whole_frames_per_request(600, 1000, 4, 10) == 4
     assert client.whole_frames_per_request(600, 1000, 4, 10, prefilled=True) == 2
+
+
+def test_masks_go_raw_and_the_answer_is_pasted_into_the_holes_the_export_grows():
+    from tfinpaint.errors import InputError
+    from tfinpaint.io.video import dilate_masks
+
+    new = {"fills_at_working_size": True, "mask_dilation": 3.0}  # a Struct's double
+    assert client.export_mask_dilation(new) == 3
+    assert client.export_mask_dilation({"fills_at_working_size": True}) == 0  # made before
+    assert client.export_mask_dilation(None) is None  # the server does not say
+
+    frames, masks = _video(3, 45, 77, seed=10)
+    masks[1] = 0
+    sent = []
+
+    def everything_changed(frame_batch, mask_batch):  # answers 255 - frame everywhere
+        sent.append(mask_batch.copy())
+        return 255 - frame_batch
+
+    grown = np.repeat(dilate_masks((masks > 0).astype(np.uint8), 3) != 0, 3, axis=-1)
+    got = fill_frames(everything_changed, None, frames, masks, mask_dilation=3)
+    np.testing.assert_array_equal(np.concatenate(sent), masks[[0, 2]])  # raw masks sent
+    np.testing.assert_array_equal(got, np.where(grown, 255 - frames, frames))
+    before = fill_frames(everything_changed, None, frames, masks)  # an old export: as sent
+    np.testing.assert_array_equal(before, np.where(masks != 0, 255 - frames, frames))
+    unknown = fill_frames(everything_changed, None, frames, masks, mask_dilation=None)
+    np.testing.assert_array_equal(unknown[[0, 2]], 255 - frames[[0, 2]])  # taken whole
+    np.testing.assert_array_equal(unknown[1], frames[1])  # no hole: not sent
+    with pytest.raises(InputError, match="grows its holes itself"):
+        fill_frames(everything_changed, None, frames, masks, tile_size=(16, 16), mask_dilation=3)

@@ -12,6 +12,8 @@ whatever the clip's length. Known pixels are the input's, bit for bit. A run is 
 its whole ladder (`tfinpaint.fill.render.fill_frame`); an export or endpoint through
 `tfinpaint.serving.remote.fill_frames`: whole frames for an export that reduces them to its
 working size itself (`fills_at_working_size`), tiles of its working size for older exports.
+Masks are read as drawn (plus --mask-dilation): an export grows its holes by its run's
+`data.mask_dilation` itself; a run's ladder fills them as read.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overlap", type=int, default=0, help="least grid overlap (export/target)")
     parser.add_argument("--batch", type=int, default=4, help="tiles per network call")
     parser.add_argument("--mask-threshold", type=int, default=0)
-    parser.add_argument("--mask-dilation", type=int, default=0)
+    parser.add_argument("--mask-dilation", type=int, default=0,
+                        help="grow holes by N px (an export then grows them by its run's own)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -111,9 +114,10 @@ def _frame_filler(args):
     # an export that fills at its working size takes the whole frame; older ones take tiles
     # (the real TF Serving does not say which: whole frames unless --tile-size, as the client)
     tile_size = client.tile_size_for(info, args.tile_size)
+    grown = client.export_mask_dilation(info)  # the export grows the holes it is sent itself
     return lambda frame, mask: client.fill_frames(
         predict, args.model, frame[None], mask[None], tile_size=tile_size, overlap=args.overlap,
-        batch=args.batch, concurrency=1)[0]
+        batch=args.batch, concurrency=1, mask_dilation=grown)[0]
 
 
 @cli

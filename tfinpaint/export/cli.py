@@ -21,7 +21,7 @@ from typing import Sequence
 
 from tfinpaint.console import quiet_tensorflow
 from tfinpaint.errors import cli
-from tfinpaint.export.names import ASSETS_JSON, NEEDS_PREFILLED, PREFILLED
+from tfinpaint.export.names import ASSETS_JSON, MASK_DILATION, NEEDS_PREFILLED, PREFILLED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = f" and ONNX ({', '.join(info['onnx'].values())})" if info["onnx"] else ""
     flow = (f"; both also take '{PREFILLED}', the clip's flow fill, "
             "which tfinpaint.serving.client computes") if info.get(NEEDS_PREFILLED) else ""
+    grown = (f"; masks as drawn, holes grown {info[MASK_DILATION]} px in the graph"
+             if info.get(MASK_DILATION) else "")
     print(f"exported: {final} (SavedModel, signatures serving_default and serving_float{extra}; "
-          f"working size {info['working_height']}x{info['working_width']}{flow})")
+          f"working size {info['working_height']}x{info['working_width']}{grown}{flow})")
     return 0
 
 

@@ -12,7 +12,7 @@ from tfinpaint.errors import InputError
 from tfinpaint.export import onnx as onnx_export
 from tfinpaint.export import savedmodel
 from tfinpaint.export.names import (DEFAULT_SIGNATURE, FILLS_AT_WORKING_SIZE, FLOAT_SIGNATURE,
-                                    FLOW_SETTINGS, NEEDS_PREFILLED, PREFILLED)
+                                    FLOW_SETTINGS, MASK_DILATION, NEEDS_PREFILLED, PREFILLED)
 from tfinpaint.fill.render import load_generator
 from tfinpaint.io.rundir import RunDir, staged_folder
 from tfinpaint.model.generator import MULTIPLE, min_input_size
@@ -53,6 +53,9 @@ def export(run_path: str | Path, out: str | Path, *, version: int | None = None,
         # The graph takes whole native frames and reduces them to the working size itself;
         # exports without this key fill at whatever size they are sent (clients tile them).
         FILLS_AT_WORKING_SIZE: True,
+        # The graph grows the user's masks by the run's dilation itself, as `infer` does when it
+        # reads them; a client computing the flow fill grows them by this much for it.
+        MASK_DILATION: config.data.mask_dilation,
         "arch": config.generator.arch,
         "channels": config.generator.channels,
         "padding": config.generator.padding,
@@ -67,7 +70,7 @@ def export(run_path: str | Path, out: str | Path, *, version: int | None = None,
     module = savedmodel.InpaintModule(
         generator, config.data.prefill,
         working_size=(config.data.working_height, config.data.working_width),
-        native_detail=config.flow.native_detail)
+        native_detail=config.flow.native_detail, mask_dilation=config.data.mask_dilation)
     if module.needs_prefilled:
         # The fill's third input is the clip's flow fill, which only a client holding the whole
         # clip can compute: say so, and with which settings.

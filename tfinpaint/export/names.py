@@ -30,6 +30,10 @@ FILLS_AT_WORKING_SIZE = "fills_at_working_size"
 # config's `flow` section, also in config.yaml)
 NEEDS_PREFILLED = "needs_prefilled"
 FLOW_SETTINGS = "flow"
+# tfinpaint.json's key: px the graph grows every hole by before filling (the run's
+# data.mask_dilation), so masks are sent as the user drew them; absent in exports made before,
+# which fill the holes as sent
+MASK_DILATION = "mask_dilation"
 
 # GetModelMetadata fields: TF Serving's own, and tfinpaint's (assets/tfinpaint.json as a Struct;
 # the real server rejects it with INVALID_ARGUMENT)

@@ -11,7 +11,8 @@ Inputs `frames` and `masks` (and `prefilled`, the clip's flow fill, for a flow r
 output `inpainted`, the dimensions N, H and W dynamic; the graphs
 pad and crop inside like the SavedModel's. Before anything is written, `check` runs both runtimes
 on random frames and masks of odd sizes: the float model must agree within `FLOAT_TOLERANCE`, the
-uint8 model within `UINT8_TOLERANCE` levels, and known pixels must come back bit-exactly.
+uint8 model within `UINT8_TOLERANCE` levels, and known pixels (outside the holes as the graph
+grows them, `InpaintModule.mask_dilation`) must come back bit-exactly.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from tfinpaint.export.names import (DEFAULT_SIGNATURE, FLOAT_SIGNATURE, FRAMES, MASKS, OUTPUT,
                                     PREFILLED)
 from tfinpaint.export.savedmodel import InpaintModule
+from tfinpaint.io.video import dilate_masks
 
 DEFAULT_OPSET = 17
 FILES = {DEFAULT_SIGNATURE: "model.onnx", FLOAT_SIGNATURE: "model_float.onnx"}
@@ -120,7 +122,7 @@ def check(module: InpaintModule, models: dict, *, sizes=CHECK_SIZES, min_size: i
     max_float, max_uint8 = 0.0, 0
     for index, (height, width) in enumerate(sizes):
         frames, masks = random_inputs(height, width, frames=CHECK_FRAMES, seed=seed + index)
-        known = masks == 0
+        known = dilate_masks((masks > 0).astype(np.uint8), module.mask_dilation) == 0
         where = f"{CHECK_FRAMES}x{height}x{width}"
         prefilled = None
         if module.needs_prefilled:  # any fill of the hole will do: random levels
@@ -140,7 +142,7 @@ def check(module: InpaintModule, models: dict, *, sizes=CHECK_SIZES, min_size: i
             raise OnnxCheckError(f"{FILES[DEFAULT_SIGNATURE]} changes known pixels on {where}")
 
         float_frames = frames.astype(np.float32) / 255.0
-        float_masks = (~known).astype(np.float32)
+        float_masks = (masks > 0).astype(np.float32)
         float_prefilled = None if prefilled is None else prefilled.astype(np.float32) / 255.0
         feed = _feed(float_frames, float_masks, float_prefilled)
         expected = module.serving_float(**feed)[OUTPUT].numpy()

@@ -4,15 +4,18 @@ Signatures (any N, H and W; known pixels pass through both exactly):
 
 - `serving_default`: `frames` uint8 [N,H,W,3], `masks` uint8 [N,H,W,1] (non-zero = hole) ->
   `inpainted` uint8 [N,H,W,3], from whole native frames, by the graph `infer` and `train` fill
-  with (`tfinpaint.fill.render.make_fill_fn(..., working_size=...)`).
+  with (`tfinpaint.fill.render.make_fill_fn(..., working_size=...)`). The masks are the user's
+  own: the graph first grows them by the run's `data.mask_dilation` (`render.grow_hole`, bit for
+  bit OpenCV's, as `infer` grows them when it reads them).
 - `serving_float`: the same graph on float32 frames in [0, 1] and masks (> 0.5 = hole), never
   rounded, for float pipelines and comparison with other runtimes.
 
 A `data.prefill: flow` run's export takes a third input in both, `prefilled` (the clip's flow
 fill at the frames' size, `render.native_prefill("flow", ...)`), which the client computes
 over the whole clip. `assets/` holds `tfinpaint.json` (working size, `fills_at_working_size`,
-`needs_prefilled` and the `flow` settings, architecture) and `config.yaml`. Exports made before
-`fills_at_working_size` existed fill at whatever size they are sent.
+`needs_prefilled` and the `flow` settings, `mask_dilation`, architecture) and `config.yaml`.
+Exports made before `fills_at_working_size` existed fill at whatever size they are sent; those
+made before `mask_dilation` fill the holes as sent.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import tensorflow as tf
 from tfinpaint.export.names import (ASSETS_CONFIG, ASSETS_JSON, DEFAULT_SIGNATURE,
                                     FLOAT_HOLE_THRESHOLD, FLOAT_SIGNATURE, FRAMES, MASKS, OUTPUT,
                                     PREFILLED)
-from tfinpaint.fill.render import fill_float_at_working_size, make_fill_fn
+from tfinpaint.fill.render import fill_float_at_working_size, grow_hole, make_fill_fn
 
 
 class InpaintModule(tf.Module):
@@ -42,6 +45,8 @@ class InpaintModule(tf.Module):
             signatures take native frames and fill at this size. None: they fill at the size
             they are given (no resizing in the graph).
         native_detail: the run's `flow.native_detail` (flow exports only).
+        mask_dilation: the run's `data.mask_dilation`: px the signatures grow every hole by
+            before filling, so that they take the user's masks as `infer` reads them (0: none).
 
     Example:
     >>> module = InpaintModule(build_generator("base", channels=8), working_size=(32, 48))
@@ -51,12 +56,14 @@ class InpaintModule(tf.Module):
     """
 
     def __init__(self, generator: keras.Model, prefill: str = "none",
-                 working_size: tuple[int, int] | None = None, *, native_detail: bool = True):
+                 working_size: tuple[int, int] | None = None, *, native_detail: bool = True,
+                 mask_dilation: int = 0):
         super().__init__(name="tfinpaint")
         self.generator = generator
         self.prefill = prefill
         self.working_size = None if working_size is None else tuple(int(v) for v in working_size)
         self.native_detail = native_detail
+        self.mask_dilation = int(mask_dilation)
         self.fill = make_fill_fn(generator, prefill, working_size=self.working_size,
                                  native_detail=native_detail)
         # the signatures' inputs differ with the prefill, so their functions are built here
@@ -78,12 +85,14 @@ class InpaintModule(tf.Module):
         return specs
 
     def _fill_uint8(self, frames, masks, prefilled=None):
+        if self.mask_dilation:
+            masks = tf.cast(grow_hole(masks > 0, self.mask_dilation), tf.uint8)
         inputs = (frames, masks) if prefilled is None else (frames, masks, prefilled)
         return {OUTPUT: self.fill(*inputs)}
 
     def _fill_float(self, frames, masks, prefilled=None):
-        return {OUTPUT: fill_float_at_working_size(self.generator, frames,
-                                                   masks > FLOAT_HOLE_THRESHOLD,
+        is_hole = grow_hole(masks > FLOAT_HOLE_THRESHOLD, self.mask_dilation)
+        return {OUTPUT: fill_float_at_working_size(self.generator, frames, is_hole,
                                                    self.working_size, prefill=self.prefill,
                                                    prefilled=prefilled,
                                                    native_detail=self.native_detail)}

@@ -17,6 +17,7 @@ from tfinpaint.errors import InputError
 from tfinpaint.fill import resample, tiling
 from tfinpaint.fill.prefill import apply_prefill
 from tfinpaint.io.clip import resize_frames, resize_masks, upsample
+from tfinpaint.io.video import hole_disc
 from tfinpaint.model.generator import (PRIOR_CHANNELS, generator_from, network_input, to_signed,
                                        to_uint8)
 from tfinpaint.io.rundir import RunDir
@@ -117,6 +118,37 @@ def native_prefill(prefill: str, frames: np.ndarray, masks: np.ndarray, flow_set
         filled = apply_prefill(signed, tf.cast(hole[part], tf.float32), prefill)
         result[part] = np.where(hole[part], to_uint8(filled).numpy(), frames[part])
     return result
+
+
+def grow_hole(is_hole: tf.Tensor, pixels: int) -> tf.Tensor:
+    """bool [N, H, W, 1] holes grown by `pixels` in-graph, exactly as
+    `tfinpaint.io.video.dilate_masks` grows them with OpenCV (`data.mask_dilation`): the disc is
+    the union of the rectangles its rows span, and growing by a union is the maximum of the max
+    pools by each rectangle ("SAME": outside the frame is never hole). 0 returns `is_hole`."""
+    if pixels <= 0:
+        return is_hole
+    hole = tf.cast(is_hole, tf.float32)
+    grown = None
+    for half_height, half_width in disc_rectangles(pixels):
+        pooled = tf.nn.max_pool2d(hole, [2 * half_height + 1, 2 * half_width + 1], 1, "SAME")
+        grown = pooled if grown is None else tf.maximum(grown, pooled)
+    return grown > 0.5
+
+
+def disc_rectangles(pixels: int) -> list[tuple[int, int]]:
+    """(half height, half width) of the centred rectangles whose union is `hole_disc(pixels)`:
+    one per distinct row width (the disc's rows are centred runs, wider towards the middle)."""
+    disc = hole_disc(pixels).astype(bool)
+    half_widths = disc.sum(axis=1) // 2
+    rectangles = [(pixels - int(np.flatnonzero(half_widths >= half_width)[0]), int(half_width))
+                  for half_width in sorted(set(half_widths.tolist()))]
+    union = np.zeros_like(disc)
+    for half_height, half_width in rectangles:
+        union[pixels - half_height:pixels + half_height + 1,
+              pixels - half_width:pixels + half_width + 1] = True
+    if not np.array_equal(union, disc):
+        raise AssertionError(f"the {pixels} px disc is not a union of centred rectangles")
+    return rectangles
 
 
 def resolve_working_size(working: tuple[int, int], native: tf.Tensor) -> tf.Tensor:

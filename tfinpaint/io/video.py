@@ -168,11 +168,17 @@ def read_masks(path: str | os.PathLike, num_frames: int, height: int, width: int
     return masks[..., None]
 
 
+def hole_disc(pixels: int) -> np.ndarray:
+    """The disc holes grow by (`data.mask_dilation`): uint8 [2p+1, 2p+1], 1 inside; the fill
+    graphs grow holes by the same element (`tfinpaint.fill.render.grow_hole`)."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+
+
 def dilate_masks(masks: np.ndarray, pixels: int) -> np.ndarray:
     """Grows each frame's hole ([N, H, W, 1] 0/1) by `pixels` with a disc, to cover object edges."""
     if pixels <= 0:
         return masks
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    kernel = hole_disc(pixels)
     return np.stack([cv2.dilate(mask[..., 0], kernel) for mask in masks])[..., None]
 
 

@@ -13,6 +13,10 @@ An export of a `data.prefill: flow` run also takes the clip's flow fill, `prefil
 computes it once over the whole clip it reads, with the export's `flow` settings (the config's
 defaults where the server does not report them, as the real TF Serving does not), and sends each
 request its slice. Such an export fills whole frames only (--tile-size is refused).
+
+Masks are sent as drawn: an export grows its holes by its run's `data.mask_dilation` itself (its
+tfinpaint.json's `mask_dilation`), as `infer` does, and the client grows them by as much for the
+flow fill and for pasting the answer; --mask-dilation grows them by N px more before all that.
 """
 
 from __future__ import annotations
@@ -52,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace files in --out")
     parser.add_argument("--batch", type=int, default=4, help="frames or tiles per request")
     parser.add_argument("--concurrency", type=int, default=2, help="requests in flight")
-    parser.add_argument("--mask-dilation", type=int, default=0, help="grow holes by N pixels")
+    parser.add_argument("--mask-dilation", type=int, default=0,
+                        help="grow holes by N px more, on top of the run's own dilation, which "
+                             "the export applies itself (default 0: the masks as drawn)")
     parser.add_argument("--mask-threshold", type=int, default=0,
                         help="mask values above this are hole")
     parser.add_argument("--tile-size", type=_size,
@@ -79,9 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError(f"{out}: folder is not empty (pass --overwrite to replace its files)")
 
     from tfinpaint.export.names import NEEDS_PREFILLED, PREFILLED
-    from tfinpaint.serving.remote import (clip_prefill, connect, fetch_model_info,
-                                          fetch_signature_inputs, fill_frames, flow_settings,
-                                          needs_prefilled, remote_predict_fn, tile_size_for)
+    from tfinpaint.serving.remote import (clip_prefill, connect, export_mask_dilation,
+                                          fetch_model_info, fetch_signature_inputs, fill_frames,
+                                          flow_settings, needs_prefilled, remote_predict_fn,
+                                          tile_size_for)
     from tfinpaint.io.video import read_masks, read_video, write_frames, write_video
 
     video = read_video(args.video)
@@ -92,14 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     stub = connect(args.target, max_message_mb=args.max_message_mb)
     try:
         info = fetch_model_info(stub, args.model, version=args.version, retries=args.retries)
+        grown = export_mask_dilation(info)  # None: the server does not say
         told_only_signatures = info is None and PREFILLED in (fetch_signature_inputs(
             stub, args.model, version=args.version, retries=args.retries) or ())
         if told_only_signatures:  # all the real TF Serving tells of a flow run's export
             info = {NEEDS_PREFILLED: True}
         tile_size = tile_size_for(info, args.tile_size)
         if told_only_signatures:
-            print("note: the server does not report the export's flow settings; computing its "
-                  f"'{PREFILLED}' input with the config's defaults", file=sys.stderr)
+            print("note: the server does not report the export's flow settings or mask "
+                  f"dilation; computing its '{PREFILLED}' input with the config's defaults and "
+                  "the masks as read", file=sys.stderr)
         if info is None and tile_size is None:
             print("note: the server does not describe the export; sending whole frames (right "
                   "for exports that fill at their working size; pass --tile-size for older ones)",
@@ -108,14 +117,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if needs_prefilled(info):  # the whole clip's flow fill, once; each request its slice
             print(f"computing the clip's flow fill ({num_frames} frames) for the export's "
                   f"'{PREFILLED}' input", file=sys.stderr)
-            prefilled = clip_prefill(video.frames, masks, flow_settings(info))
+            prefilled = clip_prefill(video.frames, masks, flow_settings(info),
+                                     mask_dilation=grown or 0)
         predict = remote_predict_fn(stub, args.model, version=args.version,
                                     timeout=args.timeout, retries=args.retries)
         bar = Progress("filling", total=num_frames, unit="frame")
         filled = fill_frames(predict, args.model, video.frames, masks, tile_size=tile_size,
                              overlap=args.overlap, batch=args.batch,
                              concurrency=args.concurrency, message_mb=args.max_message_mb,
-                             prefilled=prefilled, progress=bar.update)
+                             prefilled=prefilled, mask_dilation=grown, progress=bar.update)
     except grpc.RpcError as error:
         raise InputError(f"server {args.target}, model '{args.model}': {error.code().name}: "
                          f"{error.details()}") from None

@@ -10,6 +10,8 @@ hole pixel are sent, and the outputs are blended back into the hole. `tile_size_
 A flow run's export (`needs_prefilled`, or a `prefilled` input in its signature) fills with the
 clip's flow fill, which needs the whole clip: the client computes it once (`clip_prefill`, with
 the export's `flow` settings) and sends each batch its slice; such an export is never tiled.
+Masks go as the user drew them: an export recording `mask_dilation` grows its holes itself (as
+`infer` does), so the client grows them only for the flow fill and for pasting the answer.
 In-process and remote filling share one path, `fill_frames`, behind a `PredictFn`:
 `remote_predict_fn` (gRPC, with retries) or `local_predict_fn` (a SavedModel loaded here).
 """
@@ -32,8 +34,10 @@ from tfinpaint.config import FlowConfig, config_from_dict
 from tfinpaint.errors import InputError
 from tfinpaint.fill import tiling
 from tfinpaint.export.names import (ASSETS_JSON, DEFAULT_SIGNATURE, FILLS_AT_WORKING_SIZE,
-                                    FLOW_SETTINGS, FRAMES, MASKS, NEEDS_PREFILLED, OUTPUT,
-                                    PREFILLED, SIGNATURE_DEF_FIELD, TFINPAINT_FIELD)
+                                    FLOW_SETTINGS, FRAMES, MASK_DILATION, MASKS,
+                                    NEEDS_PREFILLED, OUTPUT, PREFILLED, SIGNATURE_DEF_FIELD,
+                                    TFINPAINT_FIELD)
+from tfinpaint.io.video import dilate_masks
 
 PredictFn = Callable[..., np.ndarray]
 """`(frames uint8 [N,H,W,3], masks uint8 [N,H,W,1]) -> inpainted uint8 [N,H,W,3]`; for an
@@ -206,13 +210,26 @@ def flow_settings(info: dict | None) -> FlowConfig:
         raise InputError(f"the export's flow settings: {error}") from None
 
 
-def clip_prefill(frames: np.ndarray, masks: np.ndarray, settings: FlowConfig) -> np.ndarray:
+def export_mask_dilation(info: dict | None) -> int | None:
+    """px the export grows every hole by itself (its run's `data.mask_dilation`): 0 for an export
+    made before it said (it fills the holes as sent); None where the server does not describe
+    the export (the real TF Serving)."""
+    if info is None:
+        return None
+    return int(info.get(MASK_DILATION, 0))
+
+
+def clip_prefill(frames: np.ndarray, masks: np.ndarray, settings: FlowConfig, *,
+                 mask_dilation: int = 0) -> np.ndarray:
     """A flow export's `prefilled` for a whole clip: the frames with their holes filled by flow
     propagation at their own size, computed once over every frame (one request holds only a
-    slice of the clip; `fill_frames` sends each batch its slice)."""
+    slice of the clip; `fill_frames` sends each batch its slice). `masks` are those sent to the
+    export; `mask_dilation` the export's (`export_mask_dilation`): the flow fill is computed on
+    the holes the graph fills, grown as `infer` grows them."""
     from tfinpaint.fill.render import native_prefill
 
     masks = masks if masks.ndim == 4 else masks[..., None]
+    masks = dilate_masks((masks != 0).astype(np.uint8), mask_dilation)
     return native_prefill("flow", frames, masks, settings)
 
 
@@ -309,6 +326,7 @@ def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np
                 tile_size: tuple[int, int] | None = None, overlap: int | None = None,
                 batch: int = 4, concurrency: int = 2, version: int | None = None,
                 message_mb: int | None = None, prefilled: np.ndarray | None = None,
+                mask_dilation: int | None = 0,
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Fill the holes of `frames` by calling a model, tiling frames larger than `tile_size`.
 
@@ -330,11 +348,15 @@ def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np
       prefilled: for an export that needs it (a flow run's), the WHOLE clip's flow fill, uint8
         [N, H, W, 3] like `frames` (`clip_prefill`); each request gets its frames' slice.
         Whole frames only: with a tile size that would tile, `InputError`.
+      mask_dilation: px the model grows each hole by itself (`export_mask_dilation`): `masks`
+        are sent as they are and the answer is pasted into the holes so grown. None where that
+        is not known: a whole frame's answer is taken whole (every export passes known pixels
+        through). Whole frames only where above 0.
       progress: called with the number of frames done so far, as frames complete.
 
     Returns:
-      uint8 [N, H, W, 3]; known pixels are `frames`' bit-exactly, frames without a hole are
-      copied without a request.
+      uint8 [N, H, W, 3]; known pixels (outside the grown holes) are `frames`' bit-exactly,
+      frames without a hole are copied without a request.
     """
     frames = np.asarray(frames)
     masks = np.asarray(masks)
@@ -371,6 +393,10 @@ def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np
     if tiled and prefilled is not None:
         raise InputError(f"{width}x{height} frames: an export that takes the clip's flow fill "
                          f"fills whole frames and cannot be tiled at {tile_size[0]}x{tile_size[1]}")
+    if tiled and mask_dilation:
+        raise InputError(f"{width}x{height} frames: an export that grows its holes itself fills "
+                         f"whole frames and cannot be tiled at {tile_size[0]}x{tile_size[1]}")
+    pasted = dilate_masks(masks, mask_dilation or 0)  # the holes the model fills
     if tiled:
         tile_h, tile_w = tile_size
         overlap = min(tile_h, tile_w) // 4 if overlap is None else overlap
@@ -390,7 +416,8 @@ def fill_frames(stub_or_target, model: str | None, frames: np.ndarray, masks: np
             raise ValueError(f"model returned {outputs.shape[0]} outputs for {len(pieces)} inputs")
         for (i, piece), output in zip(pieces, outputs):
             if piece is None:
-                filled[i] = np.where(masks[i] != 0, output, frames[i])
+                filled[i] = output if mask_dilation is None \
+                    else np.where(pasted[i] != 0, output, frames[i])
                 done += 1
             else:
                 returned.setdefault(i, []).append((piece, output))
