@@ -24,7 +24,8 @@ from tfinpaint.config import FlowConfig
 from tfinpaint.fill.flow import fill_clip
 from tfinpaint.io.clip import resize_frames
 from tfinpaint.masking.motion import motion_size
-from tfinpaint.masking.shapes import disk, shrink_mask
+from tfinpaint.io.video import hole_disc
+from tfinpaint.masking.shapes import shrink_mask
 
 # Both images are blurred by this Gaussian (px at the working size) before their colours are
 # compared.
@@ -54,8 +55,8 @@ def differs_from_fill(frame: np.ndarray, fill: np.ndarray, hole: np.ndarray, see
     hole, seen = hole > 0, seen > 0
     differs = colour_distance(frame, fill) > threshold
     found = np.where(seen, differs, mask > 0) & hole
-    closed = cv2.morphologyEx(found.astype(np.uint8), cv2.MORPH_CLOSE, disk(CLOSE_RADIUS))
-    return cv2.morphologyEx(closed, cv2.MORPH_OPEN, disk(OPEN_RADIUS))
+    closed = cv2.morphologyEx(found.astype(np.uint8), cv2.MORPH_CLOSE, hole_disc(CLOSE_RADIUS))
+    return cv2.morphologyEx(closed, cv2.MORPH_OPEN, hole_disc(OPEN_RADIUS))
 
 
 def fine_size(height: int, width: int, side: int) -> tuple[int, int]:
@@ -88,7 +89,7 @@ def subtract_background(frames: np.ndarray, masks: np.ndarray, *, keep: int, set
         small_frames = resized[size]
         # mostly object at the pass's size: a pass does not grow the masks it keeps
         small = np.stack([shrink_mask(mask, size) for mask in masks])
-        grow = disk(max(1, round(reach * max(size))))
+        grow = hole_disc(max(1, round(reach * max(size))))
         holes = np.stack([cv2.dilate(mask, grow) for mask in small])
         fill = fill_clip(small_frames, holes, settings)
         redrawn = masks.copy()

@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from tfinpaint.masking.motion import MOTION_SIDE, flows_towards, motion_size
-from tfinpaint.masking.shapes import disk, shrink_mask
+from tfinpaint.io.video import hole_disc
+from tfinpaint.masking.shapes import shrink_mask
 
 
 # cv2.grabCut fits a Gaussian mixture of this many components to each side's colours.
@@ -47,8 +48,8 @@ def motion_labels(mask: np.ndarray, flow: np.ndarray) -> np.ndarray | None:
         return None
     ys, xs = np.nonzero(inside)
     size = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
-    ring = (cv2.dilate(mask, disk(max(2, round(MOTION_RING * size)))) > 0) & ~(
-        cv2.dilate(mask, disk(2)) > 0)
+    ring = (cv2.dilate(mask, hole_disc(max(2, round(MOTION_RING * size)))) > 0) & ~(
+        cv2.dilate(mask, hole_disc(2)) > 0)
     if ring.sum() < GMM_COMPONENTS:
         return None
     background = np.median(flow[ring], axis=0)
@@ -105,13 +106,13 @@ def refine_mask(frame: np.ndarray, mask: np.ndarray, *, core: float, band: float
     left, right = max(0, xs.min() - 2 * margin), min(width, xs.max() + 2 * margin + 1)
     inside = mask[top:bottom, left:right]
     labels = np.full(inside.shape, cv2.GC_BGD, np.uint8)
-    labels[cv2.dilate(inside, disk(margin)) > 0] = cv2.GC_PR_BGD
+    labels[cv2.dilate(inside, hole_disc(margin)) > 0] = cv2.GC_PR_BGD
     labels[inside > 0] = cv2.GC_PR_FGD
-    certain = cv2.erode(inside, disk(max(1, round(core * size)))) if core > 0 else inside * 0
+    certain = cv2.erode(inside, hole_disc(max(1, round(core * size)))) if core > 0 else inside * 0
     if motion is not None:
         moves = motion[top:bottom, left:right]
         labels[(inside > 0) & (moves < 0)] = cv2.GC_PR_BGD
-        certain = ((certain > 0) & (moves >= 0)) | ((cv2.erode(inside, disk(2)) > 0) & (moves > 0))
+        certain = ((certain > 0) & (moves >= 0)) | ((cv2.erode(inside, hole_disc(2)) > 0) & (moves > 0))
     labels[certain > 0] = cv2.GC_FGD
     object_like = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD))
     if min(object_like.sum(), (~object_like).sum()) < GMM_COMPONENTS:

@@ -5,11 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
-def disk(radius: int) -> np.ndarray:
-    """The structuring element the mask modules grow, shrink and smooth masks with: a filled
-    disc of `radius` px (2 * radius + 1 across)."""
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+from tfinpaint.io.video import hole_disc
 
 
 def shrink_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -35,7 +31,7 @@ def keep_near(mask: np.ndarray, prior: np.ndarray, near: int) -> np.ndarray:
     """The connected components of `mask` (uint8 [H, W]) touching `prior` grown by `near` px."""
     count, labels = cv2.connectedComponents(mask, connectivity=8)
     if near > 0:
-        prior = cv2.dilate(prior, disk(near))
+        prior = cv2.dilate(prior, hole_disc(near))
     touching = np.unique(labels[prior > 0])
     keep = np.zeros(count, np.uint8)
     keep[touching] = 1

@@ -39,7 +39,8 @@ from tfinpaint.io.progress import Progress, clock
 from tfinpaint.masking.background import subtract_background
 from tfinpaint.masking.motion import flows_towards, motion_maps
 from tfinpaint.masking.refine import refine_masks
-from tfinpaint.masking.shapes import disk, fill_holes, keep_near
+from tfinpaint.io.video import hole_disc
+from tfinpaint.masking.shapes import fill_holes, keep_near
 from tfinpaint.masking.track import track_masks
 from tfinpaint.masking.warp import warp_masks, warp_step
 from tfinpaint.model.generator import MULTIPLE, build_generator, crop_to, network_input, pad_to_multiple, to_signed
@@ -155,7 +156,7 @@ def correct_warp(model: MaskPropagator, frames: np.ndarray, frame: int, mask: np
     0/1 (holes filled) and the probabilities float32 [N, H, W].
     """
     predict = tf.function(model.probabilities, autograph=False)
-    kernels = [disk(r) for r in (search, lost_search)]
+    kernels = [hole_disc(r) for r in (search, lost_search)]
     num_frames = len(frames)
     masks = np.zeros(frames.shape[:3], np.uint8)
     probabilities = np.zeros(frames.shape[:3], np.float32)

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from tfinpaint.masking.shapes import disk, keep_near
+from tfinpaint.io.video import hole_disc
+from tfinpaint.masking.shapes import keep_near
 
 
 @dataclass
@@ -52,7 +53,7 @@ def relocate(probability: np.ndarray, template: np.ndarray, *, radius: int,
     score = cv2.matchTemplate(window, inside, cv2.TM_CCORR) / inside.sum()
     if ring > 0:
         grown = cv2.copyMakeBorder(inside, ring, ring, ring, ring, cv2.BORDER_CONSTANT, value=0.0)
-        around = cv2.dilate(grown, disk(ring)) - grown
+        around = cv2.dilate(grown, hole_disc(ring)) - grown
         window = padded[top:bottom + 2 * margin, left:right + 2 * margin]
         score -= cv2.matchTemplate(window, around, cv2.TM_CCORR) / max(float(around.sum()), 1.0)
     dy, dx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
@@ -77,11 +78,11 @@ def _object_near(probability: np.ndarray, moved: np.ndarray, *, radius: int, thr
     """The object pixels near the moved template: above `threshold` within `radius` px of
     `moved`, the components within `near` px of it, grown into the connected pixels above `low`
     within `low_reach` px of them."""
-    near_template = cv2.dilate(moved, disk(radius)) > 0
+    near_template = cv2.dilate(moved, hole_disc(radius)) > 0
     strong = keep_near(((probability > threshold) & near_template).astype(np.uint8), moved, near)
     if low >= threshold or not strong.any():
         return strong
-    weak = (probability > low) & near_template & (cv2.dilate(strong, disk(low_reach)) > 0)
+    weak = (probability > low) & near_template & (cv2.dilate(strong, hole_disc(low_reach)) > 0)
     return keep_near(weak.astype(np.uint8), strong, 0)
 
 

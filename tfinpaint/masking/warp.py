@@ -1,5 +1,5 @@
 """Flow warp of one annotated object mask to every frame (`propagate.method: warp`, and the prior
-of `warp_network`), and the shape helpers the mask family shares (`disk`, `shrink_mask`,
+of `warp_network`), and the shape helpers the mask family shares (`shrink_mask`,
 `fill_holes`, `keep_near`).
 
 `warp_masks` chains `warp_step` from the annotated frame forwards and backwards, on
@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from tfinpaint.fill.flow import FlowFields, _grid, flow_fields
-from tfinpaint.masking.shapes import disk, fill_holes, keep_near
+from tfinpaint.io.video import hole_disc
+from tfinpaint.masking.shapes import fill_holes, keep_near
 
 
 @dataclass
@@ -46,7 +47,7 @@ def warp_step(mask: np.ndarray, flow: np.ndarray, reliable: np.ndarray, *, inter
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     hard = (soft > 0.5).astype(np.uint8)
     if interior > 0:
-        trusted = (reliable > 0) | (cv2.erode(hard, disk(interior)) > 0)
+        trusted = (reliable > 0) | (cv2.erode(hard, hole_disc(interior)) > 0)
     else:
         trusted = reliable > 0
     hard &= trusted.astype(np.uint8)
