@@ -324,10 +324,10 @@ ODD_NATIVE = (45, 77)  # larger than WORKING on both axes, a multiple of nothing
 
 
 @pytest.mark.parametrize("pixels", [0, 1, 3, 5])
-def test_grow_hole_is_opencvs_dilation_bit_for_bit(pixels):
+def test_dilate_holes_is_opencvs_dilation_bit_for_bit(pixels):
     # eagerly and traced with unknown sizes (as the signatures are), sparse to dense holes and
     # holes at every border of an odd frame
-    from tfinpaint.fill.render import grow_hole
+    from tfinpaint.fill.render import dilate_holes
     from tfinpaint.io.video import dilate_masks
 
     rng = np.random.default_rng(pixels)
@@ -335,9 +335,9 @@ def test_grow_hole_is_opencvs_dilation_bit_for_bit(pixels):
     masks = (rng.random((4, *ODD_NATIVE, 1)) < density).astype(np.uint8)
     masks[0, 0, 0] = masks[0, -1, -1] = masks[1, 0, -2] = masks[2, -1, 1] = masks[3, 20, 0] = 1
     expected = dilate_masks(masks, pixels)
-    traced = tf.function(lambda hole: grow_hole(hole, pixels),
+    traced = tf.function(lambda hole: dilate_holes(hole, pixels),
                          input_signature=[tf.TensorSpec([None, None, None, 1], tf.bool)])
-    for grown in (grow_hole(tf.constant(masks > 0), pixels), traced(tf.constant(masks > 0))):
+    for grown in (dilate_holes(tf.constant(masks > 0), pixels), traced(tf.constant(masks > 0))):
         assert grown.dtype == tf.bool
         np.testing.assert_array_equal(grown.numpy().astype(np.uint8), expected)
 

@@ -5,7 +5,7 @@ Signatures (any N, H and W; known pixels pass through both exactly):
 - `serving_default`: `frames` uint8 [N,H,W,3], `masks` uint8 [N,H,W,1] (non-zero = hole) ->
   `inpainted` uint8 [N,H,W,3], from whole native frames, by the graph `infer` and `train` fill
   with (`tfinpaint.fill.render.make_fill_fn(..., working_size=...)`). The masks are the user's
-  own: the graph first grows them by the run's `data.mask_dilation` (`render.grow_hole`, bit for
+  own: the graph first grows them by the run's `data.mask_dilation` (`render.dilate_holes`, bit for
   bit OpenCV's, as `infer` grows them when it reads them).
 - `serving_float`: the same graph on float32 frames in [0, 1] and masks (> 0.5 = hole), never
   rounded, for float pipelines and comparison with other runtimes.
@@ -30,7 +30,7 @@ import tensorflow as tf
 from tfinpaint.export.names import (ASSETS_CONFIG, ASSETS_JSON, DEFAULT_SIGNATURE,
                                     FLOAT_HOLE_THRESHOLD, FLOAT_SIGNATURE, FRAMES, MASKS, OUTPUT,
                                     PREFILLED)
-from tfinpaint.fill.render import fill_float_at_working_size, grow_hole, make_fill_fn
+from tfinpaint.fill.render import fill_float_at_working_size, dilate_holes, make_fill_fn
 
 
 class InpaintModule(tf.Module):
@@ -86,12 +86,12 @@ class InpaintModule(tf.Module):
 
     def _fill_uint8(self, frames, masks, prefilled=None):
         if self.mask_dilation:
-            masks = tf.cast(grow_hole(masks > 0, self.mask_dilation), tf.uint8)
+            masks = tf.cast(dilate_holes(masks > 0, self.mask_dilation), tf.uint8)
         inputs = (frames, masks) if prefilled is None else (frames, masks, prefilled)
         return {OUTPUT: self.fill(*inputs)}
 
     def _fill_float(self, frames, masks, prefilled=None):
-        is_hole = grow_hole(masks > FLOAT_HOLE_THRESHOLD, self.mask_dilation)
+        is_hole = dilate_holes(masks > FLOAT_HOLE_THRESHOLD, self.mask_dilation)
         return {OUTPUT: fill_float_at_working_size(self.generator, frames, is_hole,
                                                    self.working_size, prefill=self.prefill,
                                                    prefilled=prefilled,

@@ -120,7 +120,7 @@ def native_prefill(prefill: str, frames: np.ndarray, masks: np.ndarray, flow_set
     return result
 
 
-def grow_hole(is_hole: tf.Tensor, pixels: int) -> tf.Tensor:
+def dilate_holes(is_hole: tf.Tensor, pixels: int) -> tf.Tensor:
     """bool [N, H, W, 1] holes grown by `pixels` in-graph, exactly as
     `tfinpaint.io.video.dilate_masks` grows them with OpenCV (`data.mask_dilation`): the disc is
     the union of the rectangles its rows span, and growing by a union is the maximum of the max

@@ -171,7 +171,7 @@ def read_masks(path: str | os.PathLike, num_frames: int, height: int, width: int
 def hole_disc(pixels: int) -> np.ndarray:
     """The disc holes and object masks grow by (`data.mask_dilation`, the mask modules): uint8
     [2p+1, 2p+1], 1 inside; the fill graphs grow holes by the same element
-    (`tfinpaint.fill.render.grow_hole`)."""
+    (`tfinpaint.fill.render.dilate_holes`)."""
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
 
 
