@@ -233,14 +233,18 @@ def moving_objects(fields: FlowFields, masks: np.ndarray, speed: float) -> np.nd
 def without_movers(fields: FlowFields, movers: np.ndarray) -> FlowFields:
     """`fields` with the flow on `movers` (bool [N, H, W]) completed from the scene around them
     instead of measured, so that a chain crossing a moving object follows the scene."""
-    if not movers.any():
+    moved = np.flatnonzero(movers.any(axis=(1, 2)))  # the other frames' fields stay as they are
+    if len(moved) == 0:
         return fields
-    still = (~movers)[..., None].astype(np.float32)
-    forward_reliable = fields.forward_reliable * still
-    backward_reliable = fields.backward_reliable * still
-    return FlowFields(_complete_in_chunks(fields.forward, forward_reliable),
-                      _complete_in_chunks(fields.backward, backward_reliable),
-                      forward_reliable, backward_reliable)
+    still = (~movers[moved])[..., None].astype(np.float32)
+    completed = []
+    for field, reliable in ((fields.forward, fields.forward_reliable),
+                            (fields.backward, fields.backward_reliable)):
+        field, reliable = field.copy(), reliable.copy()
+        reliable[moved] *= still
+        field[moved] = _complete_in_chunks(field[moved], reliable[moved])
+        completed += [field, reliable]
+    return FlowFields(completed[0], completed[2], completed[1], completed[3])
 
 
 def _complete_in_chunks(flow: np.ndarray, reliable: np.ndarray, chunk: int = 16) -> np.ndarray:
