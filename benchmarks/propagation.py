@@ -3,7 +3,8 @@
     python benchmarks/propagation.py                                  # every protocol, default fill
     python benchmarks/propagation.py --set moving_speed=0 --set moving_speed=4 --protocols dog
 
-Protocols, at 240x432 with the holes grown by 3 px (the default `data.mask_dilation`):
+Protocols (`time_to_quality.load_clip`), at 240x432 with the holes grown by 3 px (the default
+`data.mask_dilation`; the sample's are exact):
   bmx       bmx-trees, 80 frames, the paper's centred rectangle; also scored off and on the rider
             (its annotations), since no frame shows what the rider hides;
   crossing-rider  crossing under bmx-trees' masks (the paper's object protocol);
@@ -17,55 +18,30 @@ prints one JSON line per protocol and variant: hole PSNR and SSIM, warping error
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-SIZE = (240, 432)
 PROTOCOLS = ("bmx", "crossing-rider", "crossing", "dog", "sample")
 
 
-def _frames(folder: Path, count: int | None = None) -> np.ndarray:
-    from tfinpaint.io.clip import resize_frames
-
-    paths = sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png"))
-    return resize_frames(np.stack([cv2.imread(str(p))[..., ::-1] for p in paths[:count]]), *SIZE)
-
-
-def _masks(folder: Path) -> np.ndarray:
-    paths = sorted(folder.glob("*.png"))
-    return np.stack([cv2.resize(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), SIZE[::-1],
-                                interpolation=cv2.INTER_NEAREST) > 0
-                     for p in paths]).astype(np.uint8)[..., None]
-
-
 def load(name: str, data: Path = DATA):
-    """(truth uint8 [N, H, W, 3], masks uint8 [N, H, W, 1], rider [N, H, W, 1] or None)."""
-    from tfinpaint.evaluation.protocols import dilate, fixed_masks, object_masks
-    from tfinpaint.io.sample import make_sample
+    """(truth uint8 [N, H, W, 3], masks grown by 3 px but the sample's, rider bool [N, H, W] or
+    None): the clips of `time_to_quality.load_clip` (bmx-trees with all its 80 frames)."""
+    from time_to_quality import BMX_SIZE, load_clip
 
-    if name == "sample":
-        sample = make_sample()
-        return sample.truth, sample.masks, None
+    from tfinpaint.evaluation.protocols import dilate
+    from tfinpaint.io.video import read_masks
+
+    clip = load_clip(name, 80, data / "bmx-trees", data / "crossing")
     rider = None
     if name == "bmx":
-        truth = _frames(data / "bmx-trees" / "frames")
-        masks = fixed_masks(len(truth), *SIZE)
-        rider = _masks(data / "bmx-trees" / "annotations")
-    elif name == "crossing":
-        truth = _frames(data / "crossing" / "frames")
-        masks = object_masks(_masks(data / "crossing" / "masks"), len(truth), *SIZE,
-                             shift=(SIZE[1] // 18, 0))
-    else:
-        truth = _frames(data / ("crossing" if name == "crossing-rider" else "dog-agility")
-                        / "frames")
-        masks = object_masks(_masks(data / "bmx-trees" / "masks"), len(truth), *SIZE)
-    return truth, dilate(masks, 3), rider
+        rider = read_masks(data / "bmx-trees" / "annotations", len(clip.truth), *BMX_SIZE)[..., 0] > 0
+    # the sample's masks are exact (its config grows them by 0)
+    return clip.truth, clip.masks if name == "sample" else dilate(clip.masks, 3), rider
 
 
 def _psnr(filled: np.ndarray, truth: np.ndarray, where: np.ndarray) -> float:
@@ -103,8 +79,8 @@ def main(argv=None) -> int:
                       if key in ("psnr_hole", "ssim_hole", "warping_error")}}
             if rider is not None:
                 hole = masks[..., 0] > 0
-                row["psnr_off_rider"] = _psnr(filled, truth, hole & (rider[..., 0] == 0))
-                row["psnr_on_rider"] = _psnr(filled, truth, hole & (rider[..., 0] > 0))
+                row["psnr_off_rider"] = _psnr(filled, truth, hole & ~rider)
+                row["psnr_on_rider"] = _psnr(filled, truth, hole & rider)
             print(json.dumps(row), flush=True)
     return 0
 

@@ -43,7 +43,6 @@ import numpy as np
 BMX_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bmx-trees"
 BMX_SIZE = (240, 432)
 CROSSING_DATA = BMX_DATA.parent / "crossing"
-DOG_DATA = BMX_DATA.parent / "dog-agility"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +101,7 @@ def load_clip(name: str, bmx_frames: int, bmx_data: Path = BMX_DATA,
     from tfinpaint.io.video import read_masks
 
     if name in ("crossing-rider", "dog"):  # the paper's object protocol: bmx-trees' masks
-        folder = crossing_data if name == "crossing-rider" else DOG_DATA
+        folder = crossing_data if name == "crossing-rider" else bmx_data.parent / "dog-agility"
         truth = _read_frames(folder / "frames")
         rider = read_masks(bmx_data / "masks", len(list((bmx_data / "masks").glob("*.png"))),
                            *BMX_SIZE)
