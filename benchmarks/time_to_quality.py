@@ -1,6 +1,6 @@
-"""Hole PSNR against the truth over wall-clock fitting time, for two configurations side by side.
+"""Hole PSNR against the truth over wall-clock fitting time, for two or three configurations side by side.
 
-Both configurations fit in the same process, taking turns in short slices of fitting time, so
+The configurations (A, B and, when any --c, --set-c or --name-c is given, C) fit in the same process, taking turns in short slices of fitting time, so
 that on a shared, noisy machine each sees the same load. Each fits with its budget as
 `train.time_budget_minutes`, so a schedule that decays over the time budget ends with the
 race. Each has its own fit clock: it counts only the time spent fitting (tracing included),
@@ -43,13 +43,14 @@ import numpy as np
 BMX_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bmx-trees"
 BMX_SIZE = (240, 432)
 CROSSING_DATA = BMX_DATA.parent / "crossing"
+SIDES = ("a", "b", "c")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Examples:\n" + __doc__.split("Examples:\n", 1)[1])
-    for side in ("a", "b"):
+    for side in SIDES:
         parser.add_argument(f"--{side}", action="append", default=[], metavar="YAML",
                             help=f"config file(s) of configuration {side.upper()} (repeatable)")
         parser.add_argument(f"--set-{side}", action="append", default=[], metavar="KEY=VALUE",
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget", type=float, default=5.0, help="fit minutes per configuration")
     parser.add_argument("--budget-a", type=float, help="fit minutes of A (default: --budget)")
     parser.add_argument("--budget-b", type=float, help="fit minutes of B (default: --budget)")
+    parser.add_argument("--budget-c", type=float, help="fit minutes of C (default: --budget)")
     parser.add_argument("--eval-every", type=float, default=30.0, help="seconds of fit clock")
     parser.add_argument("--eval-at", type=lambda text: sorted(float(v) for v in text.split(",")),
                         metavar="S,S,...", help="evaluate at these seconds of fit clock instead "
@@ -129,11 +131,13 @@ class Contender:
     budget: float = 300.0  # fit seconds
     fit_seconds: float = 0.0
     next_eval: float = 0.0
-    curve: list = field(default_factory=list)  # [seconds, steps, hole PSNR]
+    # [seconds, steps, hole PSNR] (+ the mean gate in the hole, with the flow prefill)
+    curve: list = field(default_factory=list)
 
     def build(self):
         import keras
 
+        from tfinpaint.config import uses_flow
         from tfinpaint.data.samplers import MaskSampler
         from tfinpaint.data.samplers import sampling_from
         from tfinpaint.fill.render import make_fill_fn
@@ -149,7 +153,7 @@ class Contender:
         self.model = build_inpainter(self.config)
         prefill = self.config.data.prefill
         flow, self.prefilled = None, None
-        if prefill == "flow":  # as train does: fields for the sampler, the real holes' fill
+        if uses_flow(prefill):  # as train does: fields for the sampler, the real holes' fill
             from tfinpaint.fill.flow import VideoFlow
             from tfinpaint.fill.render import native_prefill
 
@@ -206,8 +210,35 @@ class Contender:
         filled = np.concatenate([batch(i) for i in range(0, len(self.clip.frames), 4)])
         self.filled = filled
         score = psnr(filled, self.clip.truth, self.clip.masks)
-        self.curve.append([round(self.fit_seconds, 1), self.steps, round(score, 3)])
+        self.curve.append([round(self.fit_seconds, 1), self.steps, round(score, 3)]
+                          + ([] if self.prefilled is None else [self.gate_in_hole()]))
         return score
+
+    def gate_in_hole(self) -> float | None:
+        """The mean gate of the last stage over the real holes: how much of the flow fill the
+        network keeps (1: all of it); None without a gate."""
+        import keras
+        import tensorflow as tf
+
+        from tfinpaint.model.generator import (EDGE_PAD_MODE, MULTIPLE, network_input,
+                                               pad_to_multiple, to_signed)
+
+        settings = self.config.generator
+        if not settings.prefill_gate:
+            return None
+        generator = self.model.generator
+        stage = "coarse" if settings.arch == "base" else "refine"
+        probe = keras.Model(generator.inputs, generator.get_layer(f"{stage}_gate_output").output)
+        total = inside = 0.0
+        for i in range(0, len(self.clip.frames), 4):
+            hole = tf.cast(self.clip.masks[i:i + 4] > 0, tf.float32)
+            inputs = network_input(to_signed(self.clip.frames[i:i + 4]), hole, None, "flow",
+                                   to_signed(self.prefilled[i:i + 4]))
+            padded, (height, width) = pad_to_multiple(inputs, MULTIPLE, mode=EDGE_PAD_MODE)
+            gate = probe(padded)[:, :height, :width]
+            total += float(tf.reduce_sum(gate * hole))
+            inside += float(tf.reduce_sum(hole))
+        return round(total / max(inside, 1.0), 3)
 
 
 def race(contenders: list[Contender], *, eval_every: float, slice_seconds: float,
@@ -232,14 +263,17 @@ def race(contenders: list[Contender], *, eval_every: float, slice_seconds: float
             if contender.fit_seconds >= min(contender.next_eval, budget):
                 score = contender.evaluate()
                 contender.next_eval = next_eval(contender.next_eval)
+                gate = contender.curve[-1][3:]
                 print(f"{contender.clip.name} {contender.name}: {contender.fit_seconds:.0f} s "
-                      f"step {contender.steps} hole PSNR {score:.2f} dB", file=sys.stderr, flush=True)
+                      f"step {contender.steps} hole PSNR {score:.2f} dB"
+                      + (f" gate {gate[0]}" if gate and gate[0] is not None else ""),
+                      file=sys.stderr, flush=True)
 
 
 def plot(results: dict, path: Path) -> None:
     """PSNR vs seconds, one panel per clip, drawn with OpenCV (no plotting library needed)."""
     panel_w, panel_h, margin = 560, 380, 60
-    colours = [(40, 90, 220), (220, 120, 30)]  # BGR
+    colours = [(40, 90, 220), (220, 120, 30), (60, 160, 60)]  # BGR
     canvas = np.full((panel_h + 2 * margin, len(results) * (panel_w + margin) + margin, 3), 255, np.uint8)
     font = cv2.FONT_HERSHEY_SIMPLEX
     for index, (clip, entry) in enumerate(results.items()):
@@ -267,10 +301,10 @@ def plot(results: dict, path: Path) -> None:
                     (90, 90, 90), 1)
         for line, (name, curve) in enumerate(curves.items()):
             points = np.array([at(p[0], p[2]) for p in curve], np.int32)
-            cv2.polylines(canvas, [points], False, colours[line % 2], 2, cv2.LINE_AA)
+            cv2.polylines(canvas, [points], False, colours[line % 3], 2, cv2.LINE_AA)
             for point in points:
-                cv2.circle(canvas, tuple(int(v) for v in point), 3, colours[line % 2], -1)
-            cv2.putText(canvas, name, (x0 + 10, y0 + 20 + 18 * line), font, 0.5, colours[line % 2], 1)
+                cv2.circle(canvas, tuple(int(v) for v in point), 3, colours[line % 3], -1)
+            cv2.putText(canvas, name, (x0 + 10, y0 + 20 + 18 * line), font, 0.5, colours[line % 3], 1)
         cv2.putText(canvas, f"{clip}: hole PSNR (dB) vs fit seconds", (x0, y0 - 15), font, 0.5,
                     (0, 0, 0), 1)
     cv2.imwrite(str(path), canvas)
@@ -289,13 +323,15 @@ def main(argv=None) -> int:
     from tfinpaint.config import load_config, to_dict
     from tfinpaint.evaluation.metrics import psnr, telea_baseline
 
-    names = [args.name_a or "+".join([Path(p).stem for p in args.a] + args.set_a) or "defaults",
-             args.name_b or "+".join([Path(p).stem for p in args.b] + args.set_b) or "defaults"]
-    if names[0] == names[1]:
-        names = [f"A {names[0]}", f"B {names[1]}"]
-    configs = [load_config(args.a, args.set_a), load_config(args.b, args.set_b)]
-    budgets = [args.budget if args.budget_a is None else args.budget_a,
-               args.budget if args.budget_b is None else args.budget_b]
+    sides = [side for side in SIDES if side != "c" or args.c or args.set_c or args.name_c]
+    names = [getattr(args, f"name_{side}") or "+".join(
+        [Path(p).stem for p in getattr(args, side)] + getattr(args, f"set_{side}")) or "defaults"
+        for side in sides]
+    if len(set(names)) < len(names):
+        names = [f"{side.upper()} {name}" for side, name in zip(sides, names)]
+    configs = [load_config(getattr(args, side), getattr(args, f"set_{side}")) for side in sides]
+    budgets = [args.budget if getattr(args, f"budget_{side}") is None
+               else getattr(args, f"budget_{side}") for side in sides]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}

@@ -2,6 +2,7 @@
 the real holes, the fill graph's third input, and a fit of 0 steps (propagation only)."""
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -35,9 +36,10 @@ def _clip(num_frames=6, height=48, width=64):
     return frames, masks
 
 
-def _sampling():
+def _sampling(tube=False, mover_weight=1.0):
     return Sampling(translation="uniform", band_y=45.0, band_x=80.0, boundary_weight=5.0,
-                    crop_height=0, crop_width=0, crop_placement="random")
+                    crop_height=0, crop_width=0, crop_placement="random", tube=tube,
+                    mover_weight=mover_weight)
 
 
 def _seen(example):
@@ -77,6 +79,73 @@ def test_no_leak_frame_i_inside_its_hole_and_the_translated_hole_changes_nothing
     np.testing.assert_array_equal(prefilled[~hole], frames[i][~hole])
     assert np.abs(prefilled[hole].astype(int) - frames[i][hole].astype(int)).mean() < 20
     del batch, changed_batch
+
+
+def test_the_translated_tube_moves_as_the_borrowed_masks_and_hides_the_other_frames():
+    frames, masks = _clip()
+    video_flow = flow.VideoFlow(frames, masks, SETTINGS)
+    sampler = MaskSampler(frames, masks, _sampling(tube=True), flow=video_flow)
+    i, t, offset = 2, 4, tf.constant([5, -20])
+    tube = sampler.tube(tf.constant(i), tf.constant(t), offset).numpy()
+    assert tube.shape == masks.shape
+    moved = lambda k: np.roll(masks[k], (5, -20), axis=(0, 1))  # noqa: E731
+    # frame i holds M'_t; frame i + k holds M_{t + k} moved, the clip's last mask past its end
+    for frame, borrowed in ((2, 4), (3, 5), (4, 5), (5, 5), (1, 3), (0, 2)):
+        np.testing.assert_array_equal(tube[frame], moved(borrowed))
+
+    # what the tube hides in the other frames is never read: invert it, the prefill stays
+    hole = np.maximum(masks[i], moved(t)).astype(np.float32)
+    prefill = video_flow.prefill(i, hole, tube).numpy()
+    hidden = tube[..., 0] > 0
+    changed = frames.copy()
+    changed[hidden] = 255 - changed[hidden]
+    changed_flow = copy.copy(video_flow)
+    changed_flow.frames = tf.constant(changed.astype(np.float32))
+    np.testing.assert_array_equal(changed_flow.prefill(i, hole, tube).numpy(), prefill)
+    # without the tube the neighbours show what the hole hides, and that is what gets copied
+    seen = changed_flow.prefill(i, hole).numpy()
+    inside = hole[..., 0] > 0
+    assert np.abs(seen[inside].astype(int) - prefill[inside].astype(int)).mean() > 20
+    np.testing.assert_array_equal(prefill[~inside], frames[i][~inside])
+
+    # the sampler's examples: the same frames, masks and translated mask as without the tube,
+    # a different prefill inside the hole only
+    seed = tf.constant([3, 7], tf.int64)
+    with_tube = sampler.sample(seed, crop=False)
+    plain = MaskSampler(frames, masks, _sampling(), flow=video_flow).sample(seed, crop=False)
+    for key in ("frames", "masks", "translated"):
+        np.testing.assert_array_equal(with_tube[key].numpy(), plain[key].numpy())
+    outside = np.maximum(plain["masks"].numpy(), plain["translated"].numpy())[..., 0] == 0
+    np.testing.assert_array_equal(with_tube["prefilled"].numpy()[outside],
+                                  plain["prefilled"].numpy()[outside])
+    assert not np.array_equal(with_tube["prefilled"].numpy(), plain["prefilled"].numpy())
+
+
+def test_mover_weight_puts_translated_holes_on_moving_objects():
+    frames, masks = _clip(num_frames=4, height=60, width=80)
+    video_flow = flow.VideoFlow(frames, masks, dataclasses.replace(SETTINGS, moving_speed=0.0))
+    assert not video_flow.movers.any()  # none looked for: uniform translations
+    assert MaskSampler(frames, masks, _sampling(mover_weight=50.0), flow=video_flow).movers is None
+    # a moving object of 1/20 of the frame, somewhere else in every frame
+    video_flow.movers = np.zeros(frames.shape[:3], bool)
+    for t in range(4):
+        video_flow.movers[t, 5 + 10 * t:17 + 10 * t, 50 - 8 * t:62 - 8 * t] = True
+
+    def on_movers(weight, count=40):
+        sampler = MaskSampler(frames, masks, _sampling(mover_weight=weight), flow=video_flow)
+        shares = []
+        for k in range(count):
+            example = sampler.sample(tf.constant([k, 1], tf.int64), crop=False)
+            i = int(np.argmin(np.abs(frames.astype(int) - example["frames"].numpy()).sum(
+                axis=(1, 2, 3))))
+            translated = example["translated"].numpy()[..., 0] > 0
+            shares.append((translated & video_flow.movers[i]).sum() / translated.sum())
+        return np.mean(shares)
+
+    # the object is 3% of the frame: the hole's share on it as often as chance, then ~60% of
+    # the centres on it (50 * 3% against 97%), each hiding it in part
+    uniform, biased = on_movers(1.0), on_movers(50.0)
+    assert uniform < 0.06 and biased > 0.25
 
 
 def test_inference_prefill_of_a_real_hole_is_propagate_frames_and_reaches_the_network():

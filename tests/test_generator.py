@@ -173,6 +173,20 @@ def test_prefill_gate_keeps_the_prefill_where_the_gate_opens(arch, tmp_path):
         build_generator(arch, channels=SMALL, out_channels=1, prefill_gate=True)
 
 
+def test_with_flow_channels_the_gate_keeps_the_flow_fill_not_the_push_pull_one():
+    keras.utils.set_random_seed(1)
+    model = build_generator("coarse_to_fine", channels=SMALL, in_channels=7, prefill_gate=True,
+                            flow_channels=True)
+    x = np.concatenate([_inputs(2, 41, 54), np.full((2, 41, 54, 3), -0.4, np.float32)], -1)
+    x[..., :3] = np.where(x[..., 3:4] > 0, 0.7, x[..., :3])  # the push-pull fill: not kept
+    model.get_layer("refine_gate").conv.bias.assign([50.0])
+    opened = model(x)[-1].numpy()
+    inside = x[..., 3] > 0
+    np.testing.assert_allclose(opened[inside], -0.4, atol=1e-6)
+    with pytest.raises(ValueError, match="flow_channels"):
+        build_generator("base", channels=SMALL, in_channels=4, flow_channels=True)
+
+
 def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="arch"):
         build_generator("unet")

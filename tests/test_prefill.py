@@ -82,6 +82,14 @@ def test_network_input_keeps_four_channels_and_defaults_to_blanking():
     assert filled.shape == (2, 16, 24, 4)
     np.testing.assert_array_equal(filled[..., 3:], hole.numpy())
     assert np.abs(filled[:, 4:12, 4:12, :3]).sum() > 0
+    # pyramid+flow: the push-pull fill, the hole, then the frame filled from the flow fill
+    flowed = tf.constant(rng.uniform(-1, 1, [2, 16, 24, 3]).astype(np.float32))
+    both = network_input(frames, hole, prefill="pyramid+flow", prefilled=flowed).numpy()
+    assert both.shape == (2, 16, 24, 7)
+    np.testing.assert_array_equal(both[..., :4], filled)
+    np.testing.assert_array_equal(both[..., 4:], (frames * (1 - hole) + flowed * hole).numpy())
+    with pytest.raises(ValueError, match="prefilled"):
+        network_input(frames, hole, prefill="pyramid+flow")
     with pytest.raises(ValueError):
         apply_prefill(frames, hole, "nope")
 

@@ -27,7 +27,9 @@ from tfinpaint.errors import InputError
 # with one of them.
 Architecture = Literal["base", "stacked", "coarse_to_fine"]
 Padding = Literal["zero", "reflect"]
-Prefill = Literal["none", "pyramid", "flow"]
+Prefill = Literal["none", "pyramid", "flow", "pyramid+flow"]
+# The prefills that need the clip's flow fill (`tfinpaint.fill.flow`), computed outside the graph.
+FLOW_PREFILLS = ("flow", "pyramid+flow")
 FlowPreset = Literal["ultrafast", "fast", "medium"]
 FlowInput = Literal["telea", "pyramid"]
 FlowBlend = Literal["nearest", "both"]
@@ -64,8 +66,16 @@ class DataConfig:
     # Where crops go: "random" (anywhere) or "hole" (around the translated mask).
     crop_placement: CropPlacement = "random"
     # The network's input inside the hole: "none" (zeros, the paper), "pyramid" (a push-pull
-    # average of its surroundings) or "flow" (what the other frames show there, `flow`).
+    # average of its surroundings), "flow" (what the other frames show there, `flow`) or
+    # "pyramid+flow" (the push-pull fill, and the flow fill as 3 more channels the gate may keep).
     prefill: Prefill = "flow"
+    # With the flow prefill: the translated mask also hides the other frames, moving through them
+    # as the mask it was borrowed from moves (a tube), so that the training hole's prefill is as
+    # blind as the real hole's (false: it hides frame i only, and the prefill sees behind it).
+    translated_tube: bool = True
+    # With the flow prefill and "uniform" translation: a translated mask's centre is this many
+    # times as likely to land on a moving object (`flow.moving_speed`) as elsewhere (1 = uniform).
+    mover_weight: float = 1.0
 
 
 @dataclass
@@ -417,6 +427,11 @@ def _require(section: str, rules: dict[str, bool]) -> None:
         raise InputError(f"config {section}: {', '.join(broken)} required")
 
 
+def uses_flow(prefill: str) -> bool:
+    """Whether a `data.prefill` takes the clip's flow fill as an input (`prefilled`)."""
+    return prefill in FLOW_PREFILLS
+
+
 def _validate(config: Config) -> None:
     """The ranges the types cannot say; raises InputError naming the keys."""
     t = config.train
@@ -470,8 +485,8 @@ def _validate(config: Config) -> None:
     _require("data", {f"{name} >= 0": getattr(d, name) >= 0 for name in (
         "working_height", "working_width", "crop_height", "crop_width")})
     f = config.flow
-    if d.prefill == "flow" and config.progressive.stages > 1:
-        raise InputError("config data.prefill: flow is not supported with progressive.stages > 1 "
+    if uses_flow(d.prefill) and config.progressive.stages > 1:
+        raise InputError(f"config data.prefill: {d.prefill} is not supported with progressive.stages > 1 "
                          "(yet); use one stage or data.prefill: pyramid")
     _require("flow", {"margin >= 0": f.margin >= 0, "max_hops >= 0": f.max_hops >= 0,
                       "0 < min_known <= 1": 0 < f.min_known <= 1,
@@ -522,7 +537,7 @@ def load_config(yaml_paths: Sequence[str | os.PathLike] = (), overrides: Sequenc
 # 8928514; generator.prefill_gate, 74dd721) lacks it and ran with the value below; the others
 # are listed so that any saved config, even a hand-cut one, reads as it did.
 SAVED_CONFIG_GAPS = {
-    "data": {"prefill": "none"},
+    "data": {"prefill": "none", "translated_tube": False, "mover_weight": 1.0},
     "flow": {"moving_speed": 0.0},
     "generator": {"channels": 48, "prefill_gate": False},
     "train": {"steps": 60000, "batch_size": 5, "learning_rate": 2e-4, "final_lr_fraction": 1.0,

@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_tensorflow()  # before anything imports TensorFlow
+    from tfinpaint.config import uses_flow
     from tfinpaint.fill.render import load_generator, make_fill_fn, native_prefill, render
     from tfinpaint.io.clip import check_size, load_clip, result_options, write_result
     from tfinpaint.io.progress import Progress
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fill = make_fill_fn(generator, config.data.prefill, working_size=size,
                         native_detail=config.flow.native_detail)
     prefilled = None
-    if config.data.prefill == "flow":  # the network's third input: the clip's flow fill
+    if uses_flow(config.data.prefill):  # the network's third input: the clip's flow fill
         prefilled = native_prefill("flow", clip.frames, clip.masks, config.flow)
     rendering = Progress("rendering", total=len(clip.frames), unit="frame")
     filled = render(fill, clip.frames, clip.masks, batch_size=config.infer.batch_size,

@@ -36,13 +36,19 @@ class Sampling:
     # pixels are what teaches the network to fill (the crop centre is jittered by up to a quarter
     # of the crop, so the hole is seen at every position the network will meet).
     crop_placement: str
+    # The translated mask hides the other frames too, as a tube (`MaskSampler.tube`).
+    tube: bool = False
+    # With a flow: "uniform" translations put the mask's centre on a moving object this many
+    # times as often as elsewhere (`DataConfig.mover_weight`; 1 = uniform).
+    mover_weight: float = 1.0
 
 
 def sampling_from(data: DataConfig) -> Sampling:
     return Sampling(translation=data.translation, band_y=data.boundary_band_y,
                     band_x=data.boundary_band_x, boundary_weight=data.boundary_weight,
                     crop_height=data.crop_height, crop_width=data.crop_width,
-                    crop_placement=data.crop_placement)
+                    crop_placement=data.crop_placement, tube=data.translated_tube,
+                    mover_weight=data.mover_weight)
 
 
 class MaskSampler:
@@ -55,7 +61,8 @@ class MaskSampler:
         flow: with `data.prefill: flow`, the clip's `tfinpaint.fill.flow.VideoFlow` (its fields
             measured at this resolution): each example then also carries `prefilled`, uint8
             [h, w, 3], X_i with its hole M_i ∪ M'_t filled from the other frames only,
-            propagated over the whole frame and cut with the crop.
+            propagated over the whole frame and cut with the crop. With `sampling.tube` the
+            other frames lose their pixels under the moved mask as well (`tube`).
     """
 
     def __init__(self, frames: np.ndarray, masks: np.ndarray, sampling: Sampling, flow=None):
@@ -69,6 +76,8 @@ class MaskSampler:
         band_y = max(1, int(round(sampling.band_y * scale)))
         band_x = max(1, int(round(sampling.band_x * scale)))
         self.bands = tf.constant(mask_ops.boundary_band(masks, band_y, band_x))
+        self.movers = (None if flow is None or sampling.mover_weight == 1.0
+                       or not flow.movers.any() else tf.constant(flow.movers, tf.uint8))
 
     def sample(self, seed: tf.Tensor, crop: bool = True) -> dict[str, tf.Tensor]:
         """One example: `frames` (X_i) uint8 [h, w, 3], `masks` (M_i) and `translated` (M'_t)
@@ -82,6 +91,9 @@ class MaskSampler:
         if self.sampling.translation == "boundary":
             offset = mask_ops.boundary_offset(seeds[2], self.bands[i], self.centres[t],
                                               self.sampling.boundary_weight)
+        elif self.movers is not None:  # centres on moving objects `mover_weight` times as likely
+            offset = mask_ops.boundary_offset(seeds[2], self.movers[i], self.centres[t],
+                                              self.sampling.mover_weight)
         else:
             offset = mask_ops.uniform_offset(seeds[2], self.height, self.width)
         example = {
@@ -94,12 +106,21 @@ class MaskSampler:
         if self.flow is not None:
             # No leak: propagate_frame never reads frame i inside the hole it is given
             hole = tf.maximum(example["masks"], tf.cast(example["translated"], tf.uint8))
-            example["prefilled"] = self.flow.prefill(i, hole)
+            hidden = self.tube(i, t, offset) if self.sampling.tube else None
+            example["prefilled"] = self.flow.prefill(i, hole, hidden)
         if crop and self.sampling.crop_height and self.sampling.crop_width:
             translated_centre = (tf.cast(tf.round(self.centres[t]), tf.int32) + offset) % tf.constant(
                 [self.height, self.width])
             example = self._crop(example, seeds[3], translated_centre)
         return example
+
+    def tube(self, i: tf.Tensor, t: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
+        """uint8 [N, H, W, 1]: the translated mask M'_t through the whole clip. Frame i + k holds
+        frame t + k's mask (the last or first one past the clip's ends) moved by the same offset,
+        so the training hole moves over time as the real holes do and other frames do not show
+        what it hides where the real hole's neighbours would not either. Frame i holds M'_t."""
+        borrowed = tf.clip_by_value(tf.range(self.num_frames) - i + t, 0, self.num_frames - 1)
+        return tf.roll(tf.gather(self.masks, borrowed), shift=offset, axis=[1, 2])
 
     def _crop(self, example: dict[str, tf.Tensor], seed: tf.Tensor,
               translated_centre: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -27,6 +27,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from tfinpaint.config import uses_flow
 from tfinpaint.export.names import (ASSETS_CONFIG, ASSETS_JSON, DEFAULT_SIGNATURE,
                                     FLOAT_HOLE_THRESHOLD, FLOAT_SIGNATURE, FRAMES, MASKS, OUTPUT,
                                     PREFILLED)
@@ -75,7 +76,7 @@ class InpaintModule(tf.Module):
     @property
     def needs_prefilled(self) -> bool:
         """Whether the signatures take `prefilled` (a flow run's export)."""
-        return self.prefill == "flow"
+        return uses_flow(self.prefill)
 
     def _specs(self, dtype: tf.DType) -> list[tf.TensorSpec]:
         specs = [tf.TensorSpec([None, None, None, 3], dtype, name=FRAMES),

@@ -500,10 +500,12 @@ def _max_hops(settings: FlowConfig) -> int | None:
     return settings.max_hops or None
 
 
-def _sources(hole: np.ndarray, fields: FlowFields, moving_speed: float):
+def _sources(hole: np.ndarray, fields: FlowFields, moving_speed: float,
+             movers: np.ndarray | None = None):
     """(known float32 [N, H, W, 1]: 1 where a pixel may be copied, the fields to follow): the
-    moving objects are taken out of both."""
-    movers = moving_objects(fields, hole, moving_speed)
+    moving objects (`movers`, else found by `moving_objects`) are taken out of both."""
+    if movers is None:
+        movers = moving_objects(fields, hole, moving_speed)
     return 1.0 - np.maximum(hole, movers[..., None]), without_movers(fields, movers)
 
 
@@ -528,6 +530,7 @@ class VideoFlow:
 
     Attributes:
         seconds: how long measuring the fields took.
+        movers: bool [N, H, W], the `moving_objects` that are never a source.
     """
 
     def __init__(self, frames: np.ndarray, masks: np.ndarray, settings: FlowConfig):
@@ -536,7 +539,8 @@ class VideoFlow:
         fields = flow_fields(frames, hole, preset=settings.preset,
                              flow_input=settings.flow_input, check=settings.check,
                              margin=settings.margin)
-        known, fields = _sources(hole, fields, settings.moving_speed)
+        self.movers = moving_objects(fields, hole, settings.moving_speed)
+        known, fields = _sources(hole, fields, settings.moving_speed, self.movers)
         self.seconds = time.perf_counter() - began
         self.settings = settings
         self.frames = tf.constant(np.asarray(frames, np.float32))
@@ -545,13 +549,16 @@ class VideoFlow:
                                                       fields.forward_reliable,
                                                       fields.backward_reliable))
 
-    def prefill(self, index: tf.Tensor, hole: tf.Tensor) -> tf.Tensor:
+    def prefill(self, index: tf.Tensor, hole: tf.Tensor,
+                hidden: tf.Tensor | None = None) -> tf.Tensor:
         """uint8 [H, W, 3]: frame `index` with `hole` ([H, W, 1], 1 = fill) filled from the other
-        frames only (frame `index`'s pixels inside `hole` are never read)."""
+        frames only (frame `index`'s pixels inside `hole` are never read), and from none of
+        their pixels where `hidden` ([N, H, W, 1], 1 = hidden) is set."""
         settings = self.settings
         max_hops = _max_hops(settings)
+        known = self.known if hidden is None else self.known * (1.0 - tf.cast(hidden, tf.float32))
         filled, _, _ = propagate_frame(
-            self.frames, self.known, *self.fields, index, tf.cast(hole, tf.float32),
+            self.frames, known, *self.fields, index, tf.cast(hole, tf.float32),
             max_hops=max_hops, margin=settings.margin, blend=settings.blend,
             min_known=settings.min_known, max_disagreement=settings.max_disagreement)
         return tf.cast(tf.round(tf.clip_by_value(filled, 0.0, 255.0)), tf.uint8)

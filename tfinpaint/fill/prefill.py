@@ -62,14 +62,15 @@ def pyramid_fill(images: tf.Tensor, hole: tf.Tensor, levels: int | None = None) 
 def apply_prefill(images: tf.Tensor, hole: tf.Tensor, prefill: str = "none",
                   prefilled: tf.Tensor | None = None) -> tf.Tensor:
     """The network's view of the frame: the hole blanked ("none"), prefilled by push-pull
-    ("pyramid"), or taken from `prefilled` ("flow": the flow propagation of `tfinpaint.fill.flow`,
-    computed outside, in the same value range as `images`)."""
+    ("pyramid", and "pyramid+flow", whose flow fill comes as more channels: `network_input`), or
+    taken from `prefilled` ("flow": the flow propagation of `tfinpaint.fill.flow`, computed
+    outside, in the same value range as `images`)."""
     if prefill == "flow":
         if prefilled is None:
             raise ValueError('prefill "flow" needs the flow-propagated frames (prefilled)')
         return images * (1.0 - hole) + tf.cast(prefilled, images.dtype) * hole
     if prefill == "none":
         return images * (1.0 - hole)
-    if prefill == "pyramid":
+    if prefill in ("pyramid", "pyramid+flow"):
         return tf.cast(pyramid_fill(images, hole), images.dtype)
     raise ValueError(f"unknown prefill {prefill!r}; expected one of {PREFILLS}")

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfinpaint.config import Config
+from tfinpaint.config import Config, uses_flow
 from tfinpaint.errors import InputError
 from tfinpaint.fill import resample, tiling
 from tfinpaint.fill.prefill import apply_prefill
@@ -57,8 +57,8 @@ def make_fill_fn(generator: keras.Model, prefill: str = "none",
     """
     specs = [tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames"),
              tf.TensorSpec([None, None, None, 1], tf.uint8, name="masks")]
-    if prefill == "flow":
-        return _make_flow_fill_fn(generator, working_size, specs, native_detail)
+    if uses_flow(prefill):
+        return _make_flow_fill_fn(generator, prefill, working_size, specs, native_detail)
     if working_size is not None:
         working = tuple(int(side) for side in working_size)
 
@@ -78,14 +78,15 @@ def make_fill_fn(generator: keras.Model, prefill: str = "none",
     return fill
 
 
-def _make_flow_fill_fn(generator, working_size, specs, native_detail: bool) -> Callable:
+def _make_flow_fill_fn(generator, prefill: str, working_size, specs,
+                       native_detail: bool) -> Callable:
     specs = specs + [tf.TensorSpec([None, None, None, 3], tf.uint8, name="prefilled")]
     if working_size is not None:
         working = tuple(int(side) for side in working_size)
 
         @tf.function(input_signature=specs)
         def fill_native(frames, masks, prefilled):
-            return fill_at_working_size(generator, frames, masks, working, prefill="flow",
+            return fill_at_working_size(generator, frames, masks, working, prefill=prefill,
                                         prefilled=prefilled, native_detail=native_detail)
 
         return fill_native
@@ -94,7 +95,7 @@ def _make_flow_fill_fn(generator, working_size, specs, native_detail: bool) -> C
     def fill(frames, masks, prefilled):
         is_hole = masks > 0
         output = predict_hole(generator, to_signed(frames), tf.cast(is_hole, tf.float32),
-                              prefill="flow", prefilled=to_signed(prefilled))
+                              prefill=prefill, prefilled=to_signed(prefilled))
         return tf.where(is_hole, to_uint8(output), frames)
 
     return fill
@@ -106,7 +107,7 @@ def native_prefill(prefill: str, frames: np.ndarray, masks: np.ndarray, flow_set
     the flow fill (`tfinpaint.fill.flow.fill_clip` with the config's `flow` settings), the push-pull
     fill ("pyramid") or mid-grey ("none", what the network's zeros are). It is the flow fill
     network's third input, and the result of a fit of 0 steps."""
-    if prefill == "flow":
+    if uses_flow(prefill):
         from tfinpaint.fill.flow import fill_clip
 
         return fill_clip(frames, masks, flow_settings).filled
@@ -277,7 +278,8 @@ def load_generator(run: RunDir, in_channels: int = 4) -> keras.Model:
     if latest is None:
         raise InputError(f"{run.checkpoints}: no checkpoint to restore; fit first")
     keras.mixed_precision.set_global_policy("float32")
-    generator = generator_from(config.generator, in_channels=in_channels)
+    generator = generator_from(config.generator, in_channels=in_channels,
+                               prefill=config.data.prefill)
     tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
     return generator
 

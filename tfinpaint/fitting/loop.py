@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from tfinpaint.config import Config
+from tfinpaint.config import Config, uses_flow
 from tfinpaint.data.samplers import MaskSampler, sampling_from
 from tfinpaint.errors import InputError
 from tfinpaint.fitting.checkpoints import Checkpoints
@@ -26,7 +26,8 @@ from tfinpaint.model.vgg import build_feature_extractor, resolve_weights
 
 def build_inpainter(config: Config, *, in_channels: int = 4) -> Inpainter:
     """The generator and its trainer, compiled with Adam as configured (call in strategy scope)."""
-    generator = generator_from(config.generator, in_channels=in_channels)
+    generator = generator_from(config.generator, in_channels=in_channels,
+                               prefill=config.data.prefill)
     losses = config.losses
     # The VGG weights are checked here, before any step, so a missing file is one clear line.
     extractor = (build_feature_extractor(resolve_weights(losses.vgg_weights))
@@ -89,7 +90,7 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
             warm_start(model.generator)
     if sampler is None:
         flow = None
-        if config.data.prefill == "flow":
+        if uses_flow(config.data.prefill):
             from tfinpaint.fill.flow import VideoFlow
 
             flow = VideoFlow(frames, masks, config.flow)

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from tfinpaint.config import Config
+from tfinpaint.config import Config, uses_flow
 from tfinpaint.fill.render import make_fill_fn, native_prefill, render
 from tfinpaint.fitting.loop import fit
 from tfinpaint.io.clip import resize_frames, resize_masks
@@ -26,7 +26,7 @@ def fit_and_render(config: Config, frames: np.ndarray, masks: np.ndarray, run: R
     result is the prefill alone.
     """
     prefilled, prefill_seconds = None, 0.0
-    if config.data.prefill == "flow" or (config.train.steps == 0 and not resume):
+    if uses_flow(config.data.prefill) or (config.train.steps == 0 and not resume):
         # the clip's real holes prefilled at the native size: the flow fill network's third
         # input, and with 0 steps the result itself
         began = time.perf_counter()
@@ -53,7 +53,7 @@ def fit_and_render(config: Config, frames: np.ndarray, masks: np.ndarray, run: R
     rendering = Progress("rendering", total=len(frames), unit="frame")
     filled = render(fill, frames, masks, batch_size=config.infer.batch_size,
                     progress=rendering.update if verbose else None,
-                    prefilled=prefilled if config.data.prefill == "flow" else None)
+                    prefilled=prefilled if uses_flow(config.data.prefill) else None)
     extra = {
         "steps": outcome.steps, "fit_seconds": round(outcome.seconds, 1),
         "render_seconds": round(time.perf_counter() - began, 1),

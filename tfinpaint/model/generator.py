@@ -32,6 +32,8 @@ MIN_SIZE_REFLECT = 68
 # Later stages of progressive fitting see the previous stage's upsampled result as 3 more
 # input channels (the prior).
 PRIOR_CHANNELS = 3
+# With `data.prefill: pyramid+flow` the flow fill follows the hole as 3 more input channels.
+FLOW_CHANNELS = 3
 
 
 def min_input_size(padding: str) -> int:
@@ -59,9 +61,14 @@ def network_input(frames: tf.Tensor, hole: tf.Tensor, prior: tf.Tensor | None = 
     `prefill` (`data.prefill`): "none" blanks the hole (zeros, the paper's input); "pyramid"
     fills it with a push-pull average of the known pixels around it (`tfinpaint.fill.prefill`),
     so the network refines a cheap fill instead of inventing one from grey; "flow" takes the hole
-    from `prefilled` ([-1, 1], what the other frames show there, `tfinpaint.fill.flow`). Same channels."""
-    parts = [apply_prefill(frames, hole, prefill, prefilled), hole] + ([] if prior is None else [prior])
-    return tf.concat(parts, axis=-1)
+    from `prefilled` ([-1, 1], what the other frames show there, `tfinpaint.fill.flow`). Same channels.
+    "pyramid+flow" is "pyramid" with the frame filled from `prefilled` as 3 more channels after
+    the hole (`FLOW_CHANNELS`, before the prior): the network sees a fill of its own making and
+    the flow's, and its gate may keep the flow's."""
+    parts = [apply_prefill(frames, hole, prefill, prefilled), hole]
+    if prefill == "pyramid+flow":
+        parts.append(apply_prefill(frames, hole, "flow", prefilled))
+    return tf.concat(parts + ([] if prior is None else [prior]), axis=-1)
 
 
 def composite(output: tf.Tensor, frames: tf.Tensor, hole: tf.Tensor) -> tf.Tensor:
@@ -181,7 +188,8 @@ def _round_up(size, multiple: int = MULTIPLE):
 
 def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding: str = "zero",
                     in_channels: int = 4, out_channels: int = 3, out_activation: str = "tanh",
-                    prefill_gate: bool = False, name: str | None = None) -> keras.Model:
+                    prefill_gate: bool = False, flow_channels: bool = False,
+                    name: str | None = None) -> keras.Model:
     """Build one of the paper's generators as a functional `keras.Model`.
 
     Args:
@@ -201,6 +209,8 @@ def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding
             channels 0:3 there (`data.prefill`: with "flow", what the other frames show). The
             network learns where to keep the propagated colour as it is and where to replace
             it; outside the hole the output is the network's own. RGB outputs only.
+        flow_channels: channels 4:7 hold the flow fill (`data.prefill: pyramid+flow`), and the
+            gate keeps those instead of channels 0:3 (the push-pull fill). Needs in_channels >= 7.
         name: the model's name (defaults to `arch`).
 
     Returns:
@@ -216,6 +226,8 @@ def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding
         raise ValueError(f"channels must be a positive multiple of 4, got {channels}")
     if in_channels < 4:
         raise ValueError(f"in_channels must be at least 4 (masked RGB + hole), got {in_channels}")
+    if flow_channels and in_channels < 4 + FLOW_CHANNELS:
+        raise ValueError(f"flow_channels needs in_channels >= {4 + FLOW_CHANNELS}, got {in_channels}")
     if prefill_gate and out_channels != 3:
         raise ValueError("prefill_gate blends RGB outputs with the RGB prefill: out_channels "
                          f"must be 3, got {out_channels}")
@@ -230,7 +242,8 @@ def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding
     masked_frame = inputs[..., 0:3]
     hole = inputs[..., 3:4]
     features = _apply(inputs, _COARSE_TRUNK, **common, prefix="coarse")
-    gate = (masked_frame, hole) if prefill_gate else None
+    kept = inputs[..., 4:4 + FLOW_CHANNELS] if flow_channels else masked_frame
+    gate = (kept, hole) if prefill_gate else None
     coarse = _output(features, **common, **head, prefix="coarse", gate=gate)
     outputs = [coarse]
 
@@ -246,11 +259,15 @@ def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding
     return Generator(inputs, outputs, name=name or arch)
 
 
-def generator_from(settings, *, in_channels: int = 4) -> keras.Model:
+def generator_from(settings, *, in_channels: int = 4, prefill: str = "none") -> keras.Model:
     """`build_generator` as a config's `generator` section (`tfinpaint.config.GeneratorConfig`)
-    describes it: what fitting builds and what inference restores its checkpoints into."""
+    describes it: what fitting builds and what inference restores its checkpoints into.
+    `in_channels` counts the frame, the hole and any prior; `prefill` (`data.prefill`) adds the
+    flow fill's channels where it is "pyramid+flow"."""
+    flow = prefill == "pyramid+flow"
     return build_generator(settings.arch, channels=settings.channels, padding=settings.padding,
-                           in_channels=in_channels, prefill_gate=settings.prefill_gate)
+                           in_channels=in_channels + FLOW_CHANNELS * flow,
+                           prefill_gate=settings.prefill_gate, flow_channels=flow)
 
 
 def pad_to_multiple(x, multiple: int = MULTIPLE, mode: str = "REFLECT"):

@@ -1,0 +1,84 @@
+"""Pictures of the flow fill's ghosts: frames where propagation pasted a moving object into the
+hole with movers as sources (`flow.moving_speed` 0), beside the default fill and the truth.
+
+    python benchmarks/ghosts.py --out runs/ghosts             # bmx-trees' rectangle
+    python benchmarks/ghosts.py --clip dog --frames 4 --out runs/ghosts
+
+Clips are `time_to_quality.load_clip`'s (240x432). For each clip the frames where the two
+fills differ most inside the hole are drawn: one row per frame, columns truth | Telea | movers
+as sources | default, cut around the hole and enlarged 2x, the hole outlined. Writes
+OUT/ghosts_<clip>.png and prints JSON with each shown frame's hole PSNR per fill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from time_to_quality import load_clip
+
+from tfinpaint.config import FlowConfig
+from tfinpaint.evaluation.metrics import psnr, telea_baseline
+from tfinpaint.fill.flow import fill_clip
+
+
+def _crop_box(mask: np.ndarray, pad: int = 24) -> tuple[slice, slice]:
+    ys, xs = np.nonzero(mask)
+    height, width = mask.shape
+    return (slice(max(ys.min() - pad, 0), min(ys.max() + pad + 1, height)),
+            slice(max(xs.min() - pad, 0), min(xs.max() + pad + 1, width)))
+
+
+def _panel(image: np.ndarray, mask: np.ndarray, box, label: str) -> np.ndarray:
+    cut = np.ascontiguousarray(image[box][..., ::-1])
+    cut = cv2.resize(cut, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    edge = cv2.resize(mask[box].astype(np.uint8), None, fx=2, fy=2,
+                      interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(edge, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(cut, contours, -1, (0, 255, 255), 1)
+    cv2.putText(cut, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return cut
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clip", default="bmx", choices=["bmx", "crossing-rider", "dog"])
+    parser.add_argument("--bmx-frames", type=int, default=80)
+    parser.add_argument("--frames", type=int, default=3, help="rows: the frames shown")
+    parser.add_argument("--out", type=Path, default=Path("runs/ghosts"))
+    args = parser.parse_args(argv)
+
+    clip = load_clip(args.clip, args.bmx_frames)
+    fills = {"truth": clip.truth, "Telea": telea_baseline(clip.frames, clip.masks),
+             "movers as sources": fill_clip(clip.frames, clip.masks,
+                                            FlowConfig(moving_speed=0.0)).filled,
+             "default": fill_clip(clip.frames, clip.masks, FlowConfig()).filled}
+    hole = clip.masks[..., 0] > 0
+    change = np.abs(fills["movers as sources"].astype(int) - fills["default"]).sum(-1) * hole
+    shown = sorted(np.argsort(change.reshape(len(hole), -1).sum(1))[::-1][:args.frames])
+    rows, scores = [], {}
+    for t in shown:
+        box = _crop_box(hole[t])
+        rows.append(np.concatenate([_panel(image[t], hole[t], box, f"{name} #{t}")
+                                    for name, image in fills.items()], axis=1))
+        scores[int(t)] = {name: round(psnr(image[t:t + 1], clip.truth[t:t + 1],
+                                           clip.masks[t:t + 1]), 2)
+                          for name, image in fills.items() if name != "truth"}
+    width = max(row.shape[1] for row in rows)
+    canvas = np.concatenate([cv2.copyMakeBorder(row, 0, 4, 0, width - row.shape[1],
+                                                cv2.BORDER_CONSTANT) for row in rows])
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"ghosts_{args.clip}.png"
+    cv2.imwrite(str(path), canvas)
+    print(json.dumps({"clip": clip.name, "picture": str(path), "hole_psnr": scores}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
