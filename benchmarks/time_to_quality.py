@@ -232,8 +232,8 @@ class Contender:
         total = inside = 0.0
         for i in range(0, len(self.clip.frames), 4):
             hole = tf.cast(self.clip.masks[i:i + 4] > 0, tf.float32)
-            inputs = network_input(to_signed(self.clip.frames[i:i + 4]), hole, None, "flow",
-                                   to_signed(self.prefilled[i:i + 4]))
+            inputs = network_input(to_signed(self.clip.frames[i:i + 4]), hole, None,
+                                   self.config.data.prefill, to_signed(self.prefilled[i:i + 4]))
             padded, (height, width) = pad_to_multiple(inputs, MULTIPLE, mode=EDGE_PAD_MODE)
             gate = probe(padded)[:, :height, :width]
             total += float(tf.reduce_sum(gate * hole))

@@ -4,8 +4,10 @@
 the same frames within one level. The run grows its masks by 3 px (`data.mask_dilation`): every
 export path is given the masks as drawn and grows them itself, as `infer` does.
 
-A tiny network with the gate that keeps a learnt share of the flow fill (`generator.prefill_gate`,
-as the default fit), two steps, a 6-frame clip at 64x96 fitted at 32x48 (so the native
+Both inputs that take the flow fill: "flow" (the network sees the flow fill in the hole) and
+"pyramid+flow" (it sees the push-pull fill, and the flow fill as more channels). A tiny network
+with the gate that keeps a learnt share of the flow fill (`generator.prefill_gate`, as the
+default fit), two steps, a 6-frame clip at 64x96 fitted at 32x48 (so the native
 detail of the flow fill enters the hole): agreement, not quality, is under test."""
 
 import json
@@ -42,9 +44,9 @@ def clip(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="module")
-def run(clip, tmp_path_factory):
-    settings = ["data.prefill=flow", "flow.preset=ultrafast", "generator.arch=base",
+@pytest.fixture(scope="module", params=["flow", "pyramid+flow"])
+def run(clip, tmp_path_factory, request):
+    settings = [f"data.prefill={request.param}", "flow.preset=ultrafast", "generator.arch=base",
                 "generator.channels=4", "generator.prefill_gate=true", "train.batch_size=1", "train.precision=float32",
                 f"data.working_height={WORKING[0]}", f"data.working_width={WORKING[1]}"]
     return fit_run(tmp_path_factory.mktemp("runs") / "flow",
@@ -97,6 +99,7 @@ def test_export_says_it_needs_the_clips_flow_fill(exported, run, inputs):
     assert np.isfinite(summary["selfcheck_psnr"])  # the self-check batch carries its flow fill
     info = json.loads((exported / "assets" / "tfinpaint.json").read_text())
     assert info["needs_prefilled"] is True and info["fills_at_working_size"] is True
+    assert info["prefill"] == RunDir(run).require_config().data.prefill
     assert info["flow"]["preset"] == "ultrafast"
     assert flow_settings(info) == RunDir(run).require_config().flow
     frames, masks, prefilled = inputs

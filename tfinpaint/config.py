@@ -72,7 +72,7 @@ class DataConfig:
     # With the flow prefill: the translated mask also hides the other frames, moving through them
     # as the mask it was borrowed from moves (a tube), so that the training hole's prefill is as
     # blind as the real hole's (false: it hides frame i only, and the prefill sees behind it).
-    translated_tube: bool = True
+    translated_tube: bool = False
     # With the flow prefill and "uniform" translation: a translated mask's centre is this many
     # times as likely to land on a moving object (`flow.moving_speed`) as elsewhere (1 = uniform).
     mover_weight: float = 1.0
@@ -115,7 +115,7 @@ class GeneratorConfig:
     channels: int = 32
     padding: Padding = "zero"
     # Each stage's output in the hole is g * prefill + (1 - g) * its colour, g in [0, 1] learnt
-    # per pixel (for data.prefill: flow).
+    # per pixel (for data.prefill: flow or pyramid+flow).
     prefill_gate: bool = True
 
 
@@ -537,7 +537,7 @@ def load_config(yaml_paths: Sequence[str | os.PathLike] = (), overrides: Sequenc
 # 8928514; generator.prefill_gate, 74dd721) lacks it and ran with the value below; the others
 # are listed so that any saved config, even a hand-cut one, reads as it did.
 SAVED_CONFIG_GAPS = {
-    "data": {"prefill": "none", "translated_tube": False, "mover_weight": 1.0},
+    "data": {"prefill": "none"},
     "flow": {"moving_speed": 0.0},
     "generator": {"channels": 48, "prefill_gate": False},
     "train": {"steps": 60000, "batch_size": 5, "learning_rate": 2e-4, "final_lr_fraction": 1.0,
