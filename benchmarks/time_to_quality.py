@@ -133,6 +133,7 @@ class Contender:
     next_eval: float = 0.0
     # [seconds, steps, hole PSNR] (+ the mean gate in the hole, with the flow prefill)
     curve: list = field(default_factory=list)
+    gate_probe: object = None
 
     def build(self):
         import keras
@@ -226,16 +227,18 @@ class Contender:
         settings = self.config.generator
         if not settings.prefill_gate:
             return None
-        generator = self.model.generator
-        stage = "coarse" if settings.arch == "base" else "refine"
-        probe = keras.Model(generator.inputs, generator.get_layer(f"{stage}_gate_output").output)
+        if self.gate_probe is None:  # the generator's own gate layer, built once
+            generator = self.model.generator
+            stage = "coarse" if settings.arch == "base" else "refine"
+            self.gate_probe = keras.Model(generator.inputs,
+                                          generator.get_layer(f"{stage}_gate_output").output)
         total = inside = 0.0
         for i in range(0, len(self.clip.frames), 4):
             hole = tf.cast(self.clip.masks[i:i + 4] > 0, tf.float32)
             inputs = network_input(to_signed(self.clip.frames[i:i + 4]), hole, None,
                                    self.config.data.prefill, to_signed(self.prefilled[i:i + 4]))
             padded, (height, width) = pad_to_multiple(inputs, MULTIPLE, mode=EDGE_PAD_MODE)
-            gate = probe(padded)[:, :height, :width]
+            gate = self.gate_probe(padded)[:, :height, :width]
             total += float(tf.reduce_sum(gate * hole))
             inside += float(tf.reduce_sum(hole))
         return round(total / max(inside, 1.0), 3)

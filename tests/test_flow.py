@@ -304,7 +304,7 @@ def test_moving_speed_off_is_the_plain_fill():
     hole[6, 20:40, 113:126] = 1
     given = np.where(hole > 0, 0, frames).astype(np.uint8)
     still = flow.flow_fill(given, hole, fields=fields, moving_speed=0.0)
-    known, same = flow._sources(hole, fields, 0.0)
+    known, same = flow._sources(hole, fields, flow.moving_objects(fields, hole, 0.0))
     assert same is fields and np.array_equal(known, 1.0 - hole)
     plain = flow.flow_fill(given, hole, fields=fields)
     np.testing.assert_array_equal(still.filled, plain.filled)

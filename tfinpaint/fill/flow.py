@@ -472,7 +472,7 @@ def flow_fill(frames: np.ndarray, masks: np.ndarray, *, preset: str = "medium",
     if fields is None:
         fields = flow_fields(frames, hole, preset=preset, flow_input=flow_input, check=check,
                              margin=margin)
-    known, fields = _sources(hole, fields, moving_speed)
+    known, fields = _sources(hole, fields, moving_objects(fields, hole, moving_speed))
     video = [tf.constant(a) for a in (frames.astype(np.float32), known, fields.forward,
                                       fields.backward, fields.forward_reliable,
                                       fields.backward_reliable)]
@@ -500,12 +500,9 @@ def _max_hops(settings: FlowConfig) -> int | None:
     return settings.max_hops or None
 
 
-def _sources(hole: np.ndarray, fields: FlowFields, moving_speed: float,
-             movers: np.ndarray | None = None):
+def _sources(hole: np.ndarray, fields: FlowFields, movers: np.ndarray):
     """(known float32 [N, H, W, 1]: 1 where a pixel may be copied, the fields to follow): the
-    moving objects (`movers`, else found by `moving_objects`) are taken out of both."""
-    if movers is None:
-        movers = moving_objects(fields, hole, moving_speed)
+    moving objects (`moving_objects`, bool [N, H, W]) are taken out of both."""
     return 1.0 - np.maximum(hole, movers[..., None]), without_movers(fields, movers)
 
 
@@ -540,7 +537,7 @@ class VideoFlow:
                              flow_input=settings.flow_input, check=settings.check,
                              margin=settings.margin)
         self.movers = moving_objects(fields, hole, settings.moving_speed)
-        known, fields = _sources(hole, fields, settings.moving_speed, self.movers)
+        known, fields = _sources(hole, fields, self.movers)
         self.seconds = time.perf_counter() - began
         self.settings = settings
         self.frames = tf.constant(np.asarray(frames, np.float32))
