@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ FlowPreset = Literal["ultrafast", "fast", "medium"]
 FlowInput = Literal["telea", "pyramid"]
 FlowBlend = Literal["nearest", "both"]
 Translation = Literal["uniform", "boundary"]
+# generator.flow_keep besides a number in [0, 1]: measured per clip, or no blend layer at all
+FlowKeep = Literal["auto", "none"]
 CropPlacement = Literal["random", "hole"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 # Mask propagation: the flow warp alone, the network alone (the paper), the network correcting the
@@ -117,6 +120,11 @@ class GeneratorConfig:
     # Each stage's output in the hole is g * prefill + (1 - g) * its colour, g in [0, 1] learnt
     # per pixel (for data.prefill: flow or pyramid+flow).
     prefill_gate: bool = True
+    # With a flow fill (data.prefill: flow or pyramid+flow), the result in the hole is
+    # keep * flow fill + (1 - keep) * the network's: "auto" measures keep per clip after the fit
+    # on held-out training holes (tfinpaint.fitting.blend), a number fixes it, "none" has no
+    # blend (the network's output as it is). The fit itself always trains the network alone.
+    flow_keep: float | FlowKeep = "auto"
 
 
 @dataclass
@@ -360,6 +368,15 @@ def choices(kind: Any) -> tuple[str, ...]:
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):  # the first arm that takes it
+        for arm in typing.get_args(kind):
+            try:
+                return _coerce(value, arm, where)
+            except InputError:
+                continue
+        allowed = " or ".join(", ".join(choices(arm)) if typing.get_origin(arm) is Literal
+                              else arm.__name__ for arm in typing.get_args(kind))
+        raise InputError(f"config {where}: expected {allowed}, got {value!r}")
     if typing.get_origin(kind) is Literal:
         allowed = choices(kind)
         if value not in allowed:
@@ -484,6 +501,8 @@ def _validate(config: Config) -> None:
     d = config.data
     _require("data", {f"{name} >= 0": getattr(d, name) >= 0 for name in (
         "working_height", "working_width", "crop_height", "crop_width")})
+    keep = config.generator.flow_keep
+    _require("generator", {"0 <= flow_keep <= 1": isinstance(keep, str) or 0 <= keep <= 1})
     f = config.flow
     if uses_flow(d.prefill) and config.progressive.stages > 1:
         raise InputError(f"config data.prefill: {d.prefill} is not supported with progressive.stages > 1 "
@@ -539,7 +558,7 @@ def load_config(yaml_paths: Sequence[str | os.PathLike] = (), overrides: Sequenc
 SAVED_CONFIG_GAPS = {
     "data": {"prefill": "none"},
     "flow": {"moving_speed": 0.0},
-    "generator": {"channels": 48, "prefill_gate": False},
+    "generator": {"channels": 48, "prefill_gate": False, "flow_keep": "none"},
     "train": {"steps": 60000, "batch_size": 5, "learning_rate": 2e-4, "final_lr_fraction": 1.0,
               "time_budget_minutes": 0.0, "checkpoint_every": 1000, "log_every": 50,
               "selfcheck_every": 250},

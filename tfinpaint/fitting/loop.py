@@ -13,6 +13,7 @@ import numpy as np
 from tfinpaint.config import Config, uses_flow
 from tfinpaint.data.samplers import MaskSampler, sampling_from
 from tfinpaint.errors import InputError
+from tfinpaint.fitting.blend import KeepChoice, measure_keep, set_keep
 from tfinpaint.fitting.checkpoints import Checkpoints
 from tfinpaint.fitting.device import choose_precision, choose_strategy
 from tfinpaint.fitting.inpainter import Inpainter
@@ -63,6 +64,8 @@ class FitOutcome:
     selfcheck: list[tuple[int, float, float]] = field(default_factory=list)
     recoveries: list[dict] = field(default_factory=list)  # see Monitor.recover
     skipped: list[dict] = field(default_factory=list)  # see Monitor.skip
+    # generator.flow_keep as measured after this fit ("auto"); None where nothing was measured
+    flow_keep: KeepChoice | None = None
 
 
 def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
@@ -124,6 +127,7 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
                 f" or until {budget:g} min of fitting ({fitted:.1f} done)" if budget else ""),
                 file=sys.stderr)
         progress = [FitProgress(config, monitor)] if verbose else []
+        set_keep(model.generator, 0.0)  # the network learns alone; the blend is set after
         model.fit(dataset, epochs=1, steps_per_epoch=remaining // spe * spe, shuffle=False,
                   callbacks=[FitClock(), monitor, *progress, *callbacks], verbose=0)
         if monitor.diverged and monitor.recovery.events:
@@ -136,10 +140,36 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
         monitor.run_selfcheck(monitor.step(), images=True)
         if monitor.numerics is not None and verbose:
             print(f"numerics: {monitor.numerics.summary()}", file=sys.stderr)
-    elif verbose:
-        print(f"already fitted to step {start}", file=sys.stderr)
+        choice = settle_keep(config, model, sampler, monitor, verbose=verbose)
+    else:
+        if verbose:
+            print(f"already fitted to step {start}", file=sys.stderr)
+        if not isinstance(config.generator.flow_keep, str):  # a fixed keep, maybe changed
+            settle_keep(config, model, sampler, monitor, verbose=verbose)
+        choice = None
     return FitOutcome(model=model, steps=int(model.optimizer.iterations.numpy()),
                       seconds=time.perf_counter() - began, stop_reason=monitor.stop_reason,
                       selfcheck=monitor.history,
                       recoveries=monitor.recovery.events if monitor.recovery else [],
-                      skipped=monitor.recovery.skips if monitor.recovery else [])
+                      skipped=monitor.recovery.skips if monitor.recovery else [],
+                      flow_keep=choice)
+
+
+def settle_keep(config: Config, model: Inpainter, sampler, monitor: Monitor, *,
+                verbose: bool) -> KeepChoice | None:
+    """Sets the generator's `FlowKeep` as `generator.flow_keep` says (with "auto", measured on
+    held-out training holes and logged to the console and TensorBoard) and checkpoints it.
+    Returns the measurement, None where nothing was measured."""
+    setting, choice = config.generator.flow_keep, None
+    if setting == "none" or not set_keep(model.generator, 0.0):
+        return None
+    if setting == "auto":
+        choice = measure_keep(model.generator, sampler, config.data.prefill, config.train.seed)
+        set_keep(model.generator, choice.keep)
+        if verbose:
+            print(f"flow keep: {choice.describe()}", file=sys.stderr)
+        monitor.log_keep(choice)
+    else:
+        set_keep(model.generator, setting)
+    monitor.checkpoints.save(again=True)
+    return choice

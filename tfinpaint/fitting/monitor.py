@@ -283,6 +283,16 @@ class Monitor(ScalarLog):
                 self.model.stop_training = True
         return psnr
 
+    def log_keep(self, choice) -> None:
+        """The measured `generator.flow_keep` (`tfinpaint.fitting.blend.KeepChoice`), at the
+        last step: its keep and the held-out hole PSNRs with it, network alone, flow alone."""
+        with self.writer.as_default(step=self.step()):
+            tf.summary.scalar("flow_keep/keep", choice.keep)
+            tf.summary.scalar("flow_keep/psnr", choice.psnr)
+            tf.summary.scalar("flow_keep/psnr_network", choice.psnr_network)
+            tf.summary.scalar("flow_keep/psnr_flow", choice.psnr_flow)
+        self.writer.flush()
+
     def on_train_end(self, logs=None):
         if not self.diverged:
             self.checkpoints.save()

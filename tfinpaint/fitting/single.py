@@ -3,6 +3,7 @@ counterpart when `progressive.stages` is 1)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 
@@ -61,6 +62,9 @@ def fit_and_render(config: Config, frames: np.ndarray, masks: np.ndarray, run: R
         "working_size": list(working_size), "native_size": list(frames.shape[1:3]),
         "selfcheck_psnr": outcome.selfcheck[-1][2] if outcome.selfcheck else None,
         "stop_reason": outcome.stop_reason,
+        # generator.flow_keep: "auto" measured after this fit (keep and held-out hole PSNRs)
+        "flow_keep": (dataclasses.asdict(outcome.flow_keep) if outcome.flow_keep
+                      else config.generator.flow_keep),
         "recoveries": outcome.recoveries,
         "skipped_steps": outcome.skipped,
     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfinpaint.config import Architecture, choices
+from tfinpaint.config import Architecture, choices, uses_flow
 from tfinpaint.fill.prefill import apply_prefill
 from tfinpaint.model.layers import GatedConv2D, GatedUpConv2D, PaddedConv2D
 
@@ -148,6 +148,30 @@ def _gated(output, gate, prefilled, hole):
 
 
 @keras.saving.register_keras_serializable(package="tfinpaint")
+class FlowKeep(keras.layers.Layer):
+    """The result in the hole: `keep` of the flow fill and `1 - keep` of the network's output;
+    outside the hole the output as it is. `keep` is a weight, not trained: the fit sets it after
+    training (`tfinpaint.fitting.blend`), so checkpoints and exports carry it; 0 until then."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def build(self, input_shape):
+        self.keep = self.add_weight(shape=(), initializer="zeros", trainable=False, name="keep")
+
+    def call(self, inputs):
+        output, flow, hole = (keras.ops.cast(x, "float32") for x in inputs)
+        return _gated(output, self.keep, flow, hole)
+
+
+def flow_keep_layer(generator: keras.Model) -> FlowKeep | None:
+    """The generator's `FlowKeep` layer, None where it has none (`generator.flow_keep: none`, no
+    flow fill, or a network built before the layer existed)."""
+    return next((layer for layer in generator.layers if isinstance(layer, FlowKeep)), None)
+
+
+@keras.saving.register_keras_serializable(package="tfinpaint")
 class Generator(keras.Model):
     """A functional model for inputs of any H and W that always returns the list of stage outputs.
 
@@ -189,7 +213,7 @@ def _round_up(size, multiple: int = MULTIPLE):
 def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding: str = "zero",
                     in_channels: int = 4, out_channels: int = 3, out_activation: str = "tanh",
                     prefill_gate: bool = False, flow_channels: bool = False,
-                    name: str | None = None) -> keras.Model:
+                    flow_keep: bool = False, name: str | None = None) -> keras.Model:
     """Build one of the paper's generators as a functional `keras.Model`.
 
     Args:
@@ -211,6 +235,8 @@ def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding
             it; outside the hole the output is the network's own. RGB outputs only.
         flow_channels: channels 4:7 hold the flow fill (`data.prefill: pyramid+flow`), and the
             gate keeps those instead of channels 0:3 (the push-pull fill). Needs in_channels >= 7.
+        flow_keep: the last stage's output passes through `FlowKeep`, which keeps its weight's
+            share of the flow fill (channels 4:7 with flow_channels, else 0:3) in the hole.
         name: the model's name (defaults to `arch`).
 
     Returns:
@@ -228,9 +254,9 @@ def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding
         raise ValueError(f"in_channels must be at least 4 (masked RGB + hole), got {in_channels}")
     if flow_channels and in_channels < 4 + FLOW_CHANNELS:
         raise ValueError(f"flow_channels needs in_channels >= {4 + FLOW_CHANNELS}, got {in_channels}")
-    if prefill_gate and out_channels != 3:
-        raise ValueError("prefill_gate blends RGB outputs with the RGB prefill: out_channels "
-                         f"must be 3, got {out_channels}")
+    if (prefill_gate or flow_keep) and out_channels != 3:
+        raise ValueError("prefill_gate and flow_keep blend RGB outputs with the RGB prefill: "
+                         f"out_channels must be 3, got {out_channels}")
     if arch != "base" and out_channels not in (1, 3):
         raise ValueError("a two-stage generator composites its first output over the 3 frame "
                          f"channels, so out_channels must be 1 or 3, got {out_channels}")
@@ -255,6 +281,8 @@ def build_generator(arch: str = "coarse_to_fine", *, channels: int = 48, padding
             dilated = _apply(composite, _REFINE_BRANCH_A, **common, prefix="refine_a")
             features = keras.layers.Concatenate(name="refine_concat")([dilated, features])
         outputs.append(_output(features, **common, **head, prefix="refine", gate=gate))
+    if flow_keep:
+        outputs[-1] = FlowKeep(name="flow_keep")([outputs[-1], kept, hole])
 
     return Generator(inputs, outputs, name=name or arch)
 
@@ -267,7 +295,8 @@ def generator_from(settings, *, in_channels: int = 4, prefill: str = "none") -> 
     flow = prefill == "pyramid+flow"
     return build_generator(settings.arch, channels=settings.channels, padding=settings.padding,
                            in_channels=in_channels + FLOW_CHANNELS * flow,
-                           prefill_gate=settings.prefill_gate, flow_channels=flow)
+                           prefill_gate=settings.prefill_gate, flow_channels=flow,
+                           flow_keep=uses_flow(prefill) and settings.flow_keep != "none")
 
 
 def pad_to_multiple(x, multiple: int = MULTIPLE, mode: str = "REFLECT"):
