@@ -16,6 +16,10 @@ Clips:
   crossing-rider  crossing under bmx-trees' rider masks (the paper's object protocol).
   dog             dog-agility under bmx-trees' rider masks.
 
+With a flow fill and `generator.flow_keep` (default "auto"), every evaluation first measures
+the share of the flow fill to keep on held-out training holes, as the fit does when it ends,
+and scores the blend; the network's own score is logged beside it.
+
 Writes `OUT/time_to_quality.json` and `OUT/time_to_quality.png` (PSNR vs seconds, one panel per
 clip, OpenCV's Telea fill as a dashed line).
 
@@ -131,9 +135,12 @@ class Contender:
     budget: float = 300.0  # fit seconds
     fit_seconds: float = 0.0
     next_eval: float = 0.0
-    # [seconds, steps, hole PSNR] (+ the mean gate in the hole, with the flow prefill)
+    # [seconds, steps, hole PSNR] (+ the mean gate in the hole, with the flow prefill; + the
+    # flow keep and the network's own hole PSNR, with a `FlowKeep` layer)
     curve: list = field(default_factory=list)
     gate_probe: object = None
+    # generator.flow_keep's last measurement (`tfinpaint.fitting.blend.KeepChoice`), with "auto"
+    keep: object = None
 
     def build(self):
         import keras
@@ -184,6 +191,9 @@ class Contender:
                 if contender.fit_seconds + time.perf_counter() - began >= deadline:
                     self.model.stop_training = True
 
+        from tfinpaint.fitting.blend import set_keep
+
+        set_keep(self.model.generator, 0.0)  # the network fits alone, as `fit` trains it
         remaining = train.steps - self.steps
         if remaining <= 0:
             self.fit_seconds = budget  # the schedule is done: its curve stays flat from here
@@ -197,10 +207,8 @@ class Contender:
                        callbacks=[FitClock(), Stop()], verbose=0, shuffle=False)
         self.fit_seconds += time.perf_counter() - began
 
-    def evaluate(self) -> float:
+    def render(self) -> np.ndarray:
         import tensorflow as tf
-
-        from tfinpaint.evaluation.metrics import psnr
 
         def batch(i):
             inputs = [self.clip.frames[i:i + 4], self.clip.masks[i:i + 4]]
@@ -208,11 +216,29 @@ class Contender:
                 inputs.append(self.prefilled[i:i + 4])
             return self.fill(*(tf.constant(part) for part in inputs)).numpy()
 
-        filled = np.concatenate([batch(i) for i in range(0, len(self.clip.frames), 4)])
-        self.filled = filled
-        score = psnr(filled, self.clip.truth, self.clip.masks)
+        return np.concatenate([batch(i) for i in range(0, len(self.clip.frames), 4)])
+
+    def evaluate(self) -> float:
+        """Renders the clip as the fit would now (with "auto" `generator.flow_keep` measured on
+        held-out training holes first, as `fitting.loop.settle_keep` does) and scores the hole."""
+        from tfinpaint.evaluation.metrics import psnr
+        from tfinpaint.fitting.blend import measure_keep, set_keep
+
+        setting = self.config.generator.flow_keep
+        self.network_filled = self.render()  # the network alone (its FlowKeep, if any, at 0)
+        blended = set_keep(self.model.generator, 0.0)  # False without a FlowKeep layer
+        if blended:
+            if setting == "auto":
+                self.keep = measure_keep(self.model.generator, self.sampler,
+                                         self.config.data.prefill, self.config.train.seed)
+            set_keep(self.model.generator, self.keep.keep if setting == "auto" else setting)
+        self.filled = self.render() if blended else self.network_filled
+        score = psnr(self.filled, self.clip.truth, self.clip.masks)
         self.curve.append([round(self.fit_seconds, 1), self.steps, round(score, 3)]
-                          + ([] if self.prefilled is None else [self.gate_in_hole()]))
+                          + ([] if self.prefilled is None else [self.gate_in_hole()])
+                          + ([] if not blended else [
+                              float(self.model.generator.get_layer("flow_keep").keep.numpy()),
+                              round(psnr(self.network_filled, self.clip.truth, self.clip.masks), 3)]))
         return score
 
     def gate_in_hole(self) -> float | None:
@@ -266,10 +292,12 @@ def race(contenders: list[Contender], *, eval_every: float, slice_seconds: float
             if contender.fit_seconds >= min(contender.next_eval, budget):
                 score = contender.evaluate()
                 contender.next_eval = next_eval(contender.next_eval)
-                gate = contender.curve[-1][3:]
+                extra = contender.curve[-1][3:]
                 print(f"{contender.clip.name} {contender.name}: {contender.fit_seconds:.0f} s "
                       f"step {contender.steps} hole PSNR {score:.2f} dB"
-                      + (f" gate {gate[0]}" if gate and gate[0] is not None else ""),
+                      + (f" gate {extra[0]}" if extra and extra[0] is not None else "")
+                      + (f" keep {extra[1]:.2f} (network alone {extra[2]:.2f} dB)"
+                         if len(extra) > 1 else ""),
                       file=sys.stderr, flush=True)
 
 
@@ -353,6 +381,9 @@ def main(argv=None) -> int:
             # hole PSNR, hole SSIM and warping error of each contender's last render and prefill
             "final": {c.name: _scores(c.filled, clip) for c in contenders}
             | {"telea": _scores(telea_baseline(clip.frames, clip.masks), clip)},
+            # the same of the network alone, where a flow keep blended the last render
+            "network_alone": {c.name: _scores(c.network_filled, clip) for c in contenders
+                              if c.network_filled is not c.filled},
             "prefill": {c.name: _scores(c.prefilled, clip) for c in contenders
                         if c.prefilled is not None},
         }

@@ -71,11 +71,11 @@ class DataConfig:
     # The network's input inside the hole: "none" (zeros, the paper), "pyramid" (a push-pull
     # average of its surroundings), "flow" (what the other frames show there, `flow`) or
     # "pyramid+flow" (the push-pull fill, and the flow fill as 3 more channels the gate may keep).
-    prefill: Prefill = "flow"
+    prefill: Prefill = "pyramid+flow"
     # With the flow prefill: the translated mask also hides the other frames, moving through them
     # as the mask it was borrowed from moves (a tube), so that the training hole's prefill is as
     # blind as the real hole's (false: it hides frame i only, and the prefill sees behind it).
-    translated_tube: bool = False
+    translated_tube: bool = True
     # With the flow prefill and "uniform" translation: a translated mask's centre is this many
     # times as likely to land on a moving object (`flow.moving_speed`) as elsewhere (1 = uniform).
     mover_weight: float = 1.0
@@ -119,7 +119,7 @@ class GeneratorConfig:
     padding: Padding = "zero"
     # Each stage's output in the hole is g * prefill + (1 - g) * its colour, g in [0, 1] learnt
     # per pixel (for data.prefill: flow or pyramid+flow).
-    prefill_gate: bool = True
+    prefill_gate: bool = False
     # With a flow fill (data.prefill: flow or pyramid+flow), the result in the hole is
     # keep * flow fill + (1 - keep) * the network's: "auto" measures keep per clip after the fit
     # on held-out training holes (tfinpaint.fitting.blend), a number fixes it, "none" has no
@@ -556,7 +556,7 @@ def load_config(yaml_paths: Sequence[str | os.PathLike] = (), overrides: Sequenc
 # 8928514; generator.prefill_gate, 74dd721) lacks it and ran with the value below; the others
 # are listed so that any saved config, even a hand-cut one, reads as it did.
 SAVED_CONFIG_GAPS = {
-    "data": {"prefill": "none"},
+    "data": {"prefill": "none", "translated_tube": False},
     "flow": {"moving_speed": 0.0},
     "generator": {"channels": 48, "prefill_gate": False, "flow_keep": "none"},
     "train": {"steps": 60000, "batch_size": 5, "learning_rate": 2e-4, "final_lr_fraction": 1.0,
