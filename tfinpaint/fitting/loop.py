@@ -110,6 +110,7 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
                                        monitor.writer, verbose=verbose)
     began = time.perf_counter()
     remaining = config.train.steps - start
+    choice = None  # generator.flow_keep measured after this fit
     if remaining > 0 and budget_spent(model, config):
         if verbose:
             print(f"the time budget of {config.train.time_budget_minutes:g} min is spent "
@@ -146,7 +147,6 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
             print(f"already fitted to step {start}", file=sys.stderr)
         if not isinstance(config.generator.flow_keep, str):  # a fixed keep, maybe changed
             settle_keep(config, model, sampler, monitor, verbose=verbose)
-        choice = None
     return FitOutcome(model=model, steps=int(model.optimizer.iterations.numpy()),
                       seconds=time.perf_counter() - began, stop_reason=monitor.stop_reason,
                       selfcheck=monitor.history,
