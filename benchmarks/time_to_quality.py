@@ -191,9 +191,6 @@ class Contender:
                 if contender.fit_seconds + time.perf_counter() - began >= deadline:
                     self.model.stop_training = True
 
-        from tfinpaint.fitting.blend import set_keep
-
-        set_keep(self.model.generator, 0.0)  # the network fits alone, as `fit` trains it
         remaining = train.steps - self.steps
         if remaining <= 0:
             self.fit_seconds = budget  # the schedule is done: its curve stays flat from here

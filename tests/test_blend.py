@@ -63,6 +63,8 @@ def test_flow_keep_layer_blends_in_the_hole_only_and_round_trips(tmp_path):
     blended = generator(inputs)[-1].numpy()
     expected = np.where(hole > 0, 0.25 * inputs[..., 4:7] + 0.75 * network, network)
     np.testing.assert_allclose(blended, expected, atol=1e-6)
+    # in training the network's output passes as it is: it learns alone, whatever the share
+    np.testing.assert_allclose(generator(inputs, training=True)[-1].numpy(), network, atol=1e-6)
     # a saved generator keeps the layer and its weight
     generator.save(tmp_path / "g.keras")
     loaded = keras.saving.load_model(tmp_path / "g.keras")

@@ -128,7 +128,6 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
                 f" or until {budget:g} min of fitting ({fitted:.1f} done)" if budget else ""),
                 file=sys.stderr)
         progress = [FitProgress(config, monitor)] if verbose else []
-        set_keep(model.generator, 0.0)  # the network learns alone; the blend is set after
         model.fit(dataset, epochs=1, steps_per_epoch=remaining // spe * spe, shuffle=False,
                   callbacks=[FitClock(), monitor, *progress, *callbacks], verbose=0)
         if monitor.diverged and monitor.recovery.events:

@@ -151,7 +151,9 @@ def _gated(output, gate, prefilled, hole):
 class FlowKeep(keras.layers.Layer):
     """The result in the hole: `keep` of the flow fill and `1 - keep` of the network's output;
     outside the hole the output as it is. `keep` is a weight, not trained: the fit sets it after
-    training (`tfinpaint.fitting.blend`), so checkpoints and exports carry it; 0 until then."""
+    training (`tfinpaint.fitting.blend`), so checkpoints and exports carry it; 0 until then.
+    In training (`training=True`) the network's output passes as it is: the network learns
+    alone, whatever share an earlier fit measured."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("dtype", "float32")
@@ -160,8 +162,10 @@ class FlowKeep(keras.layers.Layer):
     def build(self, input_shape):
         self.keep = self.add_weight(shape=(), initializer="zeros", trainable=False, name="keep")
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         output, flow, hole = (keras.ops.cast(x, "float32") for x in inputs)
+        if training:
+            return output
         return _gated(output, self.keep, flow, hole)
 
 
