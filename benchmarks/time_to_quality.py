@@ -222,8 +222,8 @@ class Contender:
         from tfinpaint.fitting.blend import measure_keep, set_keep
 
         setting = self.config.generator.flow_keep
-        self.network_filled = self.render()  # the network alone (its FlowKeep, if any, at 0)
         blended = set_keep(self.model.generator, 0.0)  # False without a FlowKeep layer
+        self.network_filled = self.render()  # the network alone (its FlowKeep, if any, at 0)
         if blended:
             if setting == "auto":
                 self.keep = measure_keep(self.model.generator, self.sampler,

@@ -21,7 +21,7 @@ from tfinpaint.fitting.monitor import FitProgress, Monitor
 from tfinpaint.fitting.numerics import NumericsLog
 from tfinpaint.fitting.schedule import FitClock, begin_segment, budget_spent, learning_rate, schedule_end
 from tfinpaint.io.rundir import RunDir
-from tfinpaint.model.generator import generator_from
+from tfinpaint.model.generator import flow_keep_layer, generator_from
 from tfinpaint.model.vgg import build_feature_extractor, resolve_weights
 
 
@@ -160,7 +160,7 @@ def settle_keep(config: Config, model: Inpainter, sampler, monitor: Monitor, *,
     held-out training holes and logged to the console and TensorBoard) and checkpoints it.
     Returns the measurement, None where nothing was measured."""
     setting, choice = config.generator.flow_keep, None
-    if setting == "none" or not set_keep(model.generator, 0.0):
+    if flow_keep_layer(model.generator) is None:  # flow_keep none, or no flow fill
         return None
     if setting == "auto":
         choice = measure_keep(model.generator, sampler, config.data.prefill, config.train.seed)
