@@ -33,13 +33,14 @@ def _psnr(error: np.ndarray) -> float:
 
 
 def mix_shares(fills: list[np.ndarray], truth: np.ndarray) -> np.ndarray:
-    """Shares w >= 0, sum(w) = 1, minimising |sum(w_k fills_k) - truth|^2 (two fills, flat
-    arrays): the unconstrained optimum on the line w_0 + w_1 = 1, clipped to [0, 1]."""
-    apart = fills[0] - fills[1]
-    denominator = float(apart @ apart)
-    first = 0.0 if denominator == 0 else float(apart @ (truth - fills[1])) / denominator
-    first = min(max(first, 0.0), 1.0)
-    return np.array([first, 1.0 - first])
+    """Shares w >= 0, sum(w) = 1, minimising |sum(w_k fills_k) - truth|^2 for the two fills
+    (flow, push-pull; flat arrays): the fit's own `best_keep`, with the push-pull fill in the
+    network's place, so the flow share is rounded to 0.01 as the fit's keep is."""
+    from tfinpaint.fitting.blend import best_keep
+
+    column = [a[:, None] for a in (*fills, truth)]
+    flow_share = best_keep(column[1], column[0], column[2], np.ones(len(truth), bool)).keep
+    return np.array([flow_share, 1.0 - flow_share])
 
 
 def _mixed(fills: list[np.ndarray], shares: np.ndarray) -> np.ndarray:

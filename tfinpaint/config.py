@@ -77,8 +77,10 @@ class DataConfig:
     # blind as the real hole's (false: it hides frame i only, and the prefill sees behind it).
     translated_tube: bool = True
     # With the flow prefill and "uniform" translation: a translated mask's centre is this many
-    # times as likely to land on a moving object (`flow.moving_speed`) as elsewhere (1 = uniform).
-    mover_weight: float = 1.0
+    # times as likely to land on a moving object (`flow.moving_speed`) as elsewhere (1 = uniform),
+    # so that training holes hide moving things, where the flow fill is wrong, about as often as
+    # a real hole does. A clip without movers draws uniformly.
+    mover_weight: float = 16.0
 
 
 @dataclass
