@@ -3,11 +3,16 @@ hole with movers as sources (`flow.moving_speed` 0), beside the default fill and
 
     python benchmarks/ghosts.py --out runs/ghosts             # bmx-trees' rectangle
     python benchmarks/ghosts.py --clip dog --frames 4 --out runs/ghosts
+    python benchmarks/ghosts.py --renders runs/ttq/renders_dog.npz --out runs/ghosts
 
 Clips are `time_to_quality.load_clip`'s (240x432). For each clip the frames where the two
 fills differ most inside the hole are drawn: one row per frame, columns truth | Telea | movers
 as sources | default, cut around the hole and enlarged 2x, the hole outlined. Writes
 OUT/ghosts_<clip>.png and prints JSON with each shown frame's hole PSNR per fill.
+
+With --renders (a `time_to_quality.py --save-renders` file) the fits' results are drawn instead:
+columns truth | Telea | flow fill | each contender, the rows the frames where the flow fill is
+furthest from the truth in the hole (where propagation pasted what is not there), or --at.
 """
 
 from __future__ import annotations
@@ -52,31 +57,47 @@ def main(argv=None) -> int:
     parser.add_argument("--bmx-frames", type=int, default=80)
     parser.add_argument("--frames", type=int, default=3, help="rows: the frames shown")
     parser.add_argument("--out", type=Path, default=Path("runs/ghosts"))
+    parser.add_argument("--renders", type=Path,
+                        help="a time_to_quality.py --save-renders .npz: draw its fits' results")
+    parser.add_argument("--at", type=lambda text: [int(v) for v in text.split(",")],
+                        metavar="T,T,...", help="with --renders: these frames")
     args = parser.parse_args(argv)
 
-    clip = load_clip(args.clip, args.bmx_frames)
-    fills = {"truth": clip.truth, "Telea": telea_baseline(clip.frames, clip.masks),
-             "movers as sources": fill_clip(clip.frames, clip.masks,
-                                            FlowConfig(moving_speed=0.0)).filled,
-             "default": fill_clip(clip.frames, clip.masks, FlowConfig()).filled}
-    hole = clip.masks[..., 0] > 0
-    change = np.abs(fills["movers as sources"].astype(int) - fills["default"]).sum(-1) * hole
-    shown = sorted(np.argsort(change.reshape(len(hole), -1).sum(1))[::-1][:args.frames])
+    if args.renders is not None:
+        saved = np.load(args.renders)
+        name, masks, truth = args.renders.stem.removeprefix("renders_"), saved["masks"], saved["truth"]
+        fills = {"truth": truth, "Telea": saved["telea"]} | {
+            key.removeprefix("fill:"): saved[key] for key in saved.files
+            if key == "flow fill" or key.startswith("fill:")}
+        reference = fills.get("flow fill", fills["Telea"])
+    else:
+        clip = load_clip(args.clip, args.bmx_frames)
+        name, masks, truth = args.clip, clip.masks, clip.truth
+        fills = {"truth": truth, "Telea": telea_baseline(clip.frames, clip.masks),
+                 "movers as sources": fill_clip(clip.frames, clip.masks,
+                                                FlowConfig(moving_speed=0.0)).filled,
+                 "default": fill_clip(clip.frames, clip.masks, FlowConfig()).filled}
+    hole = masks[..., 0] > 0
+    if args.renders is None:  # where excluding movers as sources changed the fill most
+        change = np.abs(fills["movers as sources"].astype(int) - fills["default"]).sum(-1)
+    else:  # where the flow fill (or Telea, without one) is furthest from the truth
+        change = np.abs(reference.astype(int) - truth).sum(-1)
+    change = (change * hole).reshape(len(hole), -1).sum(1)
+    shown = args.at or sorted(np.argsort(change)[::-1][:args.frames])
     rows, scores = [], {}
     for t in shown:
         box = _crop_box(hole[t])
-        rows.append(np.concatenate([_panel(image[t], hole[t], box, f"{name} #{t}")
-                                    for name, image in fills.items()], axis=1))
-        scores[int(t)] = {name: round(psnr(image[t:t + 1], clip.truth[t:t + 1],
-                                           clip.masks[t:t + 1]), 2)
-                          for name, image in fills.items() if name != "truth"}
+        rows.append(np.concatenate([_panel(image[t], hole[t], box, f"{label} #{t}")
+                                    for label, image in fills.items()], axis=1))
+        scores[int(t)] = {label: round(psnr(image[t:t + 1], truth[t:t + 1], masks[t:t + 1]), 2)
+                          for label, image in fills.items() if label != "truth"}
     width = max(row.shape[1] for row in rows)
     canvas = np.concatenate([cv2.copyMakeBorder(row, 0, 4, 0, width - row.shape[1],
                                                 cv2.BORDER_CONSTANT) for row in rows])
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"ghosts_{args.clip}.png"
+    path = args.out / f"ghosts_{name}.png"
     cv2.imwrite(str(path), canvas)
-    print(json.dumps({"clip": clip.name, "picture": str(path), "hole_psnr": scores}, indent=1))
+    print(json.dumps({"clip": name, "picture": str(path), "hole_psnr": scores}, indent=1))
     return 0
 
 

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--crossing-data", type=Path, default=CROSSING_DATA,
                         help="the crossing folder (with frames/ and masks/); default: %(default)s")
     parser.add_argument("--out", default="runs/time_to_quality")
+    parser.add_argument("--save-renders", action="store_true",
+                        help="also write OUT/renders_<clip>.npz: the clip, its truth, Telea, the "
+                        "flow fill and each contender's last render (for benchmarks/ghosts.py)")
     return parser
 
 
@@ -346,6 +349,20 @@ def _scores(filled: np.ndarray, clip: Clip) -> dict:
                                                          "warping_error")}
 
 
+def save_renders(path: Path, clip: Clip, contenders: list) -> None:
+    """The clip (frames, masks, truth), Telea's fill, the flow fill (where a contender has one)
+    and each contender's last render as `fill:<name>`, uint8 at the working resolution."""
+    from tfinpaint.evaluation.metrics import telea_baseline
+
+    prefilled = next((c.prefilled for c in contenders if c.prefilled is not None), None)
+    arrays = {"frames": clip.frames, "masks": clip.masks, "truth": clip.truth,
+              "telea": telea_baseline(clip.frames, clip.masks)}
+    if prefilled is not None:
+        arrays["flow fill"] = prefilled
+    arrays |= {f"fill:{c.name}": c.filled for c in contenders}
+    np.savez_compressed(path, **{key: np.asarray(value, np.uint8) for key, value in arrays.items()})
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from tfinpaint.config import load_config, to_dict
@@ -384,6 +401,8 @@ def main(argv=None) -> int:
             "prefill": {c.name: _scores(c.prefilled, clip) for c in contenders
                         if c.prefilled is not None},
         }
+        if args.save_renders:
+            save_renders(out / f"renders_{clip_name}.npz", clip, contenders)
         (out / "time_to_quality.json").write_text(json.dumps({
             "budget_minutes": dict(zip(names, budgets)), "eval_every_seconds": args.eval_every,
             "configs": {name: to_dict(config) for name, config in zip(names, configs)},

@@ -11,7 +11,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--set", "train.steps=2", "--set", "generator.arch=base", "--set", "generator.channels=8",
         "--set", "train.checkpoint_every=1", "--set", "train.selfcheck_every=1",
-        "--set", "train.batch_size=1", "--set", "train.precision=float32"]
+        "--set", "train.batch_size=1", "--set", "train.precision=float32",
+        # the jobs, not the fill, are under test: a small working size and the push-pull prefill
+        "--set", "data.working_height=32", "--set", "data.working_width=48",
+        "--set", "data.prefill=pyramid", "--set", "generator.prefill_gate=false"]
 
 
 def _fit_many(*args):
