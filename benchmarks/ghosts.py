@@ -65,11 +65,13 @@ def main(argv=None) -> int:
 
     if args.renders is not None:
         saved = np.load(args.renders)
-        name, masks, truth = args.renders.stem.removeprefix("renders_"), saved["masks"], saved["truth"]
+        name = args.renders.stem.removeprefix("renders_")
+        masks, truth = saved["masks"], saved["truth"]
         fills = {"truth": truth, "Telea": saved["telea"]} | {
             key.removeprefix("fill:"): saved[key] for key in saved.files
             if key == "flow fill" or key.startswith("fill:")}
-        reference = fills.get("flow fill", fills["Telea"])
+        # where the flow fill (or Telea, without one) is furthest from the truth
+        compared = fills.get("flow fill", fills["Telea"]), truth
     else:
         clip = load_clip(args.clip, args.bmx_frames)
         name, masks, truth = args.clip, clip.masks, clip.truth
@@ -77,12 +79,11 @@ def main(argv=None) -> int:
                  "movers as sources": fill_clip(clip.frames, clip.masks,
                                                 FlowConfig(moving_speed=0.0)).filled,
                  "default": fill_clip(clip.frames, clip.masks, FlowConfig()).filled}
+        # where excluding movers as sources changed the fill most
+        compared = fills["movers as sources"], fills["default"]
     hole = masks[..., 0] > 0
-    if args.renders is None:  # where excluding movers as sources changed the fill most
-        change = np.abs(fills["movers as sources"].astype(int) - fills["default"]).sum(-1)
-    else:  # where the flow fill (or Telea, without one) is furthest from the truth
-        change = np.abs(reference.astype(int) - truth).sum(-1)
-    change = (change * hole).reshape(len(hole), -1).sum(1)
+    change = np.abs(compared[0].astype(int) - compared[1]).sum(-1) * hole
+    change = change.reshape(len(hole), -1).sum(1)
     shown = args.at or sorted(np.argsort(change)[::-1][:args.frames])
     rows, scores = [], {}
     for t in shown:

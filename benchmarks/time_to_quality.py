@@ -349,14 +349,11 @@ def _scores(filled: np.ndarray, clip: Clip) -> dict:
                                                          "warping_error")}
 
 
-def save_renders(path: Path, clip: Clip, contenders: list) -> None:
+def save_renders(path: Path, clip: Clip, telea: np.ndarray, contenders: list) -> None:
     """The clip (frames, masks, truth), Telea's fill, the flow fill (where a contender has one)
     and each contender's last render as `fill:<name>`, uint8 at the working resolution."""
-    from tfinpaint.evaluation.metrics import telea_baseline
-
     prefilled = next((c.prefilled for c in contenders if c.prefilled is not None), None)
-    arrays = {"frames": clip.frames, "masks": clip.masks, "truth": clip.truth,
-              "telea": telea_baseline(clip.frames, clip.masks)}
+    arrays = {"frames": clip.frames, "masks": clip.masks, "truth": clip.truth, "telea": telea}
     if prefilled is not None:
         arrays["flow fill"] = prefilled
     arrays |= {f"fill:{c.name}": c.filled for c in contenders}
@@ -386,15 +383,16 @@ def main(argv=None) -> int:
                       for name, config, minutes in zip(names, configs, budgets)]
         race(contenders, eval_every=args.eval_every, slice_seconds=args.slice,
              eval_at=args.eval_at)
+        telea = telea_baseline(clip.frames, clip.masks)
         results[clip.name] = {
-            "telea_psnr": round(psnr(telea_baseline(clip.frames, clip.masks), clip.truth, clip.masks), 3),
+            "telea_psnr": round(psnr(telea, clip.truth, clip.masks), 3),
             # the flow prefill alone (propagation only), where a contender uses one
             "propagation_psnr": next((round(psnr(c.prefilled, clip.truth, clip.masks), 3)
                                       for c in contenders if c.prefilled is not None), None),
             "curves": {c.name: c.curve for c in contenders},
             # hole PSNR, hole SSIM and warping error of each contender's last render and prefill
             "final": {c.name: _scores(c.filled, clip) for c in contenders}
-            | {"telea": _scores(telea_baseline(clip.frames, clip.masks), clip)},
+            | {"telea": _scores(telea, clip)},
             # the same of the network alone, where a flow keep blended the last render
             "network_alone": {c.name: _scores(c.network_filled, clip) for c in contenders
                               if c.network_filled is not c.filled},
@@ -402,7 +400,7 @@ def main(argv=None) -> int:
                         if c.prefilled is not None},
         }
         if args.save_renders:
-            save_renders(out / f"renders_{clip_name}.npz", clip, contenders)
+            save_renders(out / f"renders_{clip_name}.npz", clip, telea, contenders)
         (out / "time_to_quality.json").write_text(json.dumps({
             "budget_minutes": dict(zip(names, budgets)), "eval_every_seconds": args.eval_every,
             "configs": {name: to_dict(config) for name, config in zip(names, configs)},
