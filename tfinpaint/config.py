@@ -80,7 +80,7 @@ class DataConfig:
     # times as likely to land on a moving object (`flow.moving_speed`) as elsewhere (1 = uniform),
     # so that training holes hide moving things, where the flow fill is wrong, about as often as
     # a real hole does. A clip without movers draws uniformly.
-    mover_weight: float = 16.0
+    mover_weight: float = 64.0
 
 
 @dataclass
