@@ -28,6 +28,9 @@ def test_a_saved_config_lacking_a_later_key_reads_as_it_ran(tmp_path):
     del saved["data"]["prefill"], saved["generator"]["prefill_gate"]
     config = config_lib.config_from_dict(saved)
     assert (config.data.prefill, config.generator.prefill_gate) == ("none", False)
+    # from before data.mover_weight existed: training holes drawn uniformly, not the default 64
+    del saved["data"]["mover_weight"]
+    assert config_lib.config_from_dict(saved).data.mover_weight == 1.0
     # every key the defaults moved away from the paper's reads as before when absent
     assert config_lib.config_from_dict({}) == config_lib.load_config(
         [], [f"{section}.{key}={value}" for section, values in config_lib.SAVED_CONFIG_GAPS.items()

@@ -555,10 +555,11 @@ def load_config(yaml_paths: Sequence[str | os.PathLike] = (), overrides: Sequenc
 # What a key absent from a saved config (a run folder's or an export's config.yaml) meant: these
 # keys' defaults were the paper's until 2026-12-05, when they became the default fit's. A saved
 # config holds every key of its day, so one written before a key was added (data.prefill,
-# 8928514; generator.prefill_gate, 74dd721) lacks it and ran with the value below; the others
-# are listed so that any saved config, even a hand-cut one, reads as it did.
+# 8928514; generator.prefill_gate, 74dd721; data.mover_weight, fac4ca7: uniform holes) lacks it
+# and ran with the value below; the others are listed so that any saved config, even a hand-cut
+# one, reads as it did.
 SAVED_CONFIG_GAPS = {
-    "data": {"prefill": "none", "translated_tube": False},
+    "data": {"prefill": "none", "translated_tube": False, "mover_weight": 1.0},
     "flow": {"moving_speed": 0.0},
     "generator": {"channels": 48, "prefill_gate": False, "flow_keep": "none"},
     "train": {"steps": 60000, "batch_size": 5, "learning_rate": 2e-4, "final_lr_fraction": 1.0,
