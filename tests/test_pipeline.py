@@ -5,8 +5,9 @@ import pytest
 import tensorflow as tf
 
 from tfinpaint.config import DataConfig
+from tfinpaint.data.masks import largest_extent
 from tfinpaint.data.pipeline import element_seed
-from tfinpaint.data.samplers import MaskSampler, sampling_from
+from tfinpaint.data.samplers import MaskSampler, crop_size, sampling_from
 
 
 def _clip(num_frames=6, height=64, width=96):
@@ -58,3 +59,26 @@ def test_the_same_element_is_the_same_sample():
     again = next(iter(sampler.dataset(batch_size=2, seed=5, start_step=3)))
     for key in first:
         np.testing.assert_array_equal(first[key].numpy(), again[key].numpy())
+
+
+def test_largest_extent_is_the_tallest_and_the_widest_box_of_any_frame():
+    masks = np.zeros((3, 40, 60, 1), np.uint8)
+    masks[0, 5:25, 10:14] = 1  # 20 tall, 4 wide
+    masks[1, 2:4, 0:30] = 1  # 2 tall, 30 wide
+    masks[1, 30, 50] = 1  # a second blob in the same frame: the box spans both, 29 x 51
+    assert largest_extent(masks) == (29, 51)
+    assert largest_extent(masks[2:]) == (0, 0)  # no hole
+
+
+def test_crops_grow_to_hold_the_largest_hole_with_room_around_it():
+    frames, masks = _clip(height=120, width=96)
+    masks[2, 10:70, 20:30] = 1  # a hole 60 px tall: 1.25 x 60 = 75, so crops of 76
+    sampling = sampling_from(DataConfig(crop_height=32, crop_width=48, crop_placement="hole"))
+    assert crop_size(sampling, masks) == (76, 48)
+    example = MaskSampler(frames, masks, sampling).sample(element_seed(0, tf.constant(1, tf.int64), 0))
+    assert example["frames"].shape == (76, 48, 3)
+    masks[2, 10:110, :40] = 1  # taller than the frame allows: at most the frame
+    assert crop_size(sampling, masks) == (120, 52)
+    masks[2, 10:110, :] = 1  # the whole frame in both directions: whole frames, uncut
+    assert crop_size(sampling, masks) is None
+    assert crop_size(sampling_from(DataConfig()), masks) is None  # 0 x 0: whole frames

@@ -63,7 +63,8 @@ class DataConfig:
     boundary_band_y: float = 45.0
     boundary_band_x: float = 80.0
     boundary_weight: float = 5.0
-    # Training crops of the working frame, px (0 = the whole frame).
+    # Training crops of the working frame, px (0 = the whole frame), grown where needed to hold
+    # the largest hole with room around it (`tfinpaint.data.samplers.crop_size`).
     crop_height: int = 0
     crop_width: int = 0
     # Where crops go: "random" (anywhere) or "hole" (around the translated mask).

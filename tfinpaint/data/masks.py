@@ -44,6 +44,19 @@ def mask_centres(masks: np.ndarray) -> np.ndarray:
     return centres
 
 
+def largest_extent(masks: np.ndarray) -> tuple[int, int]:
+    """(height, width) of the largest bounding box of any frame's mask (uint8 [N, H, W, 1]), each
+    taken over all frames; (0, 0) where no frame has a hole."""
+    rows = masks[..., 0].any(axis=2)  # [N, H]
+    cols = masks[..., 0].any(axis=1)  # [N, W]
+    return _longest_span(rows), _longest_span(cols)
+
+
+def _longest_span(present: np.ndarray) -> int:
+    spans = [np.flatnonzero(row) for row in present]
+    return max((int(s[-1] - s[0] + 1) for s in spans if len(s)), default=0)
+
+
 def uniform_offset(seed: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
     """A translation (dy, dx) drawn uniformly over the whole frame (the reference's sampler)."""
     limits = tf.stack([height, width])

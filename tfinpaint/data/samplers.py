@@ -11,6 +11,7 @@ replays exactly the samples an uninterrupted one would have drawn, with no RNG s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,26 @@ class Sampling:
     mover_weight: float = 1.0
 
 
+# A training crop is at least this many times the largest hole's bounding box, so that a
+# translated hole fits in it with room around: a crop that cut the hole would never show the
+# network a hole as large as the real one.
+HOLE_ROOM = 1.25
+
+
+def crop_size(sampling: Sampling, masks: np.ndarray) -> tuple[int, int] | None:
+    """(height, width) of the training crops for `masks` (uint8 [N, H, W, 1]), or None for whole
+    frames: the configured size, grown to `HOLE_ROOM` times the largest hole's bounding box in
+    multiples of 4, at most the frame (None where that is the whole frame)."""
+    if not (sampling.crop_height and sampling.crop_width):
+        return None
+    frame = tuple(masks.shape[1:3])
+    extent = mask_ops.largest_extent(masks)
+    size = tuple(min(max(configured, 4 * math.ceil(HOLE_ROOM * hole / 4)), side)
+                 for configured, hole, side in zip((sampling.crop_height, sampling.crop_width),
+                                                   extent, frame))
+    return None if size == frame else size
+
+
 def sampling_from(data: DataConfig) -> Sampling:
     return Sampling(translation=data.translation, band_y=data.boundary_band_y,
                     band_x=data.boundary_band_x, boundary_weight=data.boundary_weight,
@@ -57,7 +78,7 @@ class MaskSampler:
     Args:
         frames: uint8 [N, H, W, 3] at working resolution.
         masks: uint8 [N, H, W, 1], 1 = hole.
-        sampling: translation sampler and crop size.
+        sampling: translation sampler and crop size (grown to hold the largest hole: `crop_size`).
         flow: with `data.prefill: flow`, the clip's `tfinpaint.fill.flow.VideoFlow` (its fields
             measured at this resolution): each example then also carries `prefilled`, uint8
             [h, w, 3], X_i with its hole M_i ∪ M'_t filled from the other frames only,
@@ -69,6 +90,7 @@ class MaskSampler:
         self.sampling = sampling
         self.flow = flow
         self.num_frames, self.height, self.width = frames.shape[:3]
+        self.crop = crop_size(sampling, masks)  # None: whole frames
         self.frames = tf.constant(frames, tf.uint8)
         self.masks = tf.constant(masks, tf.uint8)
         self.centres = tf.constant(mask_ops.mask_centres(masks))
@@ -108,7 +130,7 @@ class MaskSampler:
             hole = tf.maximum(example["masks"], tf.cast(example["translated"], tf.uint8))
             hidden = self.tube(i, t, offset) if self.sampling.tube else None
             example["prefilled"] = self.flow.prefill(i, hole, hidden)
-        if crop and self.sampling.crop_height and self.sampling.crop_width:
+        if crop and self.crop is not None:
             translated_centre = (tf.cast(tf.round(self.centres[t]), tf.int32) + offset) % tf.constant(
                 [self.height, self.width])
             example = self._crop(example, seeds[3], translated_centre)
@@ -124,8 +146,7 @@ class MaskSampler:
 
     def _crop(self, example: dict[str, tf.Tensor], seed: tf.Tensor,
               translated_centre: tf.Tensor) -> dict[str, tf.Tensor]:
-        crop_h = min(self.sampling.crop_height, self.height)
-        crop_w = min(self.sampling.crop_width, self.width)
+        crop_h, crop_w = self.crop
         draw = tf.random.stateless_uniform([2], seed, minval=0, maxval=tf.int32.max, dtype=tf.int32)
         if self.sampling.crop_placement == "hole":
             jitter = tf.constant([crop_h // 4, crop_w // 4])

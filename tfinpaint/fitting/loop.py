@@ -101,6 +101,11 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
                 print(f"flow fields of {len(frames)} frames at {frames.shape[2]}x{frames.shape[1]} "
                       f"in {flow.seconds:.1f} s", file=sys.stderr)
         sampler = MaskSampler(frames, masks, sampling_from(config.data), flow=flow)
+        if verbose and sampler.crop is not None:
+            where = ("around the translated hole" if config.data.crop_placement == "hole"
+                     else "anywhere in the frame")
+            print(f"training crops of {sampler.crop[1]}x{sampler.crop[0]}, {where}",
+                  file=sys.stderr)
     selfcheck_batch = sampler.fixed_batch(config.train.selfcheck_frames, seed=config.train.seed)
     monitor = Monitor(config=config, run=run, checkpoints=checkpoints,
                       selfcheck_batch=selfcheck_batch, verbose=verbose)
