@@ -5,12 +5,13 @@
 
 Protocols (`time_to_quality.load_clip`), at 240x432 with the holes grown by 3 px (the default
 `data.mask_dilation`; the sample's are exact):
-  bmx       bmx-trees, 80 frames, the paper's centred rectangle; also scored off and on the rider
-            (its annotations), since no frame shows what the rider hides;
+  bmx       bmx-trees, 80 frames, the paper's centred rectangle;
   crossing-rider  crossing under bmx-trees' masks (the paper's object protocol);
   crossing  crossing with its walkers' own masks moved right by 1/18 of the width;
   dog       dog-agility under bmx-trees' masks;
   sample    the built-in sample clip.
+Every protocol but the sample is also scored off and on the footage's own annotated objects
+(`annotations/`: the rider, the walkers, the dog), since no frame may show what they hide.
 Each `--set KEY=VALUE` (a `flow` setting, repeatable) is one variant beside OpenCV's Telea fill;
 prints one JSON line per protocol and variant: hole PSNR and SSIM, warping error, seconds.
 """
@@ -29,19 +30,16 @@ PROTOCOLS = ("bmx", "crossing-rider", "crossing", "dog", "sample")
 
 
 def load(name: str, data: Path = DATA):
-    """(truth uint8 [N, H, W, 3], masks grown by 3 px but the sample's, rider bool [N, H, W] or
-    None): the clips of `time_to_quality.load_clip` (bmx-trees with all its 80 frames)."""
-    from time_to_quality import BMX_SIZE, load_clip
+    """(truth uint8 [N, H, W, 3], masks grown by 3 px but the sample's, the footage's annotated
+    objects bool [N, H, W] or None): the clips of `time_to_quality.load_clip` (bmx-trees with
+    all its 80 frames)."""
+    from time_to_quality import load_clip
 
     from tfinpaint.evaluation.protocols import dilate
-    from tfinpaint.io.video import read_masks
 
     clip = load_clip(name, 80, data / "bmx-trees", data / "crossing")
-    rider = None
-    if name == "bmx":
-        rider = read_masks(data / "bmx-trees" / "annotations", len(clip.truth), *BMX_SIZE)[..., 0] > 0
     # the sample's masks are exact (its config grows them by 0)
-    return clip.truth, clip.masks if name == "sample" else dilate(clip.masks, 3), rider
+    return clip.truth, clip.masks if name == "sample" else dilate(clip.masks, 3), clip.objects
 
 
 def _psnr(filled: np.ndarray, truth: np.ndarray, where: np.ndarray) -> float:
@@ -64,7 +62,7 @@ def main(argv=None) -> int:
     variants = {"default": FlowConfig()} if not args.set else {
         text: config_from_dict({"flow": parse_overrides([text])}).flow for text in args.set}
     for name in args.protocols:
-        truth, masks, rider = load(name, args.data)
+        truth, masks, objects = load(name, args.data)
         given = np.where(masks > 0, 0, truth).astype(np.uint8)
         fills = {"telea": lambda: telea_baseline(given, masks)}
         fills.update({label: (lambda s=settings: fill_clip(given, masks, s).filled)
@@ -77,10 +75,10 @@ def main(argv=None) -> int:
                    **{key: round(float(value), 4) for key, value in
                       score(filled, truth, masks).items()
                       if key in ("psnr_hole", "ssim_hole", "warping_error")}}
-            if rider is not None:
+            if objects is not None:
                 hole = masks[..., 0] > 0
-                row["psnr_off_rider"] = _psnr(filled, truth, hole & ~rider)
-                row["psnr_on_rider"] = _psnr(filled, truth, hole & rider)
+                row["psnr_off_objects"] = _psnr(filled, truth, hole & ~objects)
+                row["psnr_on_objects"] = _psnr(filled, truth, hole & objects)
             print(json.dumps(row), flush=True)
     return 0
 

@@ -15,6 +15,9 @@ Clips:
   crossing        crossing (beside bmx-trees) with its walkers' own masks moved right by 1/18 of the width.
   crossing-rider  crossing under bmx-trees' rider masks (the paper's object protocol).
   dog             dog-agility under bmx-trees' rider masks.
+Every clip but the sample is also scored off and on the footage's own annotated objects (its
+`annotations/`: the rider, the walkers, the dog), in the final scores: off them is scenery that
+some frame may show; on them is what moves under the hole, which no frame may show.
 
 With a flow fill and `generator.flow_keep` (default "auto"), every evaluation first measures
 the share of the flow fill to keep on held-out training holes, as the fit does when it ends,
@@ -90,13 +93,21 @@ class Clip:
     frames: np.ndarray  # uint8 [N, H, W, 3] at working resolution
     masks: np.ndarray  # uint8 [N, H, W, 1]
     truth: np.ndarray
+    # bool [N, H, W]: the footage's own annotated objects (the rider, the walkers, the dog), so
+    # that the hole is also scored off them (scenery some frame may show) and on them (what
+    # moves with or under the hole); None for the sample
+    objects: np.ndarray | None = None
 
 
 def _read_frames(folder: Path, count: int | None = None) -> np.ndarray:
     from tfinpaint.io.clip import resize_frames
 
-    paths = (sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png")))[:count]
-    return resize_frames(np.stack([cv2.imread(str(p))[..., ::-1] for p in paths]), *BMX_SIZE)
+    return resize_frames(np.stack([cv2.imread(str(p))[..., ::-1]
+                                   for p in _frame_paths(folder, count)]), *BMX_SIZE)
+
+
+def _frame_paths(folder: Path, count: int | None = None) -> list[Path]:
+    return (sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png")))[:count]
 
 
 def load_clip(name: str, bmx_frames: int, bmx_data: Path = BMX_DATA,
@@ -117,15 +128,19 @@ def load_clip(name: str, bmx_frames: int, bmx_data: Path = BMX_DATA,
         masks = object_masks(rider, len(truth), *BMX_SIZE)
         label = f"{folder.name} {BMX_SIZE[0]}x{BMX_SIZE[1]} x{len(truth)} under bmx-trees' masks"
     elif name == "crossing":
-        truth = _read_frames(crossing_data / "frames")
-        walkers = read_masks(crossing_data / "masks", len(truth), *BMX_SIZE)
+        folder = crossing_data
+        truth = _read_frames(folder / "frames")
+        walkers = read_masks(folder / "masks", len(truth), *BMX_SIZE)
         masks = object_masks(walkers, len(truth), *BMX_SIZE, shift=(BMX_SIZE[1] // 18, 0))
         label = f"crossing {BMX_SIZE[0]}x{BMX_SIZE[1]} x{len(truth)} walkers' masks moved"
     else:
-        truth = _read_frames(bmx_data / "frames", bmx_frames)
+        folder = bmx_data
+        truth = _read_frames(folder / "frames", bmx_frames)
         masks = fixed_masks(len(truth), *BMX_SIZE)
         label = f"bmx-trees {BMX_SIZE[0]}x{BMX_SIZE[1]} x{len(truth)}"
-    return Clip(label, truth * (1 - masks), masks, truth)
+    names = [p.stem for p in _frame_paths(folder / "frames", len(truth))]
+    objects = read_masks(folder / "annotations", len(truth), *BMX_SIZE, names=names)[..., 0] > 0
+    return Clip(label, truth * (1 - masks), masks, truth, objects)
 
 
 @dataclass
@@ -345,15 +360,31 @@ def _scores(filled: np.ndarray, clip: Clip) -> dict:
     from tfinpaint.evaluation.metrics import score
 
     scores = score(filled, clip.truth, clip.masks)
-    return {key: round(float(scores[key]), 4) for key in ("psnr_hole", "ssim_hole",
-                                                         "warping_error")}
+    scores = {key: round(float(scores[key]), 4) for key in ("psnr_hole", "ssim_hole",
+                                                          "warping_error")}
+    return scores | _object_split(filled, clip)
+
+
+def _object_split(filled: np.ndarray, clip: Clip) -> dict:
+    """Hole PSNR off and on the clip's annotated objects (empty without annotations)."""
+    from tfinpaint.evaluation.metrics import psnr
+
+    if clip.objects is None:
+        return {}
+    hole = clip.masks[..., 0] > 0
+    return {f"psnr_hole_{side}_objects": round(psnr(filled, clip.truth, where[..., None]), 4)
+            for side, where in (("off", hole & ~clip.objects), ("on", hole & clip.objects))
+            if where.any()}
 
 
 def save_renders(path: Path, clip: Clip, telea: np.ndarray, contenders: list) -> None:
-    """The clip (frames, masks, truth), Telea's fill, the flow fill (where a contender has one)
-    and each contender's last render as `fill:<name>`, uint8 at the working resolution."""
+    """The clip (frames, masks, truth, its annotated `objects` where it has them), Telea's fill,
+    the flow fill (where a contender has one) and each contender's last render as
+    `fill:<name>`, uint8 at the working resolution."""
     prefilled = next((c.prefilled for c in contenders if c.prefilled is not None), None)
     arrays = {"frames": clip.frames, "masks": clip.masks, "truth": clip.truth, "telea": telea}
+    if clip.objects is not None:
+        arrays["objects"] = clip.objects
     if prefilled is not None:
         arrays["flow fill"] = prefilled
     arrays |= {f"fill:{c.name}": c.filled for c in contenders}
@@ -386,6 +417,9 @@ def main(argv=None) -> int:
         telea = telea_baseline(clip.frames, clip.masks)
         results[clip.name] = {
             "telea_psnr": round(psnr(telea, clip.truth, clip.masks), 3),
+            # the share of the hole's pixels on the footage's annotated objects
+            "hole_on_objects": None if clip.objects is None else round(float(
+                clip.objects[clip.masks[..., 0] > 0].mean()), 3),
             # the flow prefill alone (propagation only), where a contender uses one
             "propagation_psnr": next((round(psnr(c.prefilled, clip.truth, clip.masks), 3)
                                       for c in contenders if c.prefilled is not None), None),
