@@ -36,10 +36,9 @@ def mix_shares(fills: list[np.ndarray], truth: np.ndarray) -> np.ndarray:
     """Shares w >= 0, sum(w) = 1, minimising |sum(w_k fills_k) - truth|^2 for the two fills
     (flow, push-pull; flat arrays): the fit's own `best_keep`, with the push-pull fill in the
     network's place, so the flow share is rounded to 0.01 as the fit's keep is."""
-    from tfinpaint.fitting.blend import best_keep
+    from tfinpaint.fitting.blend import best_blend
 
-    column = [a[:, None] for a in (*fills, truth)]
-    flow_share = best_keep(column[1], column[0], column[2], np.ones(len(truth), bool)).keep
+    flow_share = best_blend(fills[1], fills[0], truth).keep
     return np.array([flow_share, 1.0 - flow_share])
 
 
@@ -50,7 +49,7 @@ def _mixed(fills: list[np.ndarray], shares: np.ndarray) -> np.ndarray:
 def held_out_fills(given: np.ndarray, masks: np.ndarray, flow_settings, data_settings,
                    seed: int) -> tuple[list[np.ndarray], np.ndarray]:
     """The flow and push-pull fills and the truth on the pixels of 32 held-out training holes
-    that the fit scores (`tfinpaint.fitting.blend.measure_keep`'s), flat float64."""
+    that the fit scores (`tfinpaint.fitting.blend.held_out`'s), flat float64."""
     import tensorflow as tf
 
     from tfinpaint.data.pipeline import fixed_examples

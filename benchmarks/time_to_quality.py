@@ -19,9 +19,10 @@ Every clip but the sample is also scored off and on the footage's own annotated 
 `annotations/`: the rider, the walkers, the dog), in the final scores: off them is scenery that
 some frame may show; on them is what moves under the hole, which no frame may show.
 
-With a flow fill and `generator.flow_keep` (default "auto"), every evaluation first measures
-the share of the flow fill to keep on held-out training holes, as the fit does when it ends,
-and scores the blend; the network's own score is logged beside it.
+With a flow fill and `generator.flow_keep` and `smooth_share` (default "auto"), every evaluation
+first measures the shares of the flow fill and of the smooth fill on held-out training holes, as
+the fit does when it ends, and scores the blend; the network's own score is logged beside it,
+and the score without the smooth share (the keep measured alone, the default before it).
 
 Writes `OUT/time_to_quality.json` and `OUT/time_to_quality.png` (PSNR vs seconds, one panel per
 clip, OpenCV's Telea fill as a dashed line).
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--name-{side}", help=f"label of configuration {side.upper()}")
     parser.add_argument("--clips", nargs="+", default=["sample", "bmx"],
                         choices=["sample", "bmx", "crossing", "crossing-rider", "dog"])
+    parser.add_argument("--alone", action="store_true",
+                        help="fit configuration A alone (its blend is scored with and without "
+                        "the smooth share from the same fit)")
     parser.add_argument("--budget", type=float, default=5.0, help="fit minutes per configuration")
     parser.add_argument("--budget-a", type=float, help="fit minutes of A (default: --budget)")
     parser.add_argument("--budget-b", type=float, help="fit minutes of B (default: --budget)")
@@ -154,10 +158,12 @@ class Contender:
     fit_seconds: float = 0.0
     next_eval: float = 0.0
     # [seconds, steps, hole PSNR] (+ the mean gate in the hole, with the flow prefill; + the
-    # flow keep and the network's own hole PSNR, with a `FlowKeep` layer)
+    # flow keep and the network's own hole PSNR, with a blend layer; + the smooth share and the
+    # hole PSNR without it (the keep measured alone), with a `SmoothShare`)
     curve: list = field(default_factory=list)
     gate_probe: object = None
-    # generator.flow_keep's last measurement (`tfinpaint.fitting.blend.KeepChoice`), with "auto"
+    # the last measurement of generator.flow_keep and smooth_share
+    # (`tfinpaint.fitting.blend.BlendChoice`), with "auto"
     keep: object = None
 
     def build(self):
@@ -234,26 +240,44 @@ class Contender:
         return np.concatenate([batch(i) for i in range(0, len(self.clip.frames), 4)])
 
     def evaluate(self) -> float:
-        """Renders the clip as the fit would now (with "auto" `generator.flow_keep` measured on
-        held-out training holes first, as `fitting.loop.settle_keep` does) and scores the hole."""
+        """Renders the clip as the fit would now (with "auto" `generator.flow_keep` and
+        `smooth_share` measured on held-out training holes first, as `fitting.loop.settle_blend`
+        does) and scores the hole. With a `SmoothShare` measured, also renders the result without
+        it (the keep measured alone, as before the layer existed): `unsmoothed_filled`."""
         from tfinpaint.evaluation.metrics import psnr
-        from tfinpaint.fitting.blend import measure_keep, set_keep
+        from tfinpaint.fitting.blend import held_out, set_blend
+        from tfinpaint.model.generator import flow_keep_layer, smooth_share_layer
 
-        setting = self.config.generator.flow_keep
-        blended = set_keep(self.model.generator, 0.0)  # False without a FlowKeep layer
-        self.network_filled = self.render()  # the network alone (its FlowKeep, if any, at 0)
+        generator, settings = self.model.generator, self.config.generator
+        blended = set_blend(generator, keep=0.0, share=0.0)  # False without a blend layer
+        self.network_filled = self.render()  # the network alone (its blend layers at 0)
+        self.unsmoothed_filled = None
         if blended:
-            if setting == "auto":
-                self.keep = measure_keep(self.model.generator, self.sampler,
-                                         self.config.data.prefill, self.config.train.seed)
-            set_keep(self.model.generator, self.keep.keep if setting == "auto" else setting)
+            keep = settings.flow_keep if flow_keep_layer(generator) is not None else 0.0
+            share = settings.smooth_share if smooth_share_layer(generator) is not None else 0.0
+            fixed = {"keep": None if keep == "auto" else keep,
+                     "share": None if share == "auto" else share}
+            if "auto" in (keep, share):
+                held = held_out(generator, self.sampler, self.config.data.prefill,
+                                self.config.train.seed)
+                self.keep = held.best(**fixed)
+                keep, share = self.keep.keep, self.keep.smooth
+                if smooth_share_layer(generator) is not None and fixed["share"] is None:
+                    set_blend(generator, keep=held.best(keep=fixed["keep"], share=0.0).keep)
+                    self.unsmoothed_filled = self.render()
+            set_blend(generator, keep=keep, share=share)
         self.filled = self.render() if blended else self.network_filled
         score = psnr(self.filled, self.clip.truth, self.clip.masks)
         self.curve.append([round(self.fit_seconds, 1), self.steps, round(score, 3)]
                           + ([] if self.prefilled is None else [self.gate_in_hole()])
                           + ([] if not blended else [
-                              float(self.model.generator.get_layer("flow_keep").keep.numpy()),
-                              round(psnr(self.network_filled, self.clip.truth, self.clip.masks), 3)]))
+                              float(flow_keep_layer(generator).keep.numpy())
+                              if flow_keep_layer(generator) is not None else 0.0,
+                              round(psnr(self.network_filled, self.clip.truth, self.clip.masks), 3)])
+                          + ([] if smooth_share_layer(generator) is None else [
+                              float(smooth_share_layer(generator).share.numpy()),
+                              None if self.unsmoothed_filled is None else round(psnr(
+                                  self.unsmoothed_filled, self.clip.truth, self.clip.masks), 3)]))
         return score
 
     def gate_in_hole(self) -> float | None:
@@ -312,7 +336,10 @@ def race(contenders: list[Contender], *, eval_every: float, slice_seconds: float
                       f"step {contender.steps} hole PSNR {score:.2f} dB"
                       + (f" gate {extra[0]}" if extra and extra[0] is not None else "")
                       + (f" keep {extra[1]:.2f} (network alone {extra[2]:.2f} dB)"
-                         if len(extra) > 1 else ""),
+                         if len(extra) > 1 else "")
+                      + (f" smooth {extra[3]:.2f}" + (f" (without it {extra[4]:.2f} dB)"
+                                                      if extra[4] is not None else "")
+                         if len(extra) > 3 else ""),
                       file=sys.stderr, flush=True)
 
 
@@ -388,6 +415,8 @@ def save_renders(path: Path, clip: Clip, telea: np.ndarray, contenders: list) ->
     if prefilled is not None:
         arrays["flow fill"] = prefilled
     arrays |= {f"fill:{c.name}": c.filled for c in contenders}
+    arrays |= {f"fill:{c.name} unsmoothed": c.unsmoothed_filled for c in contenders
+               if c.unsmoothed_filled is not None}
     np.savez_compressed(path, **{key: np.asarray(value, np.uint8) for key, value in arrays.items()})
 
 
@@ -396,7 +425,8 @@ def main(argv=None) -> int:
     from tfinpaint.config import load_config, to_dict
     from tfinpaint.evaluation.metrics import psnr, telea_baseline
 
-    sides = [side for side in SIDES if side != "c" or args.c or args.set_c or args.name_c]
+    sides = ["a"] if args.alone else [
+        side for side in SIDES if side != "c" or args.c or args.set_c or args.name_c]
     names = [getattr(args, f"name_{side}") or "+".join(
         [Path(p).stem for p in getattr(args, side)] + getattr(args, f"set_{side}")) or "defaults"
         for side in sides]
@@ -430,6 +460,10 @@ def main(argv=None) -> int:
             # the same of the network alone, where a flow keep blended the last render
             "network_alone": {c.name: _scores(c.network_filled, clip) for c in contenders
                               if c.network_filled is not c.filled},
+            # the same without the smooth share (the flow keep measured alone: the default
+            # before `generator.smooth_share`), where one was measured
+            "unsmoothed": {c.name: _scores(c.unsmoothed_filled, clip) for c in contenders
+                           if c.unsmoothed_filled is not None},
             "prefill": {c.name: _scores(c.prefilled, clip) for c in contenders
                         if c.prefilled is not None},
         }
@@ -442,7 +476,8 @@ def main(argv=None) -> int:
         plot(results, out / "time_to_quality.png")
     print(json.dumps({clip: {name: curve[-1] for name, curve in entry["curves"].items()}
                       | {"telea": entry["telea_psnr"], "propagation": entry["propagation_psnr"],
-                         "final": entry["final"], "prefill": entry["prefill"]}
+                         "final": entry["final"], "unsmoothed": entry["unsmoothed"],
+                         "prefill": entry["prefill"]}
                       for clip, entry in results.items()}, indent=1))
     return 0
 

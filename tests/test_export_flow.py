@@ -7,8 +7,9 @@ export path is given the masks as drawn and grows them itself, as `infer` does.
 Both inputs that take the flow fill: "flow" (the network sees the flow fill in the hole) and
 "pyramid+flow" (it sees the push-pull fill, and the flow fill as more channels). A tiny network
 with the gate that keeps a learnt share of the flow fill (`generator.prefill_gate`) and, after
-it, a fixed half of the flow fill (`generator.flow_keep`: the `FlowKeep` layer, which every path
-must carry), two steps, a 6-frame clip at 64x96 fitted at 32x48 (so the native detail of the
+it, a fixed half of the flow fill (`generator.flow_keep`: the `FlowKeep` layer) and a fixed 0.3 of
+the smooth fill (`generator.smooth_share`: the `SmoothShare` layer; every path must carry both),
+two steps, a 6-frame clip at 64x96 fitted at 32x48 (so the native detail of the
 flow fill enters the hole): agreement, not quality, is under test."""
 
 import json
@@ -49,6 +50,7 @@ def clip(tmp_path_factory):
 def run(clip, tmp_path_factory, request):
     settings = [f"data.prefill={request.param}", "flow.preset=ultrafast", "generator.arch=base",
                 "generator.channels=4", "generator.prefill_gate=true", "generator.flow_keep=0.5",
+                "generator.smooth_share=0.3",
                 "train.batch_size=1", "train.precision=float32",
                 f"data.working_height={WORKING[0]}", f"data.working_width={WORKING[1]}"]
     return fit_run(tmp_path_factory.mktemp("runs") / "flow",
@@ -124,10 +126,12 @@ def test_every_path_fills_a_flow_run_like_infer(clip, run, exported, inputs, ser
     from tfinpaint.fill.render import load_generator
     from tfinpaint.io.rundir import RunDir
     from tfinpaint.io.video import dilate_masks
-    from tfinpaint.model.generator import flow_keep_layer
+    from tfinpaint.model.generator import flow_keep_layer, smooth_share_layer
 
-    # the fixed share reached the checkpoint every path restores
-    assert float(flow_keep_layer(load_generator(RunDir(run))).keep.numpy()) == 0.5
+    # the fixed shares reached the checkpoint every path restores
+    restored = load_generator(RunDir(run))
+    assert float(flow_keep_layer(restored).keep.numpy()) == 0.5
+    assert float(smooth_share_layer(restored).share.numpy()) == pytest.approx(0.3)
     frames, masks, prefilled = inputs
     hole = np.repeat(dilate_masks(masks, DILATION) != 0, 3, axis=-1)  # the hole infer fills
     assert infer(["--run", str(run), "--out", str(tmp_path / "infer")]) == 0

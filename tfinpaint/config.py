@@ -35,7 +35,7 @@ FlowPreset = Literal["ultrafast", "fast", "medium"]
 FlowInput = Literal["telea", "pyramid"]
 FlowBlend = Literal["nearest", "both"]
 Translation = Literal["uniform", "boundary"]
-# generator.flow_keep besides a number in [0, 1]: measured per clip, or no blend layer at all
+# generator.flow_keep and smooth_share besides a number in [0, 1]: measured per clip, or no layer
 FlowKeep = Literal["auto", "none"]
 CropPlacement = Literal["random", "hole"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
@@ -128,6 +128,10 @@ class GeneratorConfig:
     # on held-out training holes (tfinpaint.fitting.blend), a number fixes it, "none" has no
     # blend (the network's output as it is). The fit itself always trains the network alone.
     flow_keep: float | FlowKeep = "auto"
+    # With a flow fill, then share * a smooth fill of the hole from its edge + (1 - share) * that
+    # result (tfinpaint.model.generator.SmoothShare): "auto" measures share with keep, on the
+    # same held-out holes; a number fixes it; "none" has no such layer.
+    smooth_share: float | FlowKeep = "auto"
 
 
 @dataclass
@@ -504,8 +508,9 @@ def _validate(config: Config) -> None:
     d = config.data
     _require("data", {f"{name} >= 0": getattr(d, name) >= 0 for name in (
         "working_height", "working_width", "crop_height", "crop_width")})
-    keep = config.generator.flow_keep
-    _require("generator", {"0 <= flow_keep <= 1": isinstance(keep, str) or 0 <= keep <= 1})
+    keep, share = config.generator.flow_keep, config.generator.smooth_share
+    _require("generator", {"0 <= flow_keep <= 1": isinstance(keep, str) or 0 <= keep <= 1,
+                           "0 <= smooth_share <= 1": isinstance(share, str) or 0 <= share <= 1})
     f = config.flow
     if uses_flow(d.prefill) and config.progressive.stages > 1:
         raise InputError(f"config data.prefill: {d.prefill} is not supported with progressive.stages > 1 "
@@ -556,13 +561,15 @@ def load_config(yaml_paths: Sequence[str | os.PathLike] = (), overrides: Sequenc
 # What a key absent from a saved config (a run folder's or an export's config.yaml) meant: these
 # keys' defaults were the paper's until 2026-12-05, when they became the default fit's. A saved
 # config holds every key of its day, so one written before a key was added (data.prefill,
-# 8928514; generator.prefill_gate, 74dd721; data.mover_weight, fac4ca7: uniform holes) lacks it
+# 8928514; generator.prefill_gate, 74dd721; data.mover_weight, fac4ca7: uniform holes;
+# generator.smooth_share, 2026-12-07: no smooth fill in the result) lacks it
 # and ran with the value below; the others are listed so that any saved config, even a hand-cut
 # one, reads as it did.
 SAVED_CONFIG_GAPS = {
     "data": {"prefill": "none", "translated_tube": False, "mover_weight": 1.0},
     "flow": {"moving_speed": 0.0},
-    "generator": {"channels": 48, "prefill_gate": False, "flow_keep": "none"},
+    "generator": {"channels": 48, "prefill_gate": False, "flow_keep": "none",
+                  "smooth_share": "none"},
     "train": {"steps": 60000, "batch_size": 5, "learning_rate": 2e-4, "final_lr_fraction": 1.0,
               "time_budget_minutes": 0.0, "checkpoint_every": 1000, "log_every": 50,
               "selfcheck_every": 250},

@@ -32,7 +32,7 @@ def fixed_examples(sample: Callable[[tf.Tensor], dict], count: int, seed: int,
 
     Drawn through `tf.data` as the training stream is, so `sample` runs as one traced graph: op
     by op (eagerly) a flow-filled example at 240x432 took 2.1 s, 68 s for the 32 held-out holes
-    that `fitting.blend.measure_keep` scores after every fit; traced, 9.6 s in all, the same
+    that `fitting.blend.held_out` scores after every fit; traced, 9.6 s in all, the same
     values."""
     return _drawn(sample, seed, stream, 0, count).batch(count).get_single_element()
 

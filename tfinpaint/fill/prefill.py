@@ -5,6 +5,10 @@ pyramid (2x2 average pooling, "pull"), then, from the coarsest level up, each le
 filled with the upsampled level below it ("push"). A hole pixel gets the average colour of the
 nearest known pixels, at the scale where any exist: a smooth extension of the surroundings instead
 of grey, so the network refines a plausible fill rather than inventing one from nothing.
+With `smoothing` iterations, each level's hole is relaxed towards the mean of its four neighbours
+after the push (Jacobi steps of Laplace's equation, coarse to fine: a multigrid cascade), which
+approaches the harmonic fill, the smoothest surface that meets the hole's edge: what the
+generator blends in where nothing in the clip shows what the hole hides (`SmoothShare`).
 
 Plain TF ops: any H and W (also unknown when traced), inside `tf.function` and `tf.data`.
 """
@@ -30,13 +34,26 @@ def _levels(images: tf.Tensor) -> int:
     return max(1, math.ceil(math.log2(max(height, width, 2))))
 
 
-def pyramid_fill(images: tf.Tensor, hole: tf.Tensor, levels: int | None = None) -> tf.Tensor:
+def _neighbour_mean(images: tf.Tensor) -> tf.Tensor:
+    """The mean of each pixel's 4 neighbours inside the image (3 at an edge, 2 in a corner; a
+    1x1 image, which has none, as it is)."""
+    cross = tf.constant([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])[:, :, None, None]
+    total = tf.nn.depthwise_conv2d(images, tf.tile(cross, [1, 1, images.shape[-1], 1]),
+                                   [1, 1, 1, 1], "SAME")
+    count = tf.nn.conv2d(tf.ones_like(images[..., :1]), cross, 1, "SAME")
+    return tf.where(count > 0, tf.math.divide_no_nan(total, count), images)
+
+
+def pyramid_fill(images: tf.Tensor, hole: tf.Tensor, levels: int | None = None,
+                 smoothing: int = 0) -> tf.Tensor:
     """Fills the hole of `images` from the known pixels around it (push-pull).
 
     Args:
         images: float [B, H, W, C]; the values inside the hole are ignored.
         hole: float [B, H, W, 1], 1 = hole, 0 = known.
         levels: pyramid depth (default: enough to reach 1x1).
+        smoothing: Jacobi steps per level after the push, each setting a level's missing
+            weight to its neighbours' mean (0: plain push-pull).
 
     Returns:
         float32 [B, H, W, C]: the known pixels exactly as given, the hole filled with a convex
@@ -55,6 +72,8 @@ def pyramid_fill(images: tf.Tensor, hole: tf.Tensor, levels: int | None = None) 
     for colour, weight in zip(reversed(colours[:-1]), reversed(weights[:-1])):
         up = tf.image.resize(filled, tf.shape(colour)[1:3], method="bilinear")
         filled = colour + (1.0 - weight) * up
+        for _ in range(smoothing):
+            filled = colour + (1.0 - weight) * _neighbour_mean(filled)
     # at level 0 the weight is 0 or 1, so known pixels are the input's; make that exact anyway
     return tf.where(known > 0.5, images, filled)
 

@@ -13,7 +13,7 @@ import numpy as np
 from tfinpaint.config import Config, uses_flow
 from tfinpaint.data.samplers import MaskSampler, sampling_from
 from tfinpaint.errors import InputError
-from tfinpaint.fitting.blend import KeepChoice, measure_keep, set_keep
+from tfinpaint.fitting.blend import BlendChoice, measure_blend, set_blend
 from tfinpaint.fitting.checkpoints import Checkpoints
 from tfinpaint.fitting.device import choose_precision, choose_strategy
 from tfinpaint.fitting.inpainter import Inpainter
@@ -21,7 +21,7 @@ from tfinpaint.fitting.monitor import FitProgress, Monitor
 from tfinpaint.fitting.numerics import NumericsLog
 from tfinpaint.fitting.schedule import FitClock, begin_segment, budget_spent, learning_rate, schedule_end
 from tfinpaint.io.rundir import RunDir
-from tfinpaint.model.generator import flow_keep_layer, generator_from
+from tfinpaint.model.generator import flow_keep_layer, generator_from, smooth_share_layer
 from tfinpaint.model.vgg import build_feature_extractor, resolve_weights
 
 
@@ -64,8 +64,9 @@ class FitOutcome:
     selfcheck: list[tuple[int, float, float]] = field(default_factory=list)
     recoveries: list[dict] = field(default_factory=list)  # see Monitor.recover
     skipped: list[dict] = field(default_factory=list)  # see Monitor.skip
-    # generator.flow_keep as measured after this fit ("auto"); None where nothing was measured
-    flow_keep: KeepChoice | None = None
+    # generator.flow_keep and smooth_share as measured after this fit ("auto"); None where
+    # nothing was measured
+    flow_keep: BlendChoice | None = None
 
 
 def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
@@ -115,7 +116,7 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
                                        monitor.writer, verbose=verbose)
     began = time.perf_counter()
     remaining = config.train.steps - start
-    choice = None  # generator.flow_keep measured after this fit
+    choice = None  # generator.flow_keep and smooth_share measured after this fit
     if remaining > 0 and budget_spent(model, config):
         if verbose:
             print(f"the time budget of {config.train.time_budget_minutes:g} min is spent "
@@ -145,12 +146,13 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
         monitor.run_selfcheck(monitor.step(), images=True)
         if monitor.numerics is not None and verbose:
             print(f"numerics: {monitor.numerics.summary()}", file=sys.stderr)
-        choice = settle_keep(config, model, sampler, monitor, verbose=verbose)
+        choice = settle_blend(config, model, sampler, monitor, verbose=verbose)
     else:
         if verbose:
             print(f"already fitted to step {start}", file=sys.stderr)
-        if not isinstance(config.generator.flow_keep, str):  # a fixed keep, maybe changed
-            settle_keep(config, model, sampler, monitor, verbose=verbose)
+        settings = config.generator
+        if not (isinstance(settings.flow_keep, str) and isinstance(settings.smooth_share, str)):
+            settle_blend(config, model, sampler, monitor, verbose=verbose)  # fixed, maybe changed
     return FitOutcome(model=model, steps=int(model.optimizer.iterations.numpy()),
                       seconds=time.perf_counter() - began, stop_reason=monitor.stop_reason,
                       selfcheck=monitor.history,
@@ -159,21 +161,27 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
                       flow_keep=choice)
 
 
-def settle_keep(config: Config, model: Inpainter, sampler, monitor: Monitor, *,
-                verbose: bool) -> KeepChoice | None:
-    """Sets the generator's `FlowKeep` as `generator.flow_keep` says (with "auto", measured on
-    held-out training holes and logged to the console and TensorBoard) and checkpoints it.
-    Returns the measurement, None where nothing was measured."""
-    setting, choice = config.generator.flow_keep, None
-    if flow_keep_layer(model.generator) is None:  # flow_keep none, or no flow fill
+def settle_blend(config: Config, model: Inpainter, sampler, monitor: Monitor, *,
+                 verbose: bool) -> BlendChoice | None:
+    """Sets the generator's `FlowKeep` and `SmoothShare` as `generator.flow_keep` and
+    `generator.smooth_share` say (with "auto", measured together on held-out training holes and
+    logged to the console and TensorBoard) and checkpoints them. Returns the measurement, None
+    where nothing was measured."""
+    generator = model.generator
+    # a layer the generator lacks (setting "none", or no flow fill) takes no share
+    keep = config.generator.flow_keep if flow_keep_layer(generator) is not None else 0.0
+    share = config.generator.smooth_share if smooth_share_layer(generator) is not None else 0.0
+    if flow_keep_layer(generator) is None and smooth_share_layer(generator) is None:
         return None
-    if setting == "auto":
-        choice = measure_keep(model.generator, sampler, config.data.prefill, config.train.seed)
-        set_keep(model.generator, choice.keep)
+    choice = None
+    if "auto" in (keep, share):
+        choice = measure_blend(generator, sampler, config.data.prefill, config.train.seed,
+                               keep=None if keep == "auto" else keep,
+                               share=None if share == "auto" else share)
+        keep, share = choice.keep, choice.smooth
         if verbose:
-            print(f"flow keep: {choice.describe()}", file=sys.stderr)
+            print(f"blend: {choice.describe()}", file=sys.stderr)
         monitor.log_keep(choice)
-    else:
-        set_keep(model.generator, setting)
+    set_blend(generator, keep=keep, share=share)
     monitor.checkpoints.save(again=True)
     return choice

@@ -284,13 +284,17 @@ class Monitor(ScalarLog):
         return psnr
 
     def log_keep(self, choice) -> None:
-        """The measured `generator.flow_keep` (`tfinpaint.fitting.blend.KeepChoice`), at the
-        last step: its keep and the held-out hole PSNRs with it, network alone, flow alone."""
+        """The measured `generator.flow_keep` and `smooth_share`
+        (`tfinpaint.fitting.blend.BlendChoice`), at the last step: the shares and the held-out
+        hole PSNRs with them, network alone, flow fill alone, smooth fill alone."""
         with self.writer.as_default(step=self.step()):
             tf.summary.scalar("flow_keep/keep", choice.keep)
             tf.summary.scalar("flow_keep/psnr", choice.psnr)
             tf.summary.scalar("flow_keep/psnr_network", choice.psnr_network)
             tf.summary.scalar("flow_keep/psnr_flow", choice.psnr_flow)
+            if choice.psnr_smooth is not None:
+                tf.summary.scalar("flow_keep/smooth", choice.smooth)
+                tf.summary.scalar("flow_keep/psnr_smooth", choice.psnr_smooth)
         self.writer.flush()
 
     def on_train_end(self, logs=None):

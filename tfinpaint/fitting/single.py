@@ -62,7 +62,8 @@ def fit_and_render(config: Config, frames: np.ndarray, masks: np.ndarray, run: R
         "working_size": list(working_size), "native_size": list(frames.shape[1:3]),
         "selfcheck_psnr": outcome.selfcheck[-1][2] if outcome.selfcheck else None,
         "stop_reason": outcome.stop_reason,
-        # generator.flow_keep: "auto" measured after this fit (keep and held-out hole PSNRs)
+        # generator.flow_keep and smooth_share: "auto" measured after this fit (the shares, keep
+        # and smooth, and held-out hole PSNRs)
         "flow_keep": (dataclasses.asdict(outcome.flow_keep) if outcome.flow_keep
                       else config.generator.flow_keep),
         "recoveries": outcome.recoveries,
