@@ -245,7 +245,7 @@ class Contender:
         does) and scores the hole. With a `SmoothShare` measured, also renders the result without
         it (the keep measured alone, as before the layer existed): `unsmoothed_filled`."""
         from tfinpaint.evaluation.metrics import psnr
-        from tfinpaint.fitting.blend import held_out, set_blend
+        from tfinpaint.fitting.blend import fixed_shares, held_out, set_blend
         from tfinpaint.model.generator import flow_keep_layer, smooth_share_layer
 
         generator, settings = self.model.generator, self.config.generator
@@ -253,11 +253,9 @@ class Contender:
         self.network_filled = self.render()  # the network alone (its blend layers at 0)
         self.unsmoothed_filled = None
         if blended:
-            keep = settings.flow_keep if flow_keep_layer(generator) is not None else 0.0
-            share = settings.smooth_share if smooth_share_layer(generator) is not None else 0.0
-            fixed = {"keep": None if keep == "auto" else keep,
-                     "share": None if share == "auto" else share}
-            if "auto" in (keep, share):
+            fixed = fixed_shares(generator, settings)
+            keep, share = fixed["keep"], fixed["share"]
+            if None in (keep, share):
                 held = held_out(generator, self.sampler, self.config.data.prefill,
                                 self.config.train.seed)
                 self.keep = held.best(**fixed)

@@ -153,6 +153,17 @@ def measure_blend(generator, sampler, prefill: str, seed: int, *, keep: float | 
     return held_out(generator, sampler, prefill, seed).best(keep=keep, share=share)
 
 
+def fixed_shares(generator, settings) -> dict[str, float | None]:
+    """`generator.flow_keep` and `smooth_share` (`settings`, a `GeneratorConfig`) as `best_blend`
+    takes them: `{"keep": ..., "share": ...}`, None for "auto" (to be measured), 0 for a layer the
+    generator lacks ("none", or no flow fill), else the fixed number."""
+    def fixed(layer, setting):
+        return 0.0 if layer is None else None if setting == "auto" else float(setting)
+
+    return {"keep": fixed(flow_keep_layer(generator), settings.flow_keep),
+            "share": fixed(smooth_share_layer(generator), settings.smooth_share)}
+
+
 def set_blend(generator, *, keep: float | None = None, share: float | None = None) -> bool:
     """Sets the generator's `FlowKeep` weight to `keep` and its `SmoothShare` weight to `share`
     (None: left as it is); False where it has neither layer."""

@@ -13,7 +13,7 @@ import numpy as np
 from tfinpaint.config import Config, uses_flow
 from tfinpaint.data.samplers import MaskSampler, sampling_from
 from tfinpaint.errors import InputError
-from tfinpaint.fitting.blend import BlendChoice, measure_blend, set_blend
+from tfinpaint.fitting.blend import BlendChoice, fixed_shares, measure_blend, set_blend
 from tfinpaint.fitting.checkpoints import Checkpoints
 from tfinpaint.fitting.device import choose_precision, choose_strategy
 from tfinpaint.fitting.inpainter import Inpainter
@@ -168,16 +168,12 @@ def settle_blend(config: Config, model: Inpainter, sampler, monitor: Monitor, *,
     logged to the console and TensorBoard) and checkpoints them. Returns the measurement, None
     where nothing was measured."""
     generator = model.generator
-    # a layer the generator lacks (setting "none", or no flow fill) takes no share
-    keep = config.generator.flow_keep if flow_keep_layer(generator) is not None else 0.0
-    share = config.generator.smooth_share if smooth_share_layer(generator) is not None else 0.0
     if flow_keep_layer(generator) is None and smooth_share_layer(generator) is None:
         return None
-    choice = None
-    if "auto" in (keep, share):
-        choice = measure_blend(generator, sampler, config.data.prefill, config.train.seed,
-                               keep=None if keep == "auto" else keep,
-                               share=None if share == "auto" else share)
+    fixed, choice = fixed_shares(generator, config.generator), None
+    keep, share = fixed["keep"], fixed["share"]
+    if None in (keep, share):
+        choice = measure_blend(generator, sampler, config.data.prefill, config.train.seed, **fixed)
         keep, share = choice.keep, choice.smooth
         if verbose:
             print(f"blend: {choice.describe()}", file=sys.stderr)
