@@ -170,11 +170,9 @@ class Contender:
         import keras
 
         from tfinpaint.config import uses_flow
-        from tfinpaint.data.samplers import MaskSampler
-        from tfinpaint.data.samplers import sampling_from
         from tfinpaint.fill.render import make_fill_fn
         from tfinpaint.fitting.device import choose_precision
-        from tfinpaint.fitting.loop import build_inpainter
+        from tfinpaint.fitting.loop import build_inpainter, training_sampler
 
         # The race's budget is the fit's time budget: a schedule that decays over the budget
         # (fitting.schedule.CosineDecayToBudget) ends when the race does.
@@ -184,16 +182,13 @@ class Contender:
         keras.utils.set_random_seed(self.config.train.seed)
         self.model = build_inpainter(self.config)
         prefill = self.config.data.prefill
-        flow, self.prefilled = None, None
-        if uses_flow(prefill):  # as train does: fields for the sampler, the real holes' fill
-            from tfinpaint.fill.flow import VideoFlow
+        self.prefilled = None
+        if uses_flow(prefill):  # as train does: the real holes' fill
             from tfinpaint.fill.render import native_prefill
 
-            flow = VideoFlow(self.clip.frames, self.clip.masks, self.config.flow)
             self.prefilled = native_prefill(prefill, self.clip.frames, self.clip.masks,
                                             self.config.flow)
-        self.sampler = MaskSampler(self.clip.frames, self.clip.masks,
-                                   sampling_from(self.config.data), flow=flow)
+        self.sampler = training_sampler(self.config, self.clip.frames, self.clip.masks)
         self.fill = make_fill_fn(self.model.generator, prefill)
         self.fit_seconds += time.perf_counter() - began
 

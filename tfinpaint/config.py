@@ -38,6 +38,7 @@ Translation = Literal["uniform", "boundary"]
 # generator.flow_keep and smooth_share besides a number in [0, 1]: measured per clip, or no layer
 FlowKeep = Literal["auto", "none"]
 CropPlacement = Literal["random", "hole"]
+HeldOut = Literal["holes", "beside"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 # Mask propagation: the flow warp alone, the network alone (the paper), the network correcting the
 # flow warp of its own previous result, the object followed on the network's probability maps
@@ -82,6 +83,11 @@ class DataConfig:
     # so that training holes hide moving things, where the flow fill is wrong, about as often as
     # a real hole does. A clip without movers draws uniformly.
     mover_weight: float = 64.0
+    # Where `generator.flow_keep` and `smooth_share` ("auto") are measured after the fit:
+    # "holes", held-out translated training holes (pixels the loss read in other steps); "beside",
+    # a tube of known pixels beside the holes, moving as they move, held out of the whole fit as
+    # the real hole is (`tfinpaint.data.masks.beside`; no loss reads it, no input or flow shows it).
+    held_out: HeldOut = "holes"
 
 
 @dataclass
@@ -562,11 +568,13 @@ def load_config(yaml_paths: Sequence[str | os.PathLike] = (), overrides: Sequenc
 # keys' defaults were the paper's until 2026-12-05, when they became the default fit's. A saved
 # config holds every key of its day, so one written before a key was added (data.prefill,
 # 8928514; generator.prefill_gate, 74dd721; data.mover_weight, fac4ca7: uniform holes;
-# generator.smooth_share, 2026-12-07: no smooth fill in the result) lacks it
+# generator.smooth_share, 2026-12-07: no smooth fill in the result; data.held_out, 2026-12-07:
+# measured on training holes) lacks it
 # and ran with the value below; the others are listed so that any saved config, even a hand-cut
 # one, reads as it did.
 SAVED_CONFIG_GAPS = {
-    "data": {"prefill": "none", "translated_tube": False, "mover_weight": 1.0},
+    "data": {"prefill": "none", "translated_tube": False, "mover_weight": 1.0,
+             "held_out": "holes"},
     "flow": {"moving_speed": 0.0},
     "generator": {"channels": 48, "prefill_gate": False, "flow_keep": "none",
                   "smooth_share": "none"},

@@ -57,6 +57,54 @@ def _longest_span(present: np.ndarray) -> int:
     return max((int(s[-1] - s[0] + 1) for s in spans if len(s)), default=0)
 
 
+def beside(masks: np.ndarray, max_overlap: float = 0.1, step: int = 4,
+           gap: int = 8) -> np.ndarray | None:
+    """A held-out tube: the clip's holes moved, all by one offset, to lie beside themselves.
+
+    The shortest sideways move (else vertical; in `step`-px steps, circular as `translate`) after
+    which at most `max_overlap` of the moved holes' area lies within `gap` px of a hole (so that
+    known pixels part the two, as they surround the hole), or the move that overlaps least where
+    none does. The tube hides, in every frame, what lies next to the hole
+    there, moving as the hole moves: the kind of content the hole hides, not shown by the frames
+    where the hole's neighbours would not show it either. Known pixels a fit never learns are
+    what tell it how it fills pixels it has never seen (`tfinpaint.fitting.blend`).
+
+    Args:
+        masks: uint8 [N, H, W, 1], non-zero in the hole.
+
+    Returns:
+        uint8 [N, H, W, 1], 1 in the tube, never inside a hole; None where the masks are empty
+        or the tube would be under half the holes' area.
+    """
+    hole = np.asarray(masks)[..., 0] != 0
+    area = int(hole.sum())
+    if area == 0:
+        return None
+    height, width = hole.shape[1:]
+    coarse = hole[:, ::step, ::step]  # the search at 1/step of the size: only overlaps count
+    reach = -(-gap // step)
+    near = coarse.copy()
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            near |= np.roll(coarse, (dy, dx), axis=(1, 2))
+
+    def overlap(dy: int, dx: int) -> float:
+        moved = np.roll(coarse, (dy, dx), axis=(1, 2))
+        return float((moved & near).sum()) / max(int(coarse.sum()), 1)
+
+    # sideways first: what lies level with the hole is most like what it hides (the same
+    # ground, the same walkers), where above and below are sky and road
+    candidates = [(0, sign * d) for d in range(1, (width // step) // 2 + 1) for sign in (1, -1)]
+    candidates += [(sign * d, 0) for d in range(1, (height // step) // 2 + 1) for sign in (1, -1)]
+    scores = [overlap(dy, dx) for dy, dx in candidates]
+    fits = [k for k, score in enumerate(scores) if score <= max_overlap]
+    dy, dx = candidates[fits[0] if fits else int(np.argmin(scores))]
+    tube = np.roll(hole, (dy * step, dx * step), axis=(1, 2)) & ~hole
+    if tube.sum() < area / 2:
+        return None
+    return tube[..., None].astype(np.uint8)
+
+
 def uniform_offset(seed: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
     """A translation (dy, dx) drawn uniformly over the whole frame (the reference's sampler)."""
     limits = tf.stack([height, width])

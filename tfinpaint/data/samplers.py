@@ -84,15 +84,23 @@ class MaskSampler:
             [h, w, 3], X_i with its hole M_i ∪ M'_t filled from the other frames only,
             propagated over the whole frame and cut with the crop. With `sampling.tube` the
             other frames lose their pixels under the moved mask as well (`tube`).
+        held: uint8 [N, H, W, 1] or None: known pixels held out of the fit (a tube,
+            `tfinpaint.data.masks.beside`). They count as hole in every example (no loss reads
+            them, no input shows them; `flow` must be measured with them as hole too), while the
+            translated masks keep the real holes' shapes. `held_out_examples` fills them.
     """
 
-    def __init__(self, frames: np.ndarray, masks: np.ndarray, sampling: Sampling, flow=None):
+    def __init__(self, frames: np.ndarray, masks: np.ndarray, sampling: Sampling, flow=None,
+                 held: np.ndarray | None = None):
         self.sampling = sampling
         self.flow = flow
         self.num_frames, self.height, self.width = frames.shape[:3]
         self.crop = crop_size(sampling, masks)  # None: whole frames
         self.frames = tf.constant(frames, tf.uint8)
         self.masks = tf.constant(masks, tf.uint8)
+        self.held = None if held is None else tf.constant(held, tf.uint8)
+        # what no example shows or scores: the holes, and the held-out pixels
+        self.unknown = self.masks if held is None else tf.maximum(self.masks, self.held)
         self.centres = tf.constant(mask_ops.mask_centres(masks))
         scale = self.height / 480.0
         band_y = max(1, int(round(sampling.band_y * scale)))
@@ -120,10 +128,10 @@ class MaskSampler:
             offset = mask_ops.uniform_offset(seeds[2], self.height, self.width)
         example = {
             "frames": self.frames[i],
-            "masks": self.masks[i],
+            "masks": self.unknown[i],
             "translated": mask_ops.translate(self.masks[t], offset),
             "target_frames": self.frames[t],
-            "target_masks": self.masks[t],
+            "target_masks": self.unknown[t],
         }
         if self.flow is not None:
             # No leak: propagate_frame never reads frame i inside the hole it is given
@@ -135,6 +143,30 @@ class MaskSampler:
                 [self.height, self.width])
             example = self._crop(example, seeds[3], translated_centre)
         return example
+
+    def held_out_examples(self, count: int) -> dict[str, tf.Tensor] | None:
+        """The held-out pixels of up to `count` frames, evenly spaced among those that hold some,
+        as the real holes are filled: `frames` uint8 [K, H, W, 3], `hole` (holes and held-out
+        pixels, uint8 [K, H, W, 1]), `held` (the pixels to score) and, with a flow, `prefilled`
+        (the frame's `hole` filled from the other frames, which show none of it either). None
+        without held-out pixels."""
+        if self.held is None:
+            return None
+        holding = np.flatnonzero(self.held.numpy().any(axis=(1, 2, 3)))
+        if len(holding) == 0:
+            return None
+        chosen = holding[np.unique(np.linspace(0, len(holding) - 1,
+                                               min(count, len(holding))).round().astype(int))]
+
+        def example(i):
+            drawn = {"frames": self.frames[i], "hole": self.unknown[i], "held": self.held[i]}
+            if self.flow is not None:
+                drawn["prefilled"] = self.flow.prefill(i, self.unknown[i])
+            return drawn
+
+        return tf.data.Dataset.from_tensor_slices(chosen.astype(np.int32)).map(
+            example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(
+            len(chosen)).get_single_element()
 
     def tube(self, i: tf.Tensor, t: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
         """uint8 [N, H, W, 1]: the translated mask M'_t through the whole clip. Frame i + k holds

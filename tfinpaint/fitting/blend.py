@@ -16,6 +16,7 @@ fixes it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,12 +46,17 @@ class BlendChoice:
     psnr_flow: float
     smooth: float = 0.0
     psnr_smooth: float | None = None
+    # what the shares were measured on (`data.held_out`): "holes", held-out training holes, or
+    # "beside", known pixels beside the holes held out of the whole fit
+    measured_on: str = "holes"
 
     def describe(self) -> str:
         smooth = "" if self.psnr_smooth is None else f" and {self.smooth:.2f} of a smooth fill"
         alone = "" if self.psnr_smooth is None else f", smooth fill alone {self.psnr_smooth:.2f}"
-        return (f"the result keeps {self.keep:.2f} of the flow fill{smooth} in the hole (held-out "
-                f"training holes: {self.psnr:.2f} dB; network alone {self.psnr_network:.2f}, "
+        where = {"holes": "held-out training holes",
+                 "beside": "pixels beside the hole held out of the fit"}[self.measured_on]
+        return (f"the result keeps {self.keep:.2f} of the flow fill{smooth} in the hole ({where}: "
+                f"{self.psnr:.2f} dB; network alone {self.psnr_network:.2f}, "
                 f"flow fill alone {self.psnr_flow:.2f}{alone})")
 
 
@@ -108,42 +114,50 @@ def best_blend(network, flow, truth, where=None, *, smooth=None, keep: float | N
 
 @dataclass(frozen=True)
 class HeldOut:
-    """The held-out training holes' scored pixels (flat float64, 0-255): the network alone, the
-    flow fill, the smooth fill (None without a `SmoothShare`) and the truth."""
+    """The held-out pixels' values (flat float64, 0-255): the network alone, the flow fill, the
+    smooth fill (None without a `SmoothShare`) and the truth; `measured_on` as `BlendChoice`'s."""
 
     network: np.ndarray
     flow: np.ndarray
     smooth: np.ndarray | None
     truth: np.ndarray
+    measured_on: str = "holes"
 
     def best(self, keep: float | None = None, share: float | None = None) -> BlendChoice:
         """`best_blend` on these pixels (fixed `keep`/`share` where given)."""
-        return best_blend(self.network, self.flow, self.truth, smooth=self.smooth, keep=keep,
-                          share=share)
+        return dataclasses.replace(best_blend(self.network, self.flow, self.truth,
+                                              smooth=self.smooth, keep=keep, share=share),
+                                   measured_on=self.measured_on)
 
 
 def held_out(generator, sampler, prefill: str, seed: int, count: int = HELD_OUT_EXAMPLES,
              batch: int = 4) -> HeldOut:
     """`generator`'s network alone (its blend layers at 0, as they stay), the flow fill and the
-    smooth fill on `count` held-out training holes of `sampler` (a `MaskSampler` with a flow),
-    scored where a translated mask hides known pixels, as the self-check scores."""
+    smooth fill where `sampler` (a `MaskSampler` with a flow) holds known pixels out of the fit
+    (`MaskSampler.held_out_examples`, in up to `count` frames), else on `count` held-out training
+    holes, scored where a translated mask hides known pixels, as the self-check scores."""
     set_blend(generator, keep=0.0, share=0.0)
-    held = fixed_examples(sampler.sample, count, seed, stream=HELD_OUT_STREAM)
+    held, measured_on = sampler.held_out_examples(count), "beside"
+    if held is not None:
+        hole, where = held["hole"], held["held"].numpy() > 0
+    else:
+        measured_on = "holes"
+        held = fixed_examples(sampler.sample, count, seed, stream=HELD_OUT_STREAM)
+        hole = tf.maximum(held["masks"], tf.cast(held["translated"], held["masks"].dtype))
+        where = (held["translated"].numpy() > 0) & (held["masks"].numpy() == 0)
     fill = make_fill_fn(generator, prefill)
-    hole = tf.maximum(held["masks"], tf.cast(held["translated"], held["masks"].dtype))
     network = np.concatenate([fill(held["frames"][k:k + batch], hole[k:k + batch],
                                    held["prefilled"][k:k + batch]).numpy()
-                              for k in range(0, count, batch)])
+                              for k in range(0, len(hole), batch)])
     layer = smooth_share_layer(generator)
     smooth = None
     if layer is not None:  # as the layer fills, in 0-255 (the fill is a convex mix: any range)
         smooth = tf.round(pyramid_fill(tf.cast(held["frames"], tf.float32),
                                        tf.cast(hole > 0, tf.float32), smoothing=layer.smoothing))
-    where = (held["translated"].numpy() > 0) & (held["masks"].numpy() == 0)
     parts = _scored(where, network, held["prefilled"], held["frames"],
                     *([] if smooth is None else [smooth]))
     return HeldOut(network=parts[0], flow=parts[1], truth=parts[2],
-                   smooth=parts[3] if smooth is not None else None)
+                   smooth=parts[3] if smooth is not None else None, measured_on=measured_on)
 
 
 def measure_blend(generator, sampler, prefill: str, seed: int, *, keep: float | None = None,

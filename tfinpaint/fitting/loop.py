@@ -93,20 +93,7 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
         if warm_start is not None and start == 0:
             warm_start(model.generator)
     if sampler is None:
-        flow = None
-        if uses_flow(config.data.prefill):
-            from tfinpaint.fill.flow import VideoFlow
-
-            flow = VideoFlow(frames, masks, config.flow)
-            if verbose:
-                print(f"flow fields of {len(frames)} frames at {frames.shape[2]}x{frames.shape[1]} "
-                      f"in {flow.seconds:.1f} s", file=sys.stderr)
-        sampler = MaskSampler(frames, masks, sampling_from(config.data), flow=flow)
-        if verbose and sampler.crop is not None:
-            where = ("around the translated hole" if config.data.crop_placement == "hole"
-                     else "anywhere in the frame")
-            print(f"training crops of {sampler.crop[1]}x{sampler.crop[0]}, {where}",
-                  file=sys.stderr)
+        sampler = training_sampler(config, frames, masks, verbose=verbose)
     selfcheck_batch = sampler.fixed_batch(config.train.selfcheck_frames, seed=config.train.seed)
     monitor = Monitor(config=config, run=run, checkpoints=checkpoints,
                       selfcheck_batch=selfcheck_batch, verbose=verbose)
@@ -159,6 +146,36 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
                       recoveries=monitor.recovery.events if monitor.recovery else [],
                       skipped=monitor.recovery.skips if monitor.recovery else [],
                       flow_keep=choice)
+
+
+def training_sampler(config: Config, frames: np.ndarray, masks: np.ndarray, *,
+                     verbose: bool = False) -> MaskSampler:
+    """The fit's `MaskSampler` of `frames` and `masks` (at working resolution): with a flow fill,
+    the clip's `VideoFlow`; with `data.held_out: beside` and a share to measure ("auto"), a tube
+    of known pixels beside the holes (`tfinpaint.data.masks.beside`) held out of the fit, on
+    which `fitting.blend.held_out` measures the shares."""
+    flow = held = None
+    if uses_flow(config.data.prefill):
+        from tfinpaint.data.masks import beside
+        from tfinpaint.fill.flow import VideoFlow
+
+        settings = config.generator
+        if config.data.held_out == "beside" and "auto" in (settings.flow_keep,
+                                                            settings.smooth_share):
+            held = beside(masks)
+        flow = VideoFlow(frames, masks if held is None else np.maximum(masks, held), config.flow)
+        if verbose:
+            print(f"flow fields of {len(frames)} frames at {frames.shape[2]}x{frames.shape[1]} "
+                  f"in {flow.seconds:.1f} s", file=sys.stderr)
+            if held is not None:
+                print(f"held out of the fit to measure the blend on: {held.mean():.1%} of the "
+                      "pixels, beside the holes", file=sys.stderr)
+    sampler = MaskSampler(frames, masks, sampling_from(config.data), flow=flow, held=held)
+    if verbose and sampler.crop is not None:
+        where = ("around the translated hole" if config.data.crop_placement == "hole"
+                 else "anywhere in the frame")
+        print(f"training crops of {sampler.crop[1]}x{sampler.crop[0]}, {where}", file=sys.stderr)
+    return sampler
 
 
 def settle_blend(config: Config, model: Inpainter, sampler, monitor: Monitor, *,
