@@ -172,7 +172,7 @@ class Contender:
         from tfinpaint.config import uses_flow
         from tfinpaint.fill.render import make_fill_fn
         from tfinpaint.fitting.device import choose_precision
-        from tfinpaint.fitting.loop import build_inpainter, training_sampler
+        from tfinpaint.fitting.loop import build_inpainter
 
         # The race's budget is the fit's time budget: a schedule that decays over the budget
         # (fitting.schedule.CosineDecayToBudget) ends when the race does.
@@ -188,9 +188,15 @@ class Contender:
 
             self.prefilled = native_prefill(prefill, self.clip.frames, self.clip.masks,
                                             self.config.flow)
-        self.sampler = training_sampler(self.config, self.clip.frames, self.clip.masks)
+        self.sampler = self.make_sampler()
         self.fill = make_fill_fn(self.model.generator, prefill)
         self.fit_seconds += time.perf_counter() - began
+
+    def make_sampler(self):
+        """The fit's sampler, as `train` builds it (a study may hold other pixels out)."""
+        from tfinpaint.fitting.loop import training_sampler
+
+        return training_sampler(self.config, self.clip.frames, self.clip.masks)
 
     @property
     def steps(self) -> int:

@@ -52,19 +52,17 @@ class TubeContender(Contender):
 
     held: np.ndarray | None = None
 
-    def build(self):
+    def make_sampler(self):
         from tfinpaint.config import uses_flow
         from tfinpaint.data.samplers import MaskSampler, sampling_from
         from tfinpaint.fill.flow import VideoFlow
 
-        super().build()  # data.held_out: holes; its flow fields are measured again here
         assert uses_flow(self.config.data.prefill)
-        unknown = np.maximum(self.clip.masks, self.held)
-        flow = VideoFlow(self.clip.frames, unknown, self.config.flow)
-        self.holes_sampler = MaskSampler(self.clip.frames, self.clip.masks,
-                                         sampling_from(self.config.data), flow=flow)
-        self.sampler = MaskSampler(self.clip.frames, self.clip.masks,
-                                   sampling_from(self.config.data), flow=flow, held=self.held)
+        # one measurement of the flow fields, with the tube as hole, for both samplers
+        flow = VideoFlow(self.clip.frames, np.maximum(self.clip.masks, self.held), self.config.flow)
+        sampling = sampling_from(self.config.data)
+        self.holes_sampler = MaskSampler(self.clip.frames, self.clip.masks, sampling, flow=flow)
+        return MaskSampler(self.clip.frames, self.clip.masks, sampling, flow=flow, held=self.held)
 
 
 def main(argv=None) -> int:
