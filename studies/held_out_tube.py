@@ -9,7 +9,11 @@ real hole, the shares chosen three ways, all from the same fit:
 
 - `holes`: the held-out training holes (the shipped measurement);
 - `tube`: the held-out tube, which the fit never learnt, as it never learnt the real hole;
+- `pooled`: both sets of pixels at once;
 - `oracle`: the best shares for the real hole's truth (the ceiling of any measurement).
+
+`measured_alone` gives each fill's PSNR alone on the tube and on the holes: what each set of
+pixels says of the network, the flow fill and the smooth fill.
 
 The tube is the holes moved beside themselves (`tfinpaint.data.masks.beside`) or, `--tube
 objects`, moved sideways to where it covers the footage's annotated objects most (annotations:
@@ -47,6 +51,10 @@ def objects_tube(masks: np.ndarray, objects: np.ndarray, step: int = 4,
     return best[..., None].astype(np.uint8)
 
 
+def _flat_psnr(values, truth) -> float:
+    return round(float(10 * np.log10(255.0 ** 2 / np.mean((values - truth) ** 2))), 3)
+
+
 class TubeContender(Contender):
     """A contender whose fit holds `held` out: its flow fields and its examples treat it as hole."""
 
@@ -79,7 +87,7 @@ def main(argv=None) -> int:
     from tfinpaint.config import load_config
     from tfinpaint.data.masks import beside
     from tfinpaint.evaluation.metrics import psnr
-    from tfinpaint.fitting.blend import best_blend, held_out, set_blend
+    from tfinpaint.fitting.blend import HeldOut, best_blend, held_out, set_blend
 
     clip = load_clip(args.clip, args.bmx_frames)
     held = (beside(clip.masks) if args.tube == "beside"
@@ -89,8 +97,13 @@ def main(argv=None) -> int:
     race([contender], eval_every=1e9, slice_seconds=60.0, eval_at=[args.budget * 60.0])
     generator, prefill = contender.model.generator, contender.config.data.prefill
     seed = contender.config.train.seed
-    choices = {"tube": held_out(generator, contender.sampler, prefill, seed).best(),
-               "holes": held_out(generator, contender.holes_sampler, prefill, seed).best()}
+    measured = {"tube": held_out(generator, contender.sampler, prefill, seed),
+                "holes": held_out(generator, contender.holes_sampler, prefill, seed)}
+    # both sets of pixels at once: the tube's unlearnt pixels and the holes on what moves
+    measured["pooled"] = HeldOut(*(None if measured["tube"].smooth is None else np.concatenate(
+        [getattr(measured[name], field) for name in ("tube", "holes")])
+        for field in ("network", "flow", "smooth", "truth")), measured_on="pooled")
+    choices = {name: pixels.best() for name, pixels in measured.items()}
     set_blend(generator, keep=0.0, share=0.0)
     network = contender.render()
     set_blend(generator, keep=0.0, share=1.0)
@@ -102,6 +115,11 @@ def main(argv=None) -> int:
               "hole_on_objects": round(float(objects[hole].mean()), 3),
               "tube_on_objects": round(float(objects[held[..., 0] > 0].mean()), 3),
               "tube_area": round(float(held.mean()), 4), "hole_area": round(float(hole.mean()), 4)}
+    # each fill alone where the shares were measured: what each set of pixels says of it
+    report["measured_alone"] = {name: {fill: _flat_psnr(getattr(pixels, fill), pixels.truth)
+                                       for fill in ("network", "flow", "smooth")}
+                                for name, pixels in measured.items() if name != "pooled"}
+
     def psnrs(filled, clip=clip):  # hole PSNR all / off / on the objects (SSIM, warping: slow)
         return {"psnr_hole": round(psnr(filled, clip.truth, clip.masks), 4)} | _object_split(
             filled, clip)
