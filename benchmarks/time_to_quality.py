@@ -258,7 +258,7 @@ class Contender:
             keep, share = fixed["keep"], fixed["share"]
             if None in (keep, share):
                 held = held_out(generator, self.sampler, self.config.data.prefill,
-                                self.config.train.seed)
+                                self.config.train.seed, on=self.config.data.held_out)
                 self.keep = held.best(**fixed)
                 keep, share = self.keep.keep, self.keep.smooth
                 if smooth_share_layer(generator) is not None and fixed["share"] is None:

@@ -97,8 +97,8 @@ def main(argv=None) -> int:
     race([contender], eval_every=1e9, slice_seconds=60.0, eval_at=[args.budget * 60.0])
     generator, prefill = contender.model.generator, contender.config.data.prefill
     seed = contender.config.train.seed
-    measured = {"tube": held_out(generator, contender.sampler, prefill, seed),
-                "holes": held_out(generator, contender.holes_sampler, prefill, seed)}
+    measured = {"tube": held_out(generator, contender.sampler, prefill, seed, on="beside"),
+                "holes": held_out(generator, contender.holes_sampler, prefill, seed, on="holes")}
     # both sets of pixels at once: the tube's unlearnt pixels and the holes on what moves
     measured["pooled"] = HeldOut(*(None if measured["tube"].smooth is None else np.concatenate(
         [getattr(measured[name], field) for name in ("tube", "holes")])

@@ -128,12 +128,48 @@ def test_a_fit_holding_pixels_beside_the_hole_measures_its_blend_there(tmp_path)
                 "flow.preset=ultrafast"]
     beside_run = fit_run(tmp_path / "beside", ["--video", "sample"], 4,
                          [*settings, "data.held_out=beside"])
-    holes_run = fit_run(tmp_path / "holes", ["--video", "sample"], 4, settings)
-    beside_choice = json.loads((beside_run / "result" / "summary.json").read_text())["flow_keep"]
-    holes_choice = json.loads((holes_run / "result" / "summary.json").read_text())["flow_keep"]
+    holes_run = fit_run(tmp_path / "holes", ["--video", "sample"], 4,
+                        [*settings, "data.held_out=holes"])
+    both_run = fit_run(tmp_path / "both", ["--video", "sample"], 2,
+                       [*settings, "data.held_out=both"])
+    beside_choice, holes_choice, both_choice = (
+        json.loads((run / "result" / "summary.json").read_text())["flow_keep"]
+        for run in (beside_run, holes_run, both_run))
     assert beside_choice["measured_on"] == "beside" and holes_choice["measured_on"] == "holes"
+    assert both_choice["measured_on"] == "both"
     assert 0.0 <= beside_choice["keep"] <= 1.0 and 0.0 <= beside_choice["smooth"] <= 1.0
     # measured elsewhere, on other pixels: not the training holes' numbers
     assert beside_choice["psnr_flow"] != holes_choice["psnr_flow"]
     assert beside_choice["psnr"] >= max(beside_choice["psnr_network"], beside_choice["psnr_flow"],
                                         beside_choice["psnr_smooth"]) - 0.05
+
+
+def test_both_measures_the_tube_and_the_training_holes_as_one_set_of_pixels():
+    from tfinpaint.fitting.blend import best_blend, held_out
+    from tfinpaint.model.generator import build_generator
+
+    frames, masks = _clip(num_frames=6, height=48, width=64)
+    held = beside(masks, gap=2)
+    video_flow = flow.VideoFlow(frames, np.maximum(masks, held), SETTINGS)
+    sampler = MaskSampler(frames, masks, _sampling(tube=True), flow=video_flow, held=held)
+    generator = build_generator("base", channels=4, in_channels=4, flow_keep=True,
+                                smooth_share=True)
+    measured = {on: held_out(generator, sampler, "flow", seed=5, count=4, on=on)
+                for on in ("beside", "holes", "both")}
+    tube, holes, both = measured["beside"], measured["holes"], measured["both"]
+    assert (tube.measured_on, holes.measured_on, both.measured_on) == ("beside", "holes", "both")
+    # the tube's pixels are the held-out ones of the evenly spaced frames; the holes' others
+    assert tube.truth.size == 3 * held[[0, 2, 3, 5]].sum()
+    assert holes.truth.size and not np.array_equal(tube.truth, holes.truth)
+    for field in ("network", "flow", "smooth", "truth"):
+        np.testing.assert_array_equal(getattr(both, field), np.concatenate(
+            [getattr(tube, field), getattr(holes, field)]))
+    choice = both.best()
+    assert choice.measured_on == "both"
+    again = best_blend(both.network, both.flow, both.truth, smooth=both.smooth)
+    assert (choice.keep, choice.smooth) == (again.keep, again.smooth)
+    # one measurement of each set: the pooled PSNR lies between the two sets' own
+    assert min(tube.best().psnr, holes.best().psnr) - 1e-6 <= choice.psnr
+    # without a tube every choice falls back on the training holes
+    plain = MaskSampler(frames, masks, _sampling(tube=True), flow=video_flow)
+    assert held_out(generator, plain, "flow", seed=5, count=4, on="both").measured_on == "holes"

@@ -38,7 +38,7 @@ Translation = Literal["uniform", "boundary"]
 # generator.flow_keep and smooth_share besides a number in [0, 1]: measured per clip, or no layer
 FlowKeep = Literal["auto", "none"]
 CropPlacement = Literal["random", "hole"]
-HeldOut = Literal["holes", "beside"]
+HeldOut = Literal["holes", "beside", "both"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 # Mask propagation: the flow warp alone, the network alone (the paper), the network correcting the
 # flow warp of its own previous result, the object followed on the network's probability maps
@@ -86,7 +86,8 @@ class DataConfig:
     # Where `generator.flow_keep` and `smooth_share` ("auto") are measured after the fit:
     # "holes", held-out translated training holes (pixels the loss read in other steps); "beside",
     # a tube of known pixels beside the holes, moving as they move, held out of the whole fit as
-    # the real hole is (`tfinpaint.data.masks.beside`; no loss reads it, no input or flow shows it).
+    # the real hole is (`tfinpaint.data.masks.beside`; no loss reads it, no input or flow shows it);
+    # "both": the tube and the training holes, measured as one set of pixels.
     held_out: HeldOut = "holes"
 
 

@@ -46,15 +46,17 @@ class BlendChoice:
     psnr_flow: float
     smooth: float = 0.0
     psnr_smooth: float | None = None
-    # what the shares were measured on (`data.held_out`): "holes", held-out training holes, or
-    # "beside", known pixels beside the holes held out of the whole fit
+    # what the shares were measured on (`data.held_out`): "holes", held-out training holes,
+    # "beside", known pixels beside the holes held out of the whole fit, or "both" at once
     measured_on: str = "holes"
 
     def describe(self) -> str:
         smooth = "" if self.psnr_smooth is None else f" and {self.smooth:.2f} of a smooth fill"
         alone = "" if self.psnr_smooth is None else f", smooth fill alone {self.psnr_smooth:.2f}"
         where = {"holes": "held-out training holes",
-                 "beside": "pixels beside the hole held out of the fit"}[self.measured_on]
+                 "beside": "pixels beside the hole held out of the fit",
+                 "both": "held-out training holes and pixels beside the hole held out of the fit"
+                 }[self.measured_on]
         return (f"the result keeps {self.keep:.2f} of the flow fill{smooth} in the hole ({where}: "
                 f"{self.psnr:.2f} dB; network alone {self.psnr_network:.2f}, "
                 f"flow fill alone {self.psnr_flow:.2f}{alone})")
@@ -123,6 +125,15 @@ class HeldOut:
     truth: np.ndarray
     measured_on: str = "holes"
 
+    def __add__(self, other: HeldOut) -> HeldOut:
+        """Both sets of pixels, measured as one ("both")."""
+        def joined(field):
+            parts = [getattr(self, field), getattr(other, field)]
+            return None if any(part is None for part in parts) else np.concatenate(parts)
+
+        return HeldOut(network=joined("network"), flow=joined("flow"), smooth=joined("smooth"),
+                       truth=joined("truth"), measured_on="both")
+
     def best(self, keep: float | None = None, share: float | None = None) -> BlendChoice:
         """`best_blend` on these pixels (fixed `keep`/`share` where given)."""
         return dataclasses.replace(best_blend(self.network, self.flow, self.truth,
@@ -131,20 +142,31 @@ class HeldOut:
 
 
 def held_out(generator, sampler, prefill: str, seed: int, count: int = HELD_OUT_EXAMPLES,
-             batch: int = 4) -> HeldOut:
+             batch: int = 4, on: str = "beside") -> HeldOut:
     """`generator`'s network alone (its blend layers at 0, as they stay), the flow fill and the
-    smooth fill where `sampler` (a `MaskSampler` with a flow) holds known pixels out of the fit
-    (`MaskSampler.held_out_examples`, in up to `count` frames), else on `count` held-out training
-    holes, scored where a translated mask hides known pixels, as the self-check scores."""
+    smooth fill on held-out pixels: where `sampler` (a `MaskSampler` with a flow) holds known
+    pixels out of the fit (`MaskSampler.held_out_examples`, in up to `count` frames) and `on` is
+    "beside" or "both"; on `count` held-out training holes, scored where a translated mask hides
+    known pixels as the self-check scores, where it holds none or `on` is "holes"; on both sets
+    of pixels together where `on` is "both"."""
     set_blend(generator, keep=0.0, share=0.0)
-    held, measured_on = sampler.held_out_examples(count), "beside"
-    if held is not None:
-        hole, where = held["hole"], held["held"].numpy() > 0
-    else:
-        measured_on = "holes"
-        held = fixed_examples(sampler.sample, count, seed, stream=HELD_OUT_STREAM)
-        hole = tf.maximum(held["masks"], tf.cast(held["translated"], held["masks"].dtype))
-        where = (held["translated"].numpy() > 0) & (held["masks"].numpy() == 0)
+    tube = None if on == "holes" else sampler.held_out_examples(count)
+    if tube is not None:
+        measured = _measured(generator, prefill, tube, tube["hole"], tube["held"].numpy() > 0,
+                             batch, "beside")
+        if on == "beside":
+            return measured
+    held = fixed_examples(sampler.sample, count, seed, stream=HELD_OUT_STREAM)
+    holes = _measured(generator, prefill, held,
+                      tf.maximum(held["masks"], tf.cast(held["translated"], held["masks"].dtype)),
+                      (held["translated"].numpy() > 0) & (held["masks"].numpy() == 0), batch,
+                      "holes")
+    return holes if tube is None else measured + holes
+
+
+def _measured(generator, prefill: str, held: dict, hole, where, batch: int,
+              measured_on: str) -> HeldOut:
+    """`held_out`'s fills of the examples `held` with `hole` as hole, at the pixels `where`."""
     fill = make_fill_fn(generator, prefill)
     network = np.concatenate([fill(held["frames"][k:k + batch], hole[k:k + batch],
                                    held["prefilled"][k:k + batch]).numpy()
@@ -161,10 +183,11 @@ def held_out(generator, sampler, prefill: str, seed: int, count: int = HELD_OUT_
 
 
 def measure_blend(generator, sampler, prefill: str, seed: int, *, keep: float | None = None,
-                  share: float | None = None) -> BlendChoice:
-    """`best_blend` of `generator` on its held-out training holes (`held_out`), with the shares
-    given fixed; the generator's layers are left at 0 (`set_blend` applies the choice)."""
-    return held_out(generator, sampler, prefill, seed).best(keep=keep, share=share)
+                  share: float | None = None, on: str = "beside") -> BlendChoice:
+    """`best_blend` of `generator` on its held-out pixels (`held_out`; `on` as `data.held_out`),
+    with the shares given fixed; the generator's layers are left at 0 (`set_blend` applies the
+    choice)."""
+    return held_out(generator, sampler, prefill, seed, on=on).best(keep=keep, share=share)
 
 
 def fixed_shares(generator, settings) -> dict[str, float | None]:

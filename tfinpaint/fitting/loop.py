@@ -151,17 +151,18 @@ def fit(config: Config, frames: np.ndarray, masks: np.ndarray, run: RunDir, *,
 def training_sampler(config: Config, frames: np.ndarray, masks: np.ndarray, *,
                      verbose: bool = False) -> MaskSampler:
     """The fit's `MaskSampler` of `frames` and `masks` (at working resolution): with a flow fill,
-    the clip's `VideoFlow`; with `data.held_out: beside` and a share to measure ("auto"), a tube
-    of known pixels beside the holes (`tfinpaint.data.masks.beside`) held out of the fit, on
-    which `fitting.blend.held_out` measures the shares."""
+    the clip's `VideoFlow`; with `data.held_out` "beside" or "both" and a share to measure
+    ("auto"), a tube of known pixels beside the holes (`tfinpaint.data.masks.beside`) held out of
+    the fit, on which (and, with "both", on training holes too) `fitting.blend.held_out`
+    measures the shares."""
     flow = held = None
     if uses_flow(config.data.prefill):
         from tfinpaint.data.masks import beside
         from tfinpaint.fill.flow import VideoFlow
 
         settings = config.generator
-        if config.data.held_out == "beside" and "auto" in (settings.flow_keep,
-                                                            settings.smooth_share):
+        if config.data.held_out in ("beside", "both") and "auto" in (settings.flow_keep,
+                                                                     settings.smooth_share):
             held = beside(masks)
         flow = VideoFlow(frames, masks if held is None else np.maximum(masks, held), config.flow)
         if verbose:
@@ -190,7 +191,8 @@ def settle_blend(config: Config, model: Inpainter, sampler, monitor: Monitor, *,
     fixed, choice = fixed_shares(generator, config.generator), None
     keep, share = fixed["keep"], fixed["share"]
     if None in (keep, share):
-        choice = measure_blend(generator, sampler, config.data.prefill, config.train.seed, **fixed)
+        choice = measure_blend(generator, sampler, config.data.prefill, config.train.seed,
+                               on=config.data.held_out, **fixed)
         keep, share = choice.keep, choice.smooth
         if verbose:
             print(f"blend: {choice.describe()}", file=sys.stderr)
