@@ -51,10 +51,6 @@ def objects_tube(masks: np.ndarray, objects: np.ndarray, step: int = 4,
     return best[..., None].astype(np.uint8)
 
 
-def _flat_psnr(values, truth) -> float:
-    return round(float(10 * np.log10(255.0 ** 2 / np.mean((values - truth) ** 2))), 3)
-
-
 class TubeContender(Contender):
     """A contender whose fit holds `held` out: its flow fields and its examples treat it as hole."""
 
@@ -87,7 +83,7 @@ def main(argv=None) -> int:
     from tfinpaint.config import load_config
     from tfinpaint.data.masks import beside
     from tfinpaint.evaluation.metrics import psnr
-    from tfinpaint.fitting.blend import HeldOut, best_blend, held_out, set_blend
+    from tfinpaint.fitting.blend import best_blend, held_out, set_blend
 
     clip = load_clip(args.clip, args.bmx_frames)
     held = (beside(clip.masks) if args.tube == "beside"
@@ -99,10 +95,9 @@ def main(argv=None) -> int:
     seed = contender.config.train.seed
     measured = {"tube": held_out(generator, contender.sampler, prefill, seed, on="beside"),
                 "holes": held_out(generator, contender.holes_sampler, prefill, seed, on="holes")}
-    # both sets of pixels at once: the tube's unlearnt pixels and the holes on what moves
-    measured["pooled"] = HeldOut(*(None if measured["tube"].smooth is None else np.concatenate(
-        [getattr(measured[name], field) for name in ("tube", "holes")])
-        for field in ("network", "flow", "smooth", "truth")), measured_on="pooled")
+    # both sets of pixels at once (`data.held_out: both`): the tube's unlearnt pixels and the
+    # holes on what moves
+    measured["pooled"] = measured["tube"] + measured["holes"]
     choices = {name: pixels.best() for name, pixels in measured.items()}
     set_blend(generator, keep=0.0, share=0.0)
     network = contender.render()
@@ -116,9 +111,11 @@ def main(argv=None) -> int:
               "tube_on_objects": round(float(objects[held[..., 0] > 0].mean()), 3),
               "tube_area": round(float(held.mean()), 4), "hole_area": round(float(hole.mean()), 4)}
     # each fill alone where the shares were measured: what each set of pixels says of it
-    report["measured_alone"] = {name: {fill: _flat_psnr(getattr(pixels, fill), pixels.truth)
-                                       for fill in ("network", "flow", "smooth")}
-                                for name, pixels in measured.items() if name != "pooled"}
+    report["measured_alone"] = {name: {"network": round(choices[name].psnr_network, 3),
+                                       "flow": round(choices[name].psnr_flow, 3),
+                                       "smooth": choices[name].psnr_smooth and round(
+                                           choices[name].psnr_smooth, 3)}
+                                for name in ("tube", "holes")}
 
     def psnrs(filled, clip=clip):  # hole PSNR all / off / on the objects (SSIM, warping: slow)
         return {"psnr_hole": round(psnr(filled, clip.truth, clip.masks), 4)} | _object_split(
